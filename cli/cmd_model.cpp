@@ -1,0 +1,68 @@
+// drifa info | drifa init: describe a configuration or a saved model; write a fresh model.
+#include <iostream>
+
+#include <torch/torch.h>
+
+#include "commands.h"
+#include "drifa/io/model_file.h"
+#include "drifa/model/drifa_net.h"
+#include "drifa/model/summary.h"
+
+namespace drifa::cli {
+
+void register_info(CLI::App& app, GlobalFlags& g) {
+  struct Opts {
+    ModelFlags model;
+    std::string file;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("info", "architecture summary, parameter count and MACs of a configuration or model file");
+  add_model_flags(*cmd, o->model);
+  cmd->add_option("model_file", o->file, "a saved .safetensors model (overrides the configuration flags)");
+  cmd->callback([o, &g] {
+    apply_global_flags(g);
+    ModelConfig cfg;
+    io::Metadata meta;
+    DRIFANet net{nullptr};
+    if (!o->file.empty()) {
+      auto loaded = io::load_model(o->file);
+      net = loaded.net;
+      meta = loaded.metadata;
+      cfg = net->config();
+      std::cout << "model file: " << o->file << "\n";
+    } else {
+      cfg = model_config_from(o->model);
+      net = DRIFANet(cfg);
+    }
+    auto s = summarize(cfg);
+    std::cout << format_summary(s);
+    const int64_t built = count_parameters(*net);
+    std::cout << "parameters of the built model: " << built << (built == s.total_params ? " (matches)" : " (MISMATCH)")
+              << "\n";
+    for (const auto& [k, v] : meta)
+      if (k != io::kConfigKey) std::cout << "metadata " << k << ": " << v << "\n";
+    std::cout << "threads: " << at::get_num_threads() << "\n";
+  });
+}
+
+void register_init(CLI::App& app, GlobalFlags& g) {
+  struct Opts {
+    ModelFlags model;
+    std::string out;
+    uint64_t seed = 0;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("init", "write a freshly initialised model (Glorot-uniform) to a safetensors file");
+  add_model_flags(*cmd, o->model);
+  cmd->add_option("-o,--out", o->out, "output .safetensors file")->required();
+  cmd->add_option("--seed", o->seed, "random seed");
+  cmd->callback([o, &g] {
+    apply_global_flags(g);
+    torch::manual_seed(o->seed);
+    DRIFANet net(model_config_from(o->model));
+    io::save_model(net, o->out, {{"drifa.seed", std::to_string(o->seed)}});
+    if (!g.quiet) std::cout << "wrote " << o->out << " (" << count_parameters(*net) << " parameters)\n";
+  });
+}
+
+}  // namespace drifa::cli

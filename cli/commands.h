@@ -1,0 +1,12 @@
+#pragma once
+// One register_* per subcommand; main.cpp wires them up.
+#include <CLI/CLI.hpp>
+
+#include "common.h"
+
+namespace drifa::cli {
+
+void register_info(CLI::App& app, GlobalFlags& g);
+void register_init(CLI::App& app, GlobalFlags& g);
+
+}  // namespace drifa::cli

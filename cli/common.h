@@ -1,0 +1,34 @@
+#pragma once
+// Flags shared by several subcommands. The CLI stays thin: each flag maps onto a library field.
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "drifa/model/config.h"
+
+namespace drifa::cli {
+
+struct GlobalFlags {
+  int threads = 0;  // 0 = all cores
+  bool quiet = false;
+  std::string device = "auto";
+};
+void add_global_flags(CLI::App& app, GlobalFlags& g);
+void apply_global_flags(const GlobalFlags& g);
+
+// Model settings: a preset or a TOML config's [model] table, then individual overrides.
+struct ModelFlags {
+  std::string preset = "paper";  // paper | four | tiny
+  std::string config;            // TOML file with a [model] table
+  std::optional<int64_t> modalities, in_channels, image_size;
+  std::optional<double> dropout;
+  std::string classes, widths, attention;
+};
+void add_model_flags(CLI::App& cmd, ModelFlags& f);
+ModelConfig model_config_from(const ModelFlags& f);
+
+std::vector<int64_t> parse_int_list(const std::string& s, const std::string& what);
+
+}  // namespace drifa::cli

@@ -1,0 +1,32 @@
+// drifa: the command-line tool. A thin layer over libdrifa: every subcommand calls the library.
+#include <iostream>
+
+#include <c10/util/Exception.h>
+
+#include "commands.h"
+#include "drifa/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"DRIFA: multimodal fusion learning with dual attention (DRIFA-Net) for medical images"};
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags (--threads, --quiet, --device) may follow the subcommand
+  drifa::cli::GlobalFlags g;
+  drifa::cli::add_global_flags(app, g);
+  drifa::cli::register_info(app, g);
+  drifa::cli::register_init(app, g);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const drifa::Error& e) {
+    std::cerr << "drifa: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "drifa: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "drifa: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,15 @@
+#pragma once
+// Nothing is lost: outputs are written to a temporary file next to the target, flushed,
+// and renamed over it, so a reader sees either the old file or the complete new one.
+#include <functional>
+#include <ostream>
+#include <string>
+
+namespace drifa::io {
+
+// Calls write(stream) on a temporary file, then renames it to path. Throws drifa::Error
+// (naming path) if writing fails; the temporary file is removed on failure.
+void atomic_write(const std::string& path, const std::function<void(std::ostream&)>& write);
+void atomic_write_text(const std::string& path, const std::string& text);
+
+}  // namespace drifa::io

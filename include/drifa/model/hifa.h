@@ -1,0 +1,21 @@
+#pragma once
+// HIFA: hierarchical information fusion attention, the global half of MFA (spec section 2).
+#include <torch/nn/module.h>
+#include <torch/nn/modules/conv.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+namespace drifa {
+
+class HIFAImpl : public torch::nn::Module {
+ public:
+  explicit HIFAImpl(int64_t channels);
+  // x [B, C, H, W] -> g [B, C, 1, 1] in (0, 1)
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, conv4{nullptr};
+  torch::nn::Linear fc{nullptr};
+};
+TORCH_MODULE(HIFA);
+
+}  // namespace drifa

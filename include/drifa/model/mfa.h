@@ -1,0 +1,22 @@
+#pragma once
+// MFA: multi-branch fusion attention inside one modality = HIFA (global) + CLIA (local).
+//   att = sigmoid(global_scale * g + local_scale (.) l),  out = x (.) att (.) alpha
+#include "drifa/model/clia.h"
+#include "drifa/model/hifa.h"
+
+namespace drifa {
+
+class MFAImpl : public torch::nn::Module {
+ public:
+  explicit MFAImpl(int64_t channels);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  HIFA hifa{nullptr};
+  CLIA clia{nullptr};
+  torch::Tensor global_scale;  // [1]
+  torch::Tensor local_scale;   // [C]
+  torch::Tensor alpha;         // [C]
+};
+TORCH_MODULE(MFA);
+
+}  // namespace drifa

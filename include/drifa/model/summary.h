@@ -1,0 +1,31 @@
+#pragma once
+// Architecture summary for `drifa info`: per-stage shapes, parameters, multiply-accumulates.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "drifa/model/config.h"
+
+namespace drifa {
+
+struct StageSummary {
+  int64_t index;        // -1 for the stem
+  int64_t in_channels, out_channels, stride;
+  int64_t out_size;     // spatial size (square) after this stage
+  int64_t params;       // per branch (stage + post-MFA), plus this stage's fusion
+  int64_t macs;         // per sample, all modalities, conv and linear layers
+};
+
+struct ModelSummary {
+  ModelConfig config;
+  std::vector<StageSummary> stages;  // stem first
+  int64_t head_params = 0;
+  int64_t total_params = 0;          // equals count_parameters() of the built model
+  int64_t total_macs = 0;            // conv + linear multiply-accumulates per sample
+};
+
+// Computed from the configuration alone (no model is built).
+ModelSummary summarize(const ModelConfig& cfg);
+std::string format_summary(const ModelSummary& s);
+
+}  // namespace drifa

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs, with apt, whatever DRIFA needs that this Debian machine lacks. Safe to re-run.
+set -euo pipefail
+PACKAGES=(
+  build-essential cmake pkg-config g++
+  libtorch-dev libopenblas0-pthread            # LibTorch 1.13 (CPU); OpenBLAS instead of reference BLAS
+  libopencv-dev libgdcm-dev                    # image decoding, DICOM
+  libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libgloo-dev
+  libgtest-dev
+  python3-torch python3-sklearn python3-pydicom  # comparison peers in tests and benchmarks only
+  gnuplot-nox dataset-fashion-mnist
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "installing: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

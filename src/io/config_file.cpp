@@ -1,0 +1,53 @@
+#include "drifa/io/config_file.h"
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "drifa/error.h"
+
+namespace drifa::io {
+
+namespace {
+
+nlohmann::json to_json(const toml::node& node) {
+  if (auto* t = node.as_table()) {
+    nlohmann::json j = nlohmann::json::object();
+    for (auto&& [k, v] : *t) j[std::string(k.str())] = to_json(v);
+    return j;
+  }
+  if (auto* a = node.as_array()) {
+    nlohmann::json j = nlohmann::json::array();
+    for (auto&& v : *a) j.push_back(to_json(v));
+    return j;
+  }
+  if (auto* v = node.as_string()) return v->get();
+  if (auto* v = node.as_integer()) return v->get();
+  if (auto* v = node.as_floating_point()) return v->get();
+  if (auto* v = node.as_boolean()) return v->get();
+  throw Error("unsupported TOML value (dates and times are not used in DRIFA configs)");
+}
+
+}  // namespace
+
+nlohmann::json parse_toml(const std::string& text, const std::string& source) {
+  try {
+    return to_json(toml::parse(text, source));
+  } catch (const toml::parse_error& e) {
+    std::ostringstream o;
+    o << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": " << e.description();
+    throw Error(o.str());
+  }
+}
+
+nlohmann::json read_toml(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open config file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_toml(ss.str(), path);
+}
+
+}  // namespace drifa::io

@@ -1,0 +1,89 @@
+#include "drifa/io/model_file.h"
+
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "drifa/error.h"
+
+namespace drifa::io {
+
+namespace {
+bool is_counter(const std::string& name) {
+  const std::string suffix = "num_batches_tracked";
+  return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+NamedTensors model_state(const torch::nn::Module& module) {
+  NamedTensors out;
+  for (const auto& p : module.named_parameters(true)) out.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(true))
+    if (!is_counter(b.key())) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+void load_state(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source) {
+  std::map<std::string, const torch::Tensor*> given;
+  for (const auto& [n, t] : tensors) given[n] = &t;
+  auto expected = model_state(module);
+  std::vector<std::string> missing, extra;
+  std::set<std::string> known;
+  for (const auto& [n, t] : expected) {
+    known.insert(n);
+    if (!given.count(n)) missing.push_back(n);
+  }
+  for (const auto& [n, t] : given)
+    if (!known.count(n)) extra.push_back(n);
+  auto list = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < 5; ++i) s += (i ? ", " : "") + v[i];
+    if (v.size() > 5) s += ", ... (" + std::to_string(v.size()) + " in all)";
+    return s;
+  };
+  if (!missing.empty()) throw Error(source + ": missing tensors for this model: " + list(missing));
+  if (!extra.empty()) throw Error(source + ": tensors this model does not have: " + list(extra));
+  torch::NoGradGuard no_grad;
+  for (auto& [n, dst] : expected) {
+    const auto& src = *given[n];
+    if (src.sizes() != dst.sizes())
+      throw Error(source + ": tensor '" + n + "' has shape " + c10::str(src.sizes()) + ", the model needs " +
+                  c10::str(dst.sizes()));
+    if (!src.is_floating_point())
+      throw Error(source + ": tensor '" + n + "' is not floating point (" + c10::toString(src.scalar_type()) + ")");
+    dst.copy_(src);
+  }
+}
+
+void save_model(DRIFANet& net, const std::string& path, Metadata extra) {
+  NamedTensors state;
+  for (auto& [n, t] : model_state(*net)) state.emplace_back(n, t.detach().to(torch::kCPU, torch::kFloat32));
+  extra["format"] = "pt";
+  extra[kConfigKey] = net->config().to_json().dump();
+  save_safetensors(path, state, extra);
+}
+
+ModelConfig read_model_config(const SafetensorsFile& file, const std::string& source) {
+  auto it = file.metadata.find(kConfigKey);
+  if (it == file.metadata.end())
+    throw Error(source + ": no '" + std::string(kConfigKey) + "' in the metadata; not a DRIFA model file");
+  try {
+    return ModelConfig::from_json(nlohmann::json::parse(it->second));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source + ": '" + std::string(kConfigKey) + "' is not valid JSON: " + e.what());
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+}
+
+LoadedModel load_model(const std::string& path) {
+  auto file = load_safetensors(path);
+  LoadedModel m;
+  m.net = DRIFANet(read_model_config(file, path));
+  load_state(*m.net, file.tensors, path);
+  m.metadata = std::move(file.metadata);
+  return m;
+}
+
+}  // namespace drifa::io

@@ -1,0 +1,121 @@
+#include "drifa/model/drifa_net.h"
+
+#include <torch/torch.h>
+
+#include "drifa/error.h"
+
+namespace drifa {
+
+DRIFANetImpl::DRIFANetImpl(const ModelConfig& cfg) : cfg_(cfg) {
+  cfg_.validate();
+  branches = register_module("branches", torch::nn::ModuleList());
+  for (int64_t m = 0; m < cfg_.modalities; ++m) {
+    Branch b(cfg_);
+    branches->push_back(b);
+    branch_.push_back(b);
+  }
+  fusions = register_module("fusions", torch::nn::ModuleList());
+  if (has_mifa(cfg_.attention)) {
+    for (int64_t i = 0; i < cfg_.stages(); ++i) {
+      MIFA f(cfg_.widths[i], cfg_.modalities);
+      fusions->push_back(f);
+      fusion_.push_back(f);
+    }
+  }
+  heads = register_module("heads", torch::nn::ModuleList());
+  for (int64_t t = 0; t < cfg_.tasks(); ++t) {
+    torch::nn::Linear h(cfg_.feature_dim(), cfg_.classes[t]);
+    heads->push_back(h);
+    head_.push_back(h);
+  }
+  initialise(*this);
+}
+
+void DRIFANetImpl::set_mode(Mode mode) {
+  train(mode == Mode::Train);
+  mc_sampling_ = mode == Mode::MCSample;
+}
+
+Mode DRIFANetImpl::mode() const {
+  if (is_training()) return Mode::Train;
+  return mc_sampling_ ? Mode::MCSample : Mode::Eval;
+}
+
+void DRIFANetImpl::check_inputs(const std::vector<torch::Tensor>& inputs) const {
+  if (static_cast<int64_t>(inputs.size()) != cfg_.modalities)
+    throw Error("the model takes " + std::to_string(cfg_.modalities) + " modalities, got " +
+                std::to_string(inputs.size()) + " inputs");
+  for (size_t m = 0; m < inputs.size(); ++m) {
+    const auto& x = inputs[m];
+    if (!x.defined() || x.dim() != 4 || x.size(1) != cfg_.in_channels)
+      throw Error("input " + std::to_string(m) + " (" + cfg_.modality_name(m) + ") must be [B, " +
+                  std::to_string(cfg_.in_channels) + ", H, W], got " +
+                  (x.defined() ? c10::str(x.sizes()) : std::string("an undefined tensor")));
+    if (x.size(0) != inputs[0].size(0))
+      throw Error("inputs disagree on the batch size: " + std::to_string(inputs[0].size(0)) + " vs " +
+                  std::to_string(x.size(0)));
+  }
+}
+
+std::vector<torch::Tensor> DRIFANetImpl::prefix(const std::vector<torch::Tensor>& inputs) {
+  check_inputs(inputs);
+  std::vector<torch::Tensor> h(inputs.size());
+  for (size_t m = 0; m < inputs.size(); ++m) h[m] = branch_[m]->stem(inputs[m]);
+  for (size_t m = 0; m < h.size(); ++m) h[m] = branch_[m]->stages[0]->rra(h[m]);
+  return h;
+}
+
+void DRIFANetImpl::run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with_block) {
+  const int64_t n = cfg_.stages();
+  const bool drop = dropout_active() && i < n - 2 && cfg_.dropout > 0;
+  for (size_t m = 0; m < h.size(); ++m) {
+    auto& stage = branch_[m]->stages[i];
+    if (with_block) h[m] = stage->rra(h[m]);
+    if (drop) h[m] = torch::dropout(h[m], cfg_.dropout, true);
+    if (stage->mfa) h[m] = stage->mfa(h[m]);
+  }
+  if (!fusion_.empty()) h = fusion_[i]->forward(h);
+}
+
+ForwardResult DRIFANetImpl::suffix(std::vector<torch::Tensor> h, const ForwardOptions& opt) {
+  ForwardResult r;
+  for (int64_t i = 0; i < cfg_.stages(); ++i) {
+    run_stage(i, h, /*with_block=*/i > 0);
+    if (opt.keep_stages) r.stages.push_back(h);
+  }
+  auto cat = torch::cat(h, 1);
+  r.features = cat.mean({2, 3});
+  auto f = (dropout_active() && cfg_.dropout > 0)
+               ? torch::dropout(cat, cfg_.dropout, true).mean({2, 3})
+               : r.features;
+  for (auto& head : head_) r.logits.push_back(head(f));
+  return r;
+}
+
+ForwardResult DRIFANetImpl::forward(const std::vector<torch::Tensor>& inputs, const ForwardOptions& opt) {
+  return suffix(prefix(inputs), opt);
+}
+
+void initialise(torch::nn::Module& module) {
+  torch::NoGradGuard no_grad;
+  for (auto& mod : module.modules(/*include_self=*/false)) {
+    if (auto* conv = mod->as<torch::nn::Conv2dImpl>()) {
+      torch::nn::init::xavier_uniform_(conv->weight);
+      if (conv->bias.defined()) conv->bias.zero_();
+    } else if (auto* lin = mod->as<torch::nn::LinearImpl>()) {
+      torch::nn::init::xavier_uniform_(lin->weight);
+      if (lin->bias.defined()) lin->bias.zero_();
+    } else if (auto* bn = mod->as<torch::nn::BatchNorm2dImpl>()) {
+      bn->weight.fill_(1);
+      bn->bias.zero_();
+    }
+  }
+}
+
+int64_t count_parameters(const torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace drifa

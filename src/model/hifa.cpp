@@ -1,0 +1,31 @@
+#include "drifa/model/hifa.h"
+
+#include <torch/torch.h>
+
+namespace drifa {
+
+namespace {
+torch::nn::Conv2d pointwise(int64_t c) { return torch::nn::Conv2d(torch::nn::Conv2dOptions(c, c, 1).bias(true)); }
+}  // namespace
+
+HIFAImpl::HIFAImpl(int64_t c) {
+  conv1 = register_module("conv1", pointwise(c));
+  conv2 = register_module("conv2", pointwise(c));
+  conv3 = register_module("conv3", pointwise(c));
+  conv4 = register_module("conv4", pointwise(c));
+  fc = register_module("fc", torch::nn::Linear(2 * c, c));
+}
+
+torch::Tensor HIFAImpl::forward(const torch::Tensor& x) {
+  // Two levels; each level pools its pair of maps (average of the first, max of the second).
+  auto a1 = torch::sigmoid(conv1(x));
+  auto a2 = torch::sigmoid(conv2(a1));
+  auto s1 = a1.mean({2, 3}) + a2.amax({2, 3});
+  auto a3 = torch::sigmoid(conv3(a1 + a2));
+  auto a4 = torch::sigmoid(conv4(a3));
+  auto s2 = a3.mean({2, 3}) + a4.amax({2, 3});
+  auto g = torch::sigmoid(fc(torch::cat({s1, s2}, 1)));
+  return g.unsqueeze(-1).unsqueeze(-1);
+}
+
+}  // namespace drifa

@@ -1,0 +1,76 @@
+// The command-line tool as a user runs it: exit codes, messages, files.
+#include <gtest/gtest.h>
+
+#include "drifa/drifa.h"
+#include "test_helpers.h"
+
+using namespace drifa;
+using test::cli;
+using test::run;
+
+TEST(Cli, InfoPrintsThePaperConfiguration) {
+  auto r = run(cli() + " info --threads 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("parameters (trainable): 53865668"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("parameters of the built model: 53865668 (matches)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("threads: 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("GMAC"), std::string::npos);
+}
+
+TEST(Cli, InfoDefaultsToAllCores) {
+  auto r = run(cli() + " info --preset tiny");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("threads: " + std::to_string(std::thread::hardware_concurrency())), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("859988"), std::string::npos) << r.output;
+}
+
+TEST(Cli, InitThenInfoOnTheFile) {
+  test::TempDir dir;
+  auto r = run(cli() + " init --preset tiny --modalities 3 --classes 4,2,3 --attention mifa -o " + (dir / "m.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto info = run(cli() + " info " + (dir / "m.safetensors"));
+  ASSERT_EQ(info.status, 0) << info.output;
+  EXPECT_NE(info.output.find("attention=mifa  modalities=3"), std::string::npos) << info.output;
+  EXPECT_NE(info.output.find("(matches)"), std::string::npos) << info.output;
+  EXPECT_NE(info.output.find("metadata drifa.seed: 0"), std::string::npos) << info.output;
+}
+
+TEST(Cli, TomlConfigAndOverrides) {
+  test::TempDir dir;
+  test::write_bytes(dir / "m.toml", "[model]\nmodalities = 4\nclasses = [4, 2, 3, 2]\n");
+  auto r = run(cli() + " info --config " + (dir / "m.toml"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("107029107"), std::string::npos) << r.output;
+  auto r34 = run(cli() + " info --config " + (dir / "m.toml") + " --widths resnet34 --image-size 64");
+  ASSERT_EQ(r34.status, 0) << r34.output;
+  EXPECT_NE(r34.output.find("(matches)"), std::string::npos) << r34.output;
+}
+
+TEST(Cli, BadInputsExitNonZeroWithAClearMessage) {
+  test::TempDir dir;
+  struct Case {
+    std::string args, expect;
+  };
+  test::write_bytes(dir / "bad.toml", "[model]\nmodalities = \n");
+  test::write_bytes(dir / "one.toml", "[model]\nmodalities = 1\n");
+  test::write_bytes(dir / "junk.safetensors", "this is not a model");
+  const Case cases[] = {
+      {"info --modalities 1", "modalities must be >= 2"},
+      {"info --classes 5,x", "--classes: 'x' is not an integer"},
+      {"info --attention both", "none|mfa|mifa|drifa"},
+      {"info --widths resnet50", "unknown widths preset"},
+      {"info --preset huge", "--preset must be"},
+      {"info --config " + (dir / "bad.toml"), "bad.toml:2"},
+      {"info --config " + (dir / "one.toml"), "one.toml: model config: modalities must be >= 2"},
+      {"info --config " + (dir / "missing.toml"), "cannot open config file"},
+      {"info " + (dir / "junk.safetensors"), "junk.safetensors: not a valid safetensors file"},
+      {"info " + (dir / "nothere.safetensors"), "nothere.safetensors: cannot open"},
+  };
+  for (const auto& c : cases) {
+    auto r = run(cli() + " " + c.args);
+    EXPECT_NE(r.status, 0) << c.args;
+    EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << " -> " << r.output;
+    EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  }
+}

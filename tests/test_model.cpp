@@ -1,0 +1,342 @@
+// The network of the spec: shapes, names, parameter counts, modes, gradients, learning.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <set>
+
+#include "drifa/drifa.h"
+
+using namespace drifa;
+
+namespace {
+
+ModelConfig tiny(int64_t modalities = 2, std::vector<int64_t> classes = {5, 7}) {
+  ModelConfig c;
+  c.modalities = modalities;
+  c.classes = std::move(classes);
+  c.widths = widths_preset("tiny");
+  c.image_size = 32;
+  return c;
+}
+
+std::vector<torch::Tensor> random_inputs(const ModelConfig& c, int64_t batch, uint64_t seed = 7) {
+  torch::manual_seed(seed);
+  std::vector<torch::Tensor> xs;
+  for (int64_t m = 0; m < c.modalities; ++m) xs.push_back(torch::rand({batch, c.in_channels, c.image_size, c.image_size}));
+  return xs;
+}
+
+std::set<std::string> names_of(const torch::nn::Module& m) {
+  std::set<std::string> s;
+  for (const auto& [n, t] : io::model_state(m)) s.insert(n);
+  return s;
+}
+
+}  // namespace
+
+TEST(Model, ParameterCountsEqualTheSpecTable) {
+  EXPECT_EQ(count_parameters(*DRIFANet(ModelConfig::paper())), 53865668);
+  EXPECT_EQ(count_parameters(*DRIFANet(ModelConfig::four_modality())), 107029107);
+  EXPECT_EQ(count_parameters(*DRIFANet(tiny())), 859988);
+}
+
+TEST(Model, SummaryCountMatchesBuiltModelForEveryLayoutAndAblation) {
+  for (auto att : {Attention::None, Attention::MFA, Attention::MIFA, Attention::DRIFA}) {
+    for (const char* w : {"tiny", "resnet34"}) {
+      for (int64_t m : {2, 3}) {
+        auto c = tiny(m, {3, 2, 4});
+        c.attention = att;
+        c.widths = widths_preset(w);
+        if (std::string(w) == "resnet34") for (auto& x : c.widths) x /= 8;  // keep it small
+        EXPECT_EQ(summarize(c).total_params, count_parameters(*DRIFANet(c)))
+            << to_string(att) << " " << w << " M=" << m;
+      }
+    }
+  }
+  EXPECT_EQ(summarize(ModelConfig::paper()).total_params, 53865668);
+}
+
+TEST(Model, OutputShapesForTwoThreeAndFourModalities) {
+  for (int64_t m : {2, 3, 4}) {
+    auto c = tiny(m, {4, 2, 3});
+    DRIFANet net(c);
+    net->set_mode(Mode::Eval);
+    auto r = net->forward(random_inputs(c, 3), {/*keep_stages=*/true});
+    ASSERT_EQ(r.logits.size(), 3u);
+    EXPECT_EQ(r.logits[0].sizes(), (std::vector<int64_t>{3, 4}));
+    EXPECT_EQ(r.logits[1].sizes(), (std::vector<int64_t>{3, 2}));
+    EXPECT_EQ(r.logits[2].sizes(), (std::vector<int64_t>{3, 3}));
+    EXPECT_EQ(r.features.sizes(), (std::vector<int64_t>{3, m * 64}));
+    ASSERT_EQ(r.stages.size(), 8u);
+    // 32 -> stem 16 -> pool 8; stride 2 at stages 2, 4, 6
+    const int64_t sizes[] = {8, 8, 4, 4, 2, 2, 1, 1};
+    for (int64_t i = 0; i < 8; ++i) {
+      ASSERT_EQ(static_cast<int64_t>(r.stages[i].size()), m);
+      EXPECT_EQ(r.stages[i][0].sizes(), (std::vector<int64_t>{3, c.widths[i], sizes[i], sizes[i]}));
+    }
+    for (const auto& l : r.logits) EXPECT_TRUE(torch::isfinite(l).all().item<bool>());
+  }
+}
+
+TEST(Model, CanonicalNamesMatchTheSpec) {
+  auto c = tiny(3, {5, 7});
+  // Build the expected list from spec section 6, literally.
+  std::set<std::string> want;
+  auto mfa = [&](const std::string& p) {
+    for (auto s : {"global_scale", "local_scale", "alpha"}) want.insert(p + "." + s);
+    for (auto s : {"conv1", "conv2", "conv3", "conv4", "fc"})
+      for (auto t : {"weight", "bias"}) want.insert(p + ".hifa." + s + "." + t);
+    for (auto s : {"conv1", "conv2"})
+      for (auto t : {"weight", "bias"}) want.insert(p + ".clia." + s + "." + t);
+  };
+  auto bn = [&](const std::string& p) {
+    for (auto s : {"weight", "bias", "running_mean", "running_var"}) want.insert(p + "." + s);
+  };
+  for (int m = 0; m < 3; ++m) {
+    const std::string b = "branches." + std::to_string(m);
+    want.insert(b + ".stem.conv.weight");
+    want.insert(b + ".stem.conv.bias");
+    mfa(b + ".stem.mfa");
+    bn(b + ".stem.bn");
+    for (int i = 0; i < 8; ++i) {
+      const std::string s = b + ".stages." + std::to_string(i);
+      for (auto k : {"conv1", "conv2"}) {
+        want.insert(s + ".rra." + k + ".weight");
+        want.insert(s + ".rra." + k + ".bias");
+      }
+      mfa(s + ".rra.mfa1");
+      mfa(s + ".rra.mfa2");
+      bn(s + ".rra.bn1");
+      bn(s + ".rra.bn2");
+      if (i == 2 || i == 4 || i == 6) {
+        want.insert(s + ".rra.shortcut.conv.weight");
+        want.insert(s + ".rra.shortcut.conv.bias");
+        bn(s + ".rra.shortcut.bn");
+      }
+      if (i < 7) mfa(s + ".mfa");
+    }
+  }
+  for (int i = 0; i < 8; ++i) {
+    const std::string f = "fusions." + std::to_string(i);
+    for (auto s : {"fc.weight", "fc.bias", "global_scale", "local_scale"}) want.insert(f + "." + s);
+    for (int m = 0; m < 3; ++m) {
+      want.insert(f + ".local." + std::to_string(m) + ".weight");
+      want.insert(f + ".local." + std::to_string(m) + ".bias");
+      want.insert(f + ".alpha." + std::to_string(m));
+    }
+  }
+  for (int t = 0; t < 2; ++t) {
+    want.insert("heads." + std::to_string(t) + ".weight");
+    want.insert("heads." + std::to_string(t) + ".bias");
+  }
+  DRIFANet net(c);
+  EXPECT_EQ(names_of(*net), want);
+
+  // Shapes follow PyTorch: conv [out, in, kh, kw], linear [out, in], scales [1] / [C].
+  auto state = io::model_state(*net);
+  auto shape = [&](const std::string& n) {
+    for (auto& [k, t] : state)
+      if (k == n) return t.sizes().vec();
+    return std::vector<int64_t>{};
+  };
+  EXPECT_EQ(shape("branches.0.stem.conv.weight"), (std::vector<int64_t>{8, 3, 7, 7}));
+  EXPECT_EQ(shape("branches.1.stages.2.rra.shortcut.conv.weight"), (std::vector<int64_t>{16, 8, 1, 1}));
+  EXPECT_EQ(shape("branches.2.stages.0.mfa.hifa.fc.weight"), (std::vector<int64_t>{8, 16}));
+  EXPECT_EQ(shape("fusions.7.fc.weight"), (std::vector<int64_t>{64, 64}));
+  EXPECT_EQ(shape("fusions.3.global_scale"), (std::vector<int64_t>{1}));
+  EXPECT_EQ(shape("fusions.3.alpha.2"), (std::vector<int64_t>{16}));
+  EXPECT_EQ(shape("heads.1.weight"), (std::vector<int64_t>{7, 192}));
+}
+
+TEST(Model, AblationsRemoveExactlyTheirParts) {
+  auto c = tiny();
+  auto count_with = [&](Attention a, const std::string& part) {
+    c.attention = a;
+    int n = 0;
+    for (const auto& s : names_of(*DRIFANet(c))) n += s.find(part) != std::string::npos;
+    return n;
+  };
+  EXPECT_EQ(count_with(Attention::None, "mfa"), 0);
+  EXPECT_EQ(count_with(Attention::None, "fusions."), 0);
+  EXPECT_GT(count_with(Attention::MFA, "mfa"), 0);
+  EXPECT_EQ(count_with(Attention::MFA, "fusions."), 0);
+  EXPECT_EQ(count_with(Attention::MIFA, "mfa"), 0);
+  EXPECT_GT(count_with(Attention::MIFA, "fusions."), 0);
+}
+
+TEST(Model, InitialisationIsGlorotUniformWithZeroBiases) {
+  torch::manual_seed(1);
+  DRIFANet net(ModelConfig::paper());
+  auto w = net->branches[0]->as<BranchImpl>()->stages[6]->rra->conv2->weight;  // [512, 512, 3, 3]
+  const double bound = std::sqrt(6.0 / (512 * 9 + 512 * 9));
+  EXPECT_LE(w.abs().max().item<double>(), bound);
+  EXPECT_GT(w.abs().max().item<double>(), 0.99 * bound);
+  // Uniform(-b, b) has std b / sqrt(3).
+  EXPECT_NEAR(w.std().item<double>(), bound / std::sqrt(3.0), 0.01 * bound);
+  EXPECT_EQ(net->branches[0]->as<BranchImpl>()->stages[6]->rra->conv2->bias.abs().sum().item<double>(), 0.0);
+  auto bn = net->branches[1]->as<BranchImpl>()->stem->bn;
+  EXPECT_DOUBLE_EQ(bn->options.eps(), 1e-3);
+  EXPECT_DOUBLE_EQ(bn->options.momentum().value(), 0.01);
+}
+
+TEST(Model, MFAWithZeroWeightsGivesTheHandComputedGate) {
+  // All conv/fc weights and biases zero: every sigmoid sees 0 -> 0.5.
+  // HIFA: g = sigmoid(0) = 0.5; CLIA: l = 0.5 + 0.5 = 1; att = sigmoid(1 * 0.5 + 1 * 1).
+  MFA mfa(4);
+  torch::NoGradGuard ng;
+  for (auto& p : mfa->named_parameters())
+    if (p.key().find("hifa") != std::string::npos || p.key().find("clia") != std::string::npos) p.value().zero_();
+  auto x = torch::randn({2, 4, 5, 3});
+  auto y = mfa->forward(x);
+  const double gate = 1.0 / (1.0 + std::exp(-1.5));
+  EXPECT_TRUE(torch::allclose(y, x * gate, 1e-6, 1e-6));
+  // alpha and local_scale act per channel.
+  mfa->alpha.copy_(torch::tensor({1.f, 2.f, 0.f, -1.f}));
+  mfa->local_scale.fill_(0);
+  auto y2 = mfa->forward(x);
+  const double gate2 = 1.0 / (1.0 + std::exp(-0.5));
+  EXPECT_TRUE(torch::allclose(y2, x * gate2 * torch::tensor({1.f, 2.f, 0.f, -1.f}).view({1, 4, 1, 1}), 1e-6, 1e-6));
+}
+
+TEST(Model, MIFAWithZeroWeightsGivesTheHandComputedGate) {
+  // MGIFA: 3 * sigmoid(0) = 1.5; MLIFA: M * (0.5 + 0.5 + 0.5); att = sigmoid(1.5 + 1.5 M).
+  for (int64_t M : {2, 3, 4}) {
+    MIFA f(3, M);
+    torch::NoGradGuard ng;
+    for (auto& p : f->named_parameters())
+      if (p.key().rfind("fc.", 0) == 0 || p.key().rfind("local.", 0) == 0) p.value().zero_();
+    std::vector<torch::Tensor> xs;
+    for (int64_t m = 0; m < M; ++m) xs.push_back(torch::randn({2, 3, 4 + m, 4}));  // sizes may differ
+    f->alpha[std::to_string(M - 1)].fill_(2);
+    auto out = f->forward(xs);
+    const double gate = 1.0 / (1.0 + std::exp(-(1.5 + 1.5 * M)));
+    for (int64_t m = 0; m < M; ++m)
+      EXPECT_TRUE(torch::allclose(out[m], xs[m] * gate * (m == M - 1 ? 2.0 : 1.0), 1e-6, 1e-6)) << "M=" << M;
+  }
+}
+
+TEST(Model, MIFAGlobalPartPoolsMinAvgMaxOverModalities) {
+  MIFA f(2, 2);
+  torch::NoGradGuard ng;
+  f->fc->weight.copy_(torch::eye(2));
+  f->fc->bias.zero_();
+  auto a = torch::tensor({1.f, 2.f, 3.f, 6.f}).view({1, 1, 2, 2}).repeat({1, 2, 1, 1});
+  auto b = torch::tensor({0.f, 0.f, 0.f, 4.f}).view({1, 1, 2, 2}).repeat({1, 2, 1, 1});
+  // p_min = 1 + 0, p_avg = 3 + 1, p_max = 6 + 4
+  auto g = f->mgifa({a, b});
+  const double want = 1 / (1 + std::exp(-1.0)) + 1 / (1 + std::exp(-4.0)) + 1 / (1 + std::exp(-10.0));
+  EXPECT_NEAR(g[0][0][0][0].item<double>(), want, 1e-6);
+  EXPECT_EQ(g.sizes(), (std::vector<int64_t>{1, 2, 1, 1}));
+}
+
+TEST(Model, EvalIsDeterministicAndMCSamplingIsStochastic) {
+  auto c = tiny();
+  torch::manual_seed(3);
+  DRIFANet net(c);
+  auto xs = random_inputs(c, 4);
+  torch::NoGradGuard ng;
+  net->set_mode(Mode::Eval);
+  auto a = net->forward(xs).logits[0], b = net->forward(xs).logits[0];
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(net->dropout_active());
+
+  auto bn = net->branches[0]->as<BranchImpl>()->stem->bn;
+  auto mean_before = bn->running_mean.clone();
+  net->set_mode(Mode::MCSample);
+  EXPECT_TRUE(net->dropout_active());
+  EXPECT_EQ(net->mode(), Mode::MCSample);
+  auto m1 = net->forward(xs).logits[0], m2 = net->forward(xs).logits[0];
+  EXPECT_FALSE(torch::equal(m1, m2));
+  EXPECT_GT((m1 - m2).abs().max().item<double>(), 1e-4);
+  // MC sampling uses BN running statistics: they must not move.
+  EXPECT_TRUE(torch::equal(bn->running_mean, mean_before));
+  // The MC mean converges towards a stable value as passes grow.
+  auto mean_of = [&](int n) {
+    torch::Tensor s = torch::zeros_like(m1);
+    for (int i = 0; i < n; ++i) s += torch::softmax(net->forward(xs).logits[0], 1);
+    return s / n;
+  };
+  auto p1 = mean_of(64), p2 = mean_of(64);
+  EXPECT_LT((p1 - p2).abs().max().item<double>(), (torch::softmax(m1, 1) - torch::softmax(m2, 1)).abs().max().item<double>());
+
+  net->set_mode(Mode::Train);
+  EXPECT_TRUE(net->is_training());
+  net->forward(xs);
+  EXPECT_FALSE(torch::equal(bn->running_mean, mean_before));  // training updates running stats
+}
+
+TEST(Model, PrefixThenSuffixEqualsForward) {
+  auto c = tiny(3, {3});
+  DRIFANet net(c);
+  net->set_mode(Mode::Eval);
+  auto xs = random_inputs(c, 2);
+  torch::NoGradGuard ng;
+  auto full = net->forward(xs);
+  auto split = net->suffix(net->prefix(xs));
+  EXPECT_TRUE(torch::equal(full.logits[0], split.logits[0]));
+  EXPECT_TRUE(torch::equal(full.features, split.features));
+}
+
+TEST(Model, GradientsReachEveryTrainableParameter) {
+  auto c = tiny(3, {5, 7});
+  torch::manual_seed(11);
+  DRIFANet net(c);
+  net->set_mode(Mode::Train);
+  auto xs = random_inputs(c, 4);
+  auto r = net->forward(xs);
+  auto loss = 0.5 * torch::cross_entropy_loss(r.logits[0], torch::tensor({0, 1, 2, 3})) +
+              0.5 * torch::cross_entropy_loss(r.logits[1], torch::tensor({6, 5, 4, 3}));
+  loss.backward();
+  int checked = 0;
+  for (const auto& p : net->named_parameters()) {
+    ASSERT_TRUE(p.value().grad().defined()) << p.key();
+    EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    EXPECT_TRUE(torch::isfinite(p.value().grad()).all().item<bool>()) << p.key();
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(net->parameters().size()));
+}
+
+TEST(Model, LossDecreasesOnAFixedTinyBatch) {
+  auto c = tiny(2, {3, 2});
+  // At widths 8..64 on noise images, dropout 0.25 drowns memorisation (the PyTorch port
+  // behaves the same); without it the batch must be learnt almost perfectly.
+  c.dropout = 0.0;
+  torch::manual_seed(5);
+  DRIFANet net(c);
+  net->set_mode(Mode::Train);
+  auto xs = random_inputs(c, 8);
+  auto y0 = torch::tensor({0, 1, 2, 0, 1, 2, 0, 1}), y1 = torch::tensor({1, 0, 1, 0, 1, 0, 1, 0});
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+  auto step = [&] {
+    opt.zero_grad();
+    auto r = net->forward(xs);
+    auto loss = 0.5 * torch::cross_entropy_loss(r.logits[0], y0) + 0.5 * torch::cross_entropy_loss(r.logits[1], y1);
+    loss.backward();
+    opt.step();
+    return loss.item<double>();
+  };
+  const double first = step();
+  double last = 0;
+  for (int i = 0; i < 30; ++i) last = step();
+  EXPECT_LT(last, 0.05 * first) << "first " << first << " last " << last;
+}
+
+TEST(Model, WrongInputsGiveClearErrors) {
+  auto c = tiny();
+  DRIFANet net(c);
+  auto xs = random_inputs(c, 2);
+  try {
+    net->forward({xs[0]});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("takes 2 modalities, got 1"), std::string::npos) << e.what();
+  }
+  try {
+    net->forward({xs[0], torch::rand({2, 1, 32, 32})});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("input 1"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(net->forward({xs[0], torch::rand({3, 3, 32, 32})}), Error);
+}
