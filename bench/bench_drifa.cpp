@@ -1,0 +1,71 @@
+// drifa_bench: times a training step and an inference pass of DRIFA-Net (C++).
+// Prints one JSON line per measurement so bench/run_bench.py can put it beside the PyTorch peer.
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "drifa/drifa.h"
+
+using Clock = std::chrono::steady_clock;
+
+int main(int argc, char** argv) {
+  CLI::App app{"DRIFA-Net benchmark (C++ side)"};
+  std::string preset = "paper", what = "train";
+  int batch = 32, steps = 5, warmup = 1, threads = 0, size = 128;
+  app.add_option("--preset", preset, "paper | four | tiny");
+  app.add_option("--what", what, "train | infer");
+  app.add_option("--batch", batch);
+  app.add_option("--steps", steps, "timed repetitions");
+  app.add_option("--warmup", warmup);
+  app.add_option("--threads", threads, "0 = all cores");
+  app.add_option("--image-size", size);
+  CLI11_PARSE(app, argc, argv);
+
+  drifa::configure_threads(threads);
+  drifa::ModelConfig cfg = preset == "four" ? drifa::ModelConfig::four_modality() : drifa::ModelConfig::paper();
+  if (preset == "tiny") cfg.widths = drifa::widths_preset("tiny");
+  cfg.image_size = size;
+  torch::manual_seed(0);
+  drifa::DRIFANet net(cfg);
+  std::vector<torch::Tensor> xs;
+  for (int64_t m = 0; m < cfg.modalities; ++m) xs.push_back(torch::rand({batch, 3, size, size}));
+  std::vector<torch::Tensor> ys;
+  for (auto k : cfg.classes) ys.push_back(torch::randint(k, {batch}, torch::kLong));
+  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+
+  auto once = [&] {
+    if (what == "train") {
+      net->set_mode(drifa::Mode::Train);
+      opt.zero_grad();
+      auto r = net->forward(xs);
+      torch::Tensor loss = torch::zeros({});
+      for (size_t t = 0; t < ys.size(); ++t) loss = loss + torch::cross_entropy_loss(r.logits[t], ys[t]) / double(ys.size());
+      loss.backward();
+      opt.step();
+    } else {
+      torch::InferenceMode guard;
+      net->set_mode(drifa::Mode::Eval);
+      net->forward(xs);
+    }
+  };
+  for (int i = 0; i < warmup; ++i) once();
+  std::vector<double> secs;
+  for (int i = 0; i < steps; ++i) {
+    auto t0 = Clock::now();
+    once();
+    secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  std::sort(secs.begin(), secs.end());
+  const double median = secs[secs.size() / 2];
+  const auto s = drifa::summarize(cfg);
+  // FLOPs: 2 per MAC; a training step is forward + backward ~ 3 forward passes.
+  const double flops = 2.0 * s.total_macs * batch * (what == "train" ? 3.0 : 1.0);
+  nlohmann::json j{{"side", "drifa-c++"}, {"preset", preset}, {"what", what}, {"batch", batch},
+                   {"threads", at::get_num_threads()}, {"median_s", median}, {"min_s", secs.front()},
+                   {"gflops", flops / median / 1e9}, {"steps", steps}};
+  std::cout << j.dump() << std::endl;
+}
