@@ -16,9 +16,9 @@ def conv1x1(c_in, c_out, stride=1):
     return nn.Conv2d(c_in, c_out, 1, stride=stride, bias=True)
 
 
-def batchnorm(c):
+def batchnorm(c, momentum=0.01):
     # The authors' Keras defaults: eps 1e-3, momentum 0.99 (Keras) == 0.01 (PyTorch).
-    return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+    return nn.BatchNorm2d(c, eps=1e-3, momentum=momentum)
 
 
 class HIFA(nn.Module):
@@ -149,7 +149,8 @@ class Branch(nn.Module):
 
 
 DEFAULT_CONFIG = dict(modalities=2, classes=[5, 7], in_channels=3, image_size=128,
-                      widths=[64, 64, 128, 128, 256, 256, 512, 512], dropout=0.25, attention="drifa")
+                      widths=[64, 64, 128, 128, 256, 256, 512, 512], dropout=0.25, attention="drifa",
+                      bn_momentum=0.01)
 
 
 class DRIFANet(nn.Module):
@@ -165,6 +166,9 @@ class DRIFANet(nn.Module):
         self.fusions = nn.ModuleList(MIFA(c, m) for c in w) if with_mifa else nn.ModuleList()
         self.heads = nn.ModuleList(nn.Linear(m * w[-1], k) for k in cfg["classes"])
         self.mc = False
+        for mod in self.modules():
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.momentum = cfg["bn_momentum"]
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -222,7 +226,7 @@ def load_model(path):
     """Builds the model from the file's drifa.config metadata and loads its state strictly."""
     tensors, meta = load_safetensors(path)
     cfg = json.loads(meta["drifa.config"])
-    net = DRIFANet({k: cfg[k] for k in DEFAULT_CONFIG})
+    net = DRIFANet({k: cfg[k] for k in DEFAULT_CONFIG if k in cfg})
     net.load_state_dict(tensors, strict=True)
     return net
 

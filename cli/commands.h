@@ -8,5 +8,8 @@ namespace drifa::cli {
 
 void register_info(CLI::App& app, GlobalFlags& g);
 void register_init(CLI::App& app, GlobalFlags& g);
+void register_synth(CLI::App& app, GlobalFlags& g);
+void register_train(CLI::App& app, GlobalFlags& g);
+void register_evaluate(CLI::App& app, GlobalFlags& g);
 
 }  // namespace drifa::cli

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   drifa::cli::add_global_flags(app, g);
   drifa::cli::register_info(app, g);
   drifa::cli::register_init(app, g);
+  drifa::cli::register_synth(app, g);
+  drifa::cli::register_train(app, g);
+  drifa::cli::register_evaluate(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

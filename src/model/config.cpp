@@ -64,6 +64,7 @@ void ModelConfig::validate() const {
   for (size_t i = 0; i < widths.size(); ++i)
     if (widths[i] < 1) fail("widths[" + std::to_string(i) + "] must be positive");
   if (!(dropout >= 0.0 && dropout < 1.0)) fail("dropout must be in [0, 1), got " + std::to_string(dropout));
+  if (!(bn_momentum > 0.0 && bn_momentum <= 1.0)) fail("bn_momentum must be in (0, 1], got " + std::to_string(bn_momentum));
   if (!modality_names.empty() && static_cast<int64_t>(modality_names.size()) != modalities)
     fail("modality_names has " + std::to_string(modality_names.size()) + " names for " +
          std::to_string(modalities) + " modalities");
@@ -86,6 +87,7 @@ nlohmann::json ModelConfig::to_json() const {
                         {"image_size", image_size},
                         {"widths", widths},
                         {"dropout", dropout},
+                        {"bn_momentum", bn_momentum},
                         {"attention", to_string(attention)},
                         {"modality_names", modality_names},
                         {"task_names", task_names},
@@ -95,7 +97,7 @@ nlohmann::json ModelConfig::to_json() const {
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
   if (!j.is_object()) throw Error("model config: expected a JSON object");
   static const char* known[] = {"modalities", "classes", "in_channels", "image_size", "widths", "dropout",
-                                "attention", "modality_names", "task_names", "class_names"};
+                                "bn_momentum", "attention", "modality_names", "task_names", "class_names"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     bool ok = false;
     for (const char* k : known) ok = ok || it.key() == k;
@@ -109,6 +111,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     if (j.contains("image_size")) c.image_size = j.at("image_size").get<int64_t>();
     if (j.contains("widths")) c.widths = j.at("widths").get<std::vector<int64_t>>();
     if (j.contains("dropout")) c.dropout = j.at("dropout").get<double>();
+    if (j.contains("bn_momentum")) c.bn_momentum = j.at("bn_momentum").get<double>();
     if (j.contains("attention")) c.attention = parse_attention(j.at("attention").get<std::string>());
     if (j.contains("modality_names")) c.modality_names = j.at("modality_names").get<std::vector<std::string>>();
     if (j.contains("task_names")) c.task_names = j.at("task_names").get<std::vector<std::string>>();

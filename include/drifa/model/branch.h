@@ -19,7 +19,7 @@ namespace drifa {
 // conv 7x7/2 -> MFA -> BN -> ReLU -> max-pool 3x3/2
 class StemImpl : public torch::nn::Module {
  public:
-  StemImpl(int64_t in_channels, int64_t width, bool with_mfa);
+  StemImpl(int64_t in_channels, int64_t width, bool with_mfa, double bn_momentum = 0.01);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv{nullptr};
   MFA mfa{nullptr};
@@ -30,7 +30,8 @@ TORCH_MODULE(Stem);
 // Stage i of a branch: the RRA block and the optional post-block MFA (absent for the last stage).
 class StageImpl : public torch::nn::Module {
  public:
-  StageImpl(int64_t in_channels, int64_t out_channels, int64_t stride, bool with_mfa, bool post_mfa);
+  StageImpl(int64_t in_channels, int64_t out_channels, int64_t stride, bool with_mfa, bool post_mfa,
+            double bn_momentum = 0.01);
   RRA rra{nullptr};
   MFA mfa{nullptr};
 };

@@ -32,6 +32,9 @@ struct ModelConfig {
   int64_t image_size = 128;               // input is image_size x image_size
   std::vector<int64_t> widths = {64, 64, 128, 128, 256, 256, 512, 512};
   double dropout = 0.25;
+  // BN running-stat momentum (PyTorch convention). The spec's 0.01 (Keras 0.99) needs thousands of
+  // steps for the running statistics to settle; short runs (the demo) use 0.1.
+  double bn_momentum = 0.01;
   Attention attention = Attention::DRIFA;
 
   // Optional names; empty means "modality0..", "task0..", "0..K-1".

@@ -12,12 +12,12 @@
 namespace drifa {
 
 // BatchNorm as the authors' Keras default: eps 1e-3, running-stat momentum 0.01.
-torch::nn::BatchNorm2d make_batchnorm(int64_t channels);
+torch::nn::BatchNorm2d make_batchnorm(int64_t channels, double momentum = 0.01);
 
 // Projection shortcut: BN(conv1x1 stride s (x)), named shortcut.conv / shortcut.bn.
 class ShortcutImpl : public torch::nn::Module {
  public:
-  ShortcutImpl(int64_t in_channels, int64_t out_channels, int64_t stride);
+  ShortcutImpl(int64_t in_channels, int64_t out_channels, int64_t stride, double bn_momentum = 0.01);
   torch::Tensor forward(const torch::Tensor& x);
   torch::nn::Conv2d conv{nullptr};
   torch::nn::BatchNorm2d bn{nullptr};
@@ -27,7 +27,7 @@ TORCH_MODULE(Shortcut);
 class RRAImpl : public torch::nn::Module {
  public:
   // with_mfa = false gives the plain ResNet basic block (ablation "none"/"mifa").
-  RRAImpl(int64_t in_channels, int64_t out_channels, int64_t stride, bool with_mfa);
+  RRAImpl(int64_t in_channels, int64_t out_channels, int64_t stride, bool with_mfa, double bn_momentum = 0.01);
   torch::Tensor forward(const torch::Tensor& x);
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};

@@ -1,0 +1,117 @@
+// drifa synth | drifa train | drifa evaluate
+#include <iomanip>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "drifa/data/synth.h"
+#include "drifa/runtime/threads.h"
+#include "drifa/training/trainer.h"
+
+namespace drifa::cli {
+
+namespace {
+
+void print_metrics(const nlohmann::json& m) {
+  std::cout << "\n" << m.value("part", "test") << " metrics (" << m.value("model", "") << ")\n";
+  std::cout << std::left << std::setw(16) << "task" << std::right << std::setw(9) << "samples" << std::setw(10) << "accuracy"
+            << std::setw(11) << "macro P" << std::setw(10) << "macro R" << std::setw(11) << "macro F1" << std::setw(10)
+            << "ROC-AUC" << "\n";
+  for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
+    const auto& t = it.value();
+    std::cout << std::left << std::setw(16) << it.key() << std::right << std::setw(9) << t["samples"].get<int64_t>()
+              << std::fixed << std::setprecision(4) << std::setw(10) << t["accuracy"].get<double>() << std::setw(11)
+              << t["macro_precision"].get<double>() << std::setw(10) << t["macro_recall"].get<double>() << std::setw(11)
+              << t["macro_f1"].get<double>() << std::setw(10);
+    if (t["roc_auc_macro"].is_null()) std::cout << "n/a";
+    else std::cout << t["roc_auc_macro"].get<double>();
+    std::cout << "   (chance " << std::setprecision(3) << 1.0 / double(t["classes"].size()) << ")\n";
+  }
+}
+
+}  // namespace
+
+void register_synth(CLI::App& app, GlobalFlags& g) {
+  auto o = std::make_shared<data::SynthOptions>();
+  auto* cmd = app.add_subcommand("synth", "write the synthetic two-modality demo data set (with lesion masks and demo.toml)");
+  cmd->add_option("-o,--out", o->out, "output folder")->required();
+  cmd->add_option("--train-per-class", o->train_per_class, "training images per class");
+  cmd->add_option("--test-per-class", o->test_per_class, "test images per class");
+  cmd->add_option("--size", o->size, "image size in pixels");
+  cmd->add_option("--seed", o->seed, "random seed");
+  cmd->callback([o, &g] {
+    data::write_synthetic(*o);
+    if (!g.quiet) std::cout << "wrote synthetic data to " << o->out << " (config: " << o->out << "/demo.toml)\n";
+  });
+}
+
+void register_train(CLI::App& app, GlobalFlags& g) {
+  struct Opts {
+    std::string config, out;
+    bool resume = false, bf16 = false, skip_bad = false, no_test = false;
+    std::optional<int> epochs, batch_size, workers;
+    std::optional<double> lr;
+    std::optional<uint64_t> seed;
+    std::optional<int64_t> steps_per_epoch;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("train", "train DRIFA-Net on the data of a TOML run config; evaluates the best model on the test part");
+  cmd->add_option("-c,--config", o->config, "run config (TOML): [model], [data], [train], [augment]")->required();
+  cmd->add_option("-o,--out", o->out, "run folder (checkpoints, logs, metrics)")->required();
+  cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
+  cmd->add_option("--epochs", o->epochs);
+  cmd->add_option("--batch-size", o->batch_size);
+  cmd->add_option("--lr", o->lr);
+  cmd->add_option("--seed", o->seed, "fixes splits, pairing, augmentation, initialisation and dropout");
+  cmd->add_option("--workers", o->workers, "image decoding threads");
+  cmd->add_option("--steps-per-epoch", o->steps_per_epoch, "cap steps per epoch (0 = full pass)");
+  cmd->add_flag("--bf16", o->bf16, "mixed precision (bfloat16 autocast on CPU, float16 on CUDA)");
+  cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
+  cmd->add_flag("--no-test", o->no_test, "do not evaluate on the test part at the end");
+  cmd->callback([o, &g] {
+    apply_global_flags(g);
+    auto cfg = training::RunConfig::from_toml(o->config);
+    if (o->epochs) cfg.train.epochs = *o->epochs;
+    if (o->batch_size) cfg.train.batch_size = *o->batch_size;
+    if (o->lr) cfg.train.lr = *o->lr;
+    if (o->seed) cfg.seed = *o->seed;
+    if (o->workers) cfg.data.workers = *o->workers;
+    if (o->steps_per_epoch) cfg.train.steps_per_epoch = *o->steps_per_epoch;
+    if (o->bf16) cfg.train.bf16 = true;
+    if (o->skip_bad) cfg.data.skip_bad = true;
+    cfg.train = training::TrainConfig::from_json(cfg.train.to_json());  // re-validate after overrides
+    training::TrainOptions to;
+    to.resume = o->resume;
+    to.quiet = g.quiet;
+    to.device = pick_device(g.device);
+    to.evaluate_test = !o->no_test;
+    auto s = training::train(cfg, o->out, to);
+    if (!g.quiet)
+      std::cout << "trained " << s.epochs_run << " epochs; best validation loss " << s.best_val_loss << " at epoch "
+                << s.best_epoch << (s.early_stopped ? " (early stopping)" : "") << "\nbest model: " << s.best_model << "\n";
+    if (!s.test_metrics.is_null()) print_metrics(s.test_metrics);
+  });
+}
+
+void register_evaluate(CLI::App& app, GlobalFlags& g) {
+  struct Opts {
+    std::string run, model, part = "test", out;
+    bool bf16 = false;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("evaluate", "per-task metrics of a model on a run's saved test (or validation) split");
+  cmd->add_option("run_dir", o->run, "training run folder")->required();
+  cmd->add_option("--model", o->model, "model file (default: RUN_DIR/best.safetensors)");
+  cmd->add_option("--part", o->part, "test | val");
+  cmd->add_option("--out", o->out, "where metrics.json and predictions.csv go (default: RUN_DIR)");
+  cmd->add_flag("--bf16", o->bf16, "bfloat16 autocast");
+  cmd->callback([o, &g] {
+    apply_global_flags(g);
+    const std::string model = o->model.empty() ? o->run + "/best.safetensors" : o->model;
+    auto m = training::evaluate_run(o->run, model, o->part, o->out.empty() ? o->run : o->out, pick_device(g.device), o->bf16);
+    print_metrics(m);
+  });
+}
+
+}  // namespace drifa::cli

@@ -1,0 +1,66 @@
+#pragma once
+// From a data configuration to ready example lists: read every source, align label sets,
+// split (stratified, seeded), verify every image once, and pair modalities.
+//
+// Two settings:
+//   unpaired  one data set per modality, one task per modality (the authors' setting);
+//             training pairs are re-drawn every epoch, evaluation scores each task's own
+//             samples exactly once with deterministic partners.
+//   paired    one manifest row per case: an image per modality, a label per task.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "drifa/data/dataset.h"
+#include "drifa/data/loader.h"
+
+namespace drifa::data {
+
+struct ModalitySource {
+  std::string name;
+  std::string train, test;  // class-folder roots; test optional
+  ManifestSpec manifest;    // used when manifest.csv is set
+  std::string test_manifest;
+};
+
+struct DataConfig {
+  bool paired = false;
+  std::vector<ModalitySource> modalities;  // unpaired
+  PairedSpec paired_spec;                  // paired
+  std::string paired_test_csv;
+  double val_fraction = 0.2, test_fraction = 0.2;  // test_fraction applies when no test source is given
+  int image_size = 128, channels = 3, min_side = 8, workers = 2;
+  bool skip_bad = false;
+  DicomOptions dicom;
+
+  nlohmann::json to_json() const;
+  // base: folder that relative paths are taken from (the config file's folder).
+  static DataConfig from_json(const nlohmann::json& j, const std::string& base);
+};
+
+struct PreparedData {
+  bool paired = false;
+  std::vector<std::string> modalities, tasks;
+  std::vector<std::vector<std::string>> classes;  // per task
+  // unpaired: [modality] -> records; paired: one entry holding all cases (see cases_*)
+  std::vector<ModalitySet> train, val, test;
+  std::vector<PairedRecord> cases_train, cases_val, cases_test;
+
+  std::vector<Example> train_examples(uint64_t seed, int64_t epoch) const;
+  // Evaluation lists: each task's samples exactly once; labels of tasks not scored are -1.
+  std::vector<Example> eval_examples(const std::string& part, uint64_t seed) const;  // "val" | "test"
+  std::vector<std::string> all_paths() const;
+
+  nlohmann::json to_json() const;  // the split record saved in the run folder
+  static PreparedData from_json(const nlohmann::json& j);
+};
+
+// Reads, aligns, splits. Does not decode (see verify_prepared).
+PreparedData prepare_data(const DataConfig& cfg, uint64_t seed);
+
+// Decodes every image once into the cache. Bad files: error (naming the first and the count), or
+// with skip_bad, dropped with a warning line per file in `warnings`. A class left empty is an error.
+void verify_prepared(PreparedData& d, ImageCache& cache, const DataConfig& cfg, std::vector<std::string>& warnings);
+
+}  // namespace drifa::data

@@ -1,0 +1,45 @@
+#pragma once
+// Runs a model over a list of examples and gathers, per task, the labels, the probabilities and
+// the loss: what validation, `drifa evaluate` and predictions.csv are made from.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "drifa/data/loader.h"
+#include "drifa/evaluation/metrics.h"
+#include "drifa/model/drifa_net.h"
+
+namespace drifa::evaluation {
+
+struct EvalOptions {
+  int batch_size = 32;
+  int workers = 2;
+  bool bf16 = false;
+  torch::Device device = torch::kCPU;
+  std::vector<double> task_weights;  // empty = 1/T each
+};
+
+struct EvalResult {
+  std::vector<torch::Tensor> labels;  // per task [N] (-1 where not scored)
+  std::vector<torch::Tensor> probs;   // per task [N, K_t]
+  std::vector<double> task_loss;      // mean cross-entropy over scored samples (NaN if none)
+  double loss = 0;                    // sum_t weight_t * task_loss_t
+  std::vector<TaskMetrics> metrics;   // per task
+};
+
+// Deterministic evaluation (Mode::Eval) unless the model is already in another mode.
+EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, data::ImageCache& cache,
+                    const EvalOptions& opt);
+
+// Summed task loss for one batch, tasks weighted; labels of -1 are ignored; a task without
+// labels in the batch contributes nothing.
+torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std::vector<torch::Tensor>& labels,
+                             const std::vector<double>& weights);
+
+nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg);
+// predictions.csv: one row per scored (sample, task).
+void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
+                       const ModelConfig& cfg);
+
+}  // namespace drifa::evaluation

@@ -1,0 +1,46 @@
+#pragma once
+// A training run's settings, read from one TOML file (see examples/) with command-line
+// overrides applied by the CLI. Modalities, tasks and classes come from the data; the [model]
+// table sets the network (widths, dropout, attention).
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "drifa/data/sources.h"
+#include "drifa/data/transforms.h"
+#include "drifa/model/config.h"
+
+namespace drifa::training {
+
+struct TrainConfig {
+  int epochs = 200;
+  int batch_size = 32;
+  double lr = 1e-3;
+  std::vector<double> task_weights;  // empty = 1/T each (the authors' 0.5, 0.5)
+  double plateau_factor = 0.2;
+  int plateau_patience = 5;
+  double min_lr = 1e-5;
+  int early_stop_patience = 10;
+  bool bf16 = false;
+  int64_t steps_per_epoch = 0;  // 0 = one pass over the epoch's pairing
+  nlohmann::json to_json() const;
+  static TrainConfig from_json(const nlohmann::json& j);
+};
+
+struct RunConfig {
+  uint64_t seed = 0;
+  nlohmann::json model = nlohmann::json::object();  // [model]: widths, dropout, attention
+  data::DataConfig data;
+  TrainConfig train;
+  data::AugmentConfig augment;
+
+  static RunConfig from_toml(const std::string& path);
+  static RunConfig from_json(const nlohmann::json& j, const std::string& base);
+  nlohmann::json to_json() const;
+
+  // The network for this data: modalities, tasks and class names from the prepared data.
+  ModelConfig model_config(const data::PreparedData& d) const;
+};
+
+}  // namespace drifa::training

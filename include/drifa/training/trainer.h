@@ -1,0 +1,40 @@
+#pragma once
+// The authors' recipe (spec section 7) as a resumable run in a folder:
+//   Adam; loss sum_t weight_t * CE_t; reduce-on-plateau of the validation loss; early stopping;
+//   the best model by validation loss; optional bf16 autocast.
+// Run folder: config.json, split.json, checkpoint.safetensors (last epoch, resumable),
+// best.safetensors (model file), log.csv, log.json; after training, the test evaluation
+// metrics.json and predictions.csv.
+#include <functional>
+#include <string>
+
+#include "drifa/evaluation/evaluator.h"
+#include "drifa/training/run_config.h"
+
+namespace drifa::training {
+
+struct TrainOptions {
+  bool resume = false;
+  bool quiet = false;
+  torch::Device device = torch::kCPU;
+  bool evaluate_test = true;                       // evaluate best.safetensors on the test part at the end
+  std::function<void(int64_t epoch)> on_epoch_end;  // after the epoch's checkpoint is written
+};
+
+struct TrainSummary {
+  int64_t epochs_run = 0, best_epoch = 0;
+  double best_val_loss = 0;
+  bool early_stopped = false;
+  std::string best_model;
+  nlohmann::json test_metrics;  // null unless evaluate_test
+};
+
+// Throws drifa::Error for bad data or configs, an existing run without resume, a non-finite loss.
+TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt);
+
+// Evaluates a model on a run's saved split ("val" or "test"); writes metrics.json and
+// predictions.csv into out_dir. Prints nothing.
+nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
+                            const std::string& out_dir, torch::Device device, bool bf16);
+
+}  // namespace drifa::training

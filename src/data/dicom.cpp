@@ -1,0 +1,138 @@
+#include "drifa/data/dicom.h"
+
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <vector>
+
+#include <gdcmAttribute.h>
+#include <gdcmImageReader.h>
+
+#include "drifa/error.h"
+
+namespace drifa::data {
+
+namespace {
+
+// First value of a multi-valued decimal string tag, if present.
+bool first_ds(const gdcm::DataSet& ds, uint16_t group, uint16_t element, double* out) {
+  const gdcm::Tag tag(group, element);
+  if (!ds.FindDataElement(tag)) return false;
+  const auto& de = ds.GetDataElement(tag);
+  const auto* bv = de.GetByteValue();
+  if (!bv || bv->GetLength() == 0) return false;
+  std::string s(bv->GetPointer(), bv->GetLength());
+  for (auto& c : s)
+    if (c == '\\') c = ' ';
+  std::istringstream in(s);
+  return static_cast<bool>(in >> *out);
+}
+
+// GDCM zero-fills a Pixel Data element that the file ends before; refuse such files. Finds the
+// last Pixel Data tag (little or big endian) and checks its declared length against the file.
+void check_pixel_data_complete(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto u32 = [&](size_t at, bool big) {
+    uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) {
+      const uint32_t b = static_cast<unsigned char>(bytes[at + i]);
+      v |= big ? b << (8 * (3 - i)) : b << (8 * i);
+    }
+    return v;
+  };
+  for (bool big : {false, true}) {
+    const std::string tag = big ? std::string("\x7f\xe0\x00\x10", 4) : std::string("\xe0\x7f\x10\x00", 4);
+    const size_t at = bytes.rfind(tag);
+    if (at == std::string::npos || at + 12 > bytes.size()) continue;
+    const std::string vr = bytes.substr(at + 4, 2);
+    const bool explicit_long = vr == "OB" || vr == "OW" || vr == "OF" || vr == "UN";
+    const size_t header = explicit_long ? 12 : 8;
+    const uint32_t len = u32(at + (explicit_long ? 8 : 4), big);
+    if (len == 0xFFFFFFFFu) return;  // encapsulated (compressed): the codec checks its own data
+    if (at + header + len > bytes.size())
+      throw Error(path + ": truncated DICOM pixel data (" + std::to_string(bytes.size() - at - header) + " of " +
+                  std::to_string(len) + " bytes present)");
+    return;
+  }
+}
+
+template <typename T>
+void widen(const char* buf, size_t n, std::vector<double>& out) {
+  const T* p = reinterpret_cast<const T*>(buf);
+  out.resize(n);
+  for (size_t i = 0; i < n; ++i) out[i] = static_cast<double>(p[i]);
+}
+
+}  // namespace
+
+cv::Mat decode_dicom(const std::string& path, const DicomOptions& opt) {
+  gdcm::ImageReader reader;
+  reader.SetFileName(path.c_str());
+  if (!reader.Read()) throw Error(path + ": cannot read DICOM image (truncated, corrupt or no pixel data)");
+  const gdcm::Image& img = reader.GetImage();
+  const unsigned int* dims = img.GetDimensions();
+  if (img.GetNumberOfDimensions() == 3 && dims[2] > 1)
+    throw Error(path + ": multi-frame DICOM (" + std::to_string(dims[2]) + " frames) is not supported; export single frames");
+  const int cols = static_cast<int>(dims[0]), rows = static_cast<int>(dims[1]);
+  const gdcm::PixelFormat& pf = img.GetPixelFormat();
+  const int spp = pf.GetSamplesPerPixel();
+  if (spp != 1 && spp != 3) throw Error(path + ": unsupported samples per pixel " + std::to_string(spp));
+
+  check_pixel_data_complete(path);
+  std::vector<char> buf(img.GetBufferLength());
+  if (buf.empty() || !img.GetBuffer(buf.data()))
+    throw Error(path + ": cannot decode DICOM pixel data (truncated or unsupported transfer syntax)");
+
+  const size_t n = static_cast<size_t>(rows) * cols * spp;
+  std::vector<double> v;
+  switch (pf.GetScalarType()) {
+    case gdcm::PixelFormat::UINT8: widen<uint8_t>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::INT8: widen<int8_t>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::UINT16: widen<uint16_t>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::INT16: widen<int16_t>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::UINT32: widen<uint32_t>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::INT32: widen<int32_t>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::FLOAT32: widen<float>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::FLOAT64: widen<double>(buf.data(), n, v); break;
+    default: throw Error(path + ": unsupported DICOM pixel type " + std::string(pf.GetScalarTypeAsString()));
+  }
+
+  if (spp == 3) {  // colour DICOM: 8-bit RGB (GDCM has converted YBR/planar for us)
+    cv::Mat out(rows, cols, CV_32FC3);
+    const double maxv = pf.GetBitsStored() > 8 ? (1 << pf.GetBitsStored()) - 1 : 255.0;
+    float* o = out.ptr<float>();
+    for (size_t i = 0; i < n; ++i) o[i] = static_cast<float>(std::min(1.0, std::max(0.0, v[i] / maxv)));
+    return out;
+  }
+
+  const double slope = img.GetSlope(), intercept = img.GetIntercept();
+  for (auto& x : v) x = x * slope + intercept;
+  double lo, hi;
+  double center = 0, width = 0;
+  const auto& ds = reader.GetFile().GetDataSet();
+  if (opt.window_center && opt.window_width) {
+    center = *opt.window_center;
+    width = *opt.window_width;
+  } else if (!(first_ds(ds, 0x0028, 0x1050, &center) && first_ds(ds, 0x0028, 0x1051, &width))) {
+    width = 0;
+  }
+  if (width > 0) {
+    lo = center - width / 2;
+    hi = center + width / 2;
+  } else {
+    lo = *std::min_element(v.begin(), v.end());
+    hi = *std::max_element(v.begin(), v.end());
+  }
+  const double range = hi > lo ? hi - lo : 1.0;
+  const bool invert = img.GetPhotometricInterpretation() == gdcm::PhotometricInterpretation::MONOCHROME1;
+  cv::Mat out(rows, cols, CV_32FC1);
+  float* o = out.ptr<float>();
+  for (size_t i = 0; i < n; ++i) {
+    double y = std::min(1.0, std::max(0.0, (v[i] - lo) / range));
+    o[i] = static_cast<float>(invert ? 1.0 - y : y);
+  }
+  return out;
+}
+
+}  // namespace drifa::data

@@ -1,0 +1,120 @@
+#include "drifa/evaluation/evaluator.h"
+
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "drifa/data/csv.h"
+#include "drifa/io/atomic_file.h"
+#include "drifa/runtime/autocast.h"
+
+namespace drifa::evaluation {
+
+torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std::vector<torch::Tensor>& labels,
+                             const std::vector<double>& weights) {
+  torch::Tensor total;
+  for (size_t t = 0; t < logits.size(); ++t) {
+    auto y = labels[t].to(logits[t].device());
+    if (!y.ge(0).any().item<bool>()) continue;
+    const double w = weights.empty() ? 1.0 / double(logits.size()) : weights[t];
+    auto l = w * torch::nn::functional::cross_entropy(
+                     logits[t].to(torch::kFloat32), y,
+                     torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
+    total = total.defined() ? total + l : l;
+  }
+  if (!total.defined()) total = torch::zeros({}, logits[0].options().dtype(torch::kFloat32));
+  return total;
+}
+
+EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, data::ImageCache& cache,
+                    const EvalOptions& opt) {
+  const auto& cfg = net->config();
+  const size_t T = static_cast<size_t>(cfg.tasks());
+  const Mode before = net->mode();
+  if (before == Mode::Train) net->set_mode(Mode::Eval);
+  data::LoaderOptions lo;
+  lo.batch_size = opt.batch_size;
+  lo.workers = opt.workers;
+  data::BatchLoader loader(examples, cache, lo);
+  std::vector<std::vector<torch::Tensor>> probs(T), labels(T);
+  {
+    torch::NoGradGuard ng;
+    AutocastGuard ac(opt.bf16, opt.device);
+    data::Batch b;
+    while (loader.next(b)) {
+      for (auto& x : b.inputs) x = x.to(opt.device);
+      auto r = net->forward(b.inputs);
+      for (size_t t = 0; t < T; ++t) {
+        probs[t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu());
+        labels[t].push_back(b.labels[t]);
+      }
+    }
+  }
+  if (before == Mode::Train) net->set_mode(Mode::Train);
+  EvalResult res;
+  res.loss = 0;
+  for (size_t t = 0; t < T; ++t) {
+    res.probs.push_back(torch::cat(probs[t]));
+    res.labels.push_back(torch::cat(labels[t]));
+    auto keep = res.labels[t].ge(0);
+    double l = std::nan("");
+    if (keep.any().item<bool>()) {
+      auto p = res.probs[t].index({keep}).clamp_min(1e-12);
+      auto y = res.labels[t].index({keep});
+      l = -p.log().gather(1, y.unsqueeze(1)).mean().item<double>();
+      const double w = opt.task_weights.empty() ? 1.0 / double(T) : opt.task_weights[t];
+      res.loss += w * l;
+    }
+    res.task_loss.push_back(l);
+    res.metrics.push_back(compute_metrics(res.labels[t], res.probs[t]));
+  }
+  return res;
+}
+
+nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg) {
+  nlohmann::json tasks = nlohmann::json::object();
+  for (size_t t = 0; t < r.metrics.size(); ++t) {
+    std::vector<std::string> names;
+    for (int64_t k = 0; k < cfg.classes[t]; ++k) names.push_back(cfg.class_name(t, k));
+    auto j = r.metrics[t].to_json(names);
+    j["loss"] = std::isnan(r.task_loss[t]) ? nlohmann::json(nullptr) : nlohmann::json(r.task_loss[t]);
+    tasks[cfg.task_name(t)] = j;
+  }
+  return {{"loss", r.loss}, {"tasks", tasks}};
+}
+
+void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
+                       const ModelConfig& cfg) {
+  std::ostringstream o;
+  o << "sample,task";
+  for (int64_t m = 0; m < cfg.modalities; ++m) o << ",path_" << data::csv_escape(cfg.modality_name(m));
+  int64_t kmax = 0;
+  for (auto k : cfg.classes) kmax = std::max(kmax, k);
+  // prob_k is the probability of class index k of that row's task (class names: metrics.json).
+  o << ",true_label,predicted_label";
+  for (int64_t k = 0; k < kmax; ++k) o << ",prob_" << k;
+  o << "\n";
+  for (size_t t = 0; t < r.probs.size(); ++t) {
+    auto y = r.labels[t].accessor<int64_t, 1>();
+    auto p = r.probs[t].accessor<float, 2>();
+    for (int64_t i = 0; i < r.probs[t].size(0); ++i) {
+      if (y[i] < 0) continue;
+      int64_t best = 0;
+      for (int64_t k = 1; k < p.size(1); ++k)
+        if (p[i][k] > p[i][best]) best = k;
+      o << i << "," << data::csv_escape(cfg.task_name(t));
+      for (const auto& path : examples[i].paths) o << "," << data::csv_escape(path);
+      o << "," << data::csv_escape(cfg.class_name(t, y[i])) << "," << data::csv_escape(cfg.class_name(t, best));
+      for (int64_t k = 0; k < kmax; ++k) {
+        o << ",";
+        if (k < p.size(1)) o << p[i][k];
+      }
+      o << "\n";
+    }
+  }
+  io::atomic_write_text(path, o.str());
+}
+
+}  // namespace drifa::evaluation

@@ -1,0 +1,271 @@
+#include "drifa/training/trainer.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include <torch/torch.h>
+
+#include "drifa/data/split.h"
+#include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
+#include "drifa/io/model_file.h"
+#include "drifa/runtime/autocast.h"
+#include "drifa/runtime/progress.h"
+#include "drifa/training/checkpoint.h"
+
+namespace fs = std::filesystem;
+
+namespace drifa::training {
+
+namespace {
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open");
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": malformed JSON: " + e.what());
+  }
+}
+
+std::string csv_of(const nlohmann::json& log) {
+  std::ostringstream o;
+  if (log.empty()) return "";
+  bool first = true;
+  for (auto it = log[0].begin(); it != log[0].end(); ++it) o << (first ? "" : ",") << it.key(), first = false;
+  o << "\n";
+  for (const auto& row : log) {
+    first = true;
+    for (auto it = row.begin(); it != row.end(); ++it) o << (first ? "" : ",") << it.value().dump(), first = false;
+    o << "\n";
+  }
+  return o.str();
+}
+
+void set_lr(torch::optim::Adam& opt, double lr) {
+  for (auto& g : opt.param_groups()) static_cast<torch::optim::AdamOptions&>(g.options()).lr(lr);
+}
+
+}  // namespace
+
+TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
+  fs::create_directories(run_dir);
+  const std::string ckpt = (fs::path(run_dir) / "checkpoint.safetensors").string();
+  const std::string best = (fs::path(run_dir) / "best.safetensors").string();
+  const std::string cfg_path = (fs::path(run_dir) / "config.json").string();
+  const std::string split_path = (fs::path(run_dir) / "split.json").string();
+  const std::string log_path = (fs::path(run_dir) / "log.json").string();
+  auto say = [&](const std::string& s) {
+    if (!opt.quiet) std::cerr << s << "\n";
+  };
+
+  // Same seed -> same split, pairing, augmentation, initialisation and dropout masks.
+  data::PreparedData d;
+  if (opt.resume) {
+    if (!fs::exists(ckpt)) throw Error(run_dir + ": nothing to resume (no checkpoint.safetensors)");
+    if (read_json(cfg_path) != cfg.to_json())
+      throw Error(run_dir + ": the configuration differs from the one this run was started with (config.json)");
+    d = data::PreparedData::from_json(read_json(split_path));
+  } else {
+    if (fs::exists(ckpt))
+      throw Error(run_dir + ": already holds a training run; use --resume to continue it or choose another --out");
+    d = data::prepare_data(cfg.data, cfg.seed);
+  }
+  data::ImageCache cache({cfg.data.image_size, cfg.data.channels, cfg.data.min_side, cfg.data.dicom});
+  {
+    std::vector<std::string> warnings;
+    say("checking " + std::to_string(d.all_paths().size()) + " images ...");
+    data::verify_prepared(d, cache, cfg.data, warnings);
+    for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
+  }
+  if (!opt.resume) {
+    io::atomic_write_text(cfg_path, cfg.to_json().dump(2));
+    io::atomic_write_text(split_path, d.to_json().dump());
+  }
+  const ModelConfig mcfg = cfg.model_config(d);
+  const auto& tc = cfg.train;
+
+  torch::manual_seed(data::mix_seed(cfg.seed, 0x1417));
+  DRIFANet net(mcfg);
+  net->to(opt.device);
+  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
+  TrainerState st;
+  st.lr = tc.lr;
+  nlohmann::json log = nlohmann::json::array();
+  if (opt.resume) {
+    st = load_checkpoint(ckpt, net, adam);
+    set_lr(adam, st.lr);
+    if (fs::exists(log_path)) {
+      log = read_json(log_path);
+      // Rows written after the checkpoint (an interrupted epoch) are dropped.
+      while (!log.empty() && log.back().at("epoch").get<int64_t>() > st.epoch) log.erase(log.size() - 1);
+    }
+    say("resuming after epoch " + std::to_string(st.epoch));
+  }
+
+  const auto val_examples = d.eval_examples("val", cfg.seed);
+  evaluation::EvalOptions eo;
+  eo.batch_size = tc.batch_size;
+  eo.workers = cfg.data.workers;
+  eo.bf16 = tc.bf16;
+  eo.device = opt.device;
+  eo.task_weights = tc.task_weights;
+  const size_t T = static_cast<size_t>(mcfg.tasks());
+
+  TrainSummary sum;
+  for (int64_t epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {
+    if (st.early_wait >= tc.early_stop_patience) break;
+    const auto t0 = std::chrono::steady_clock::now();
+    torch::manual_seed(data::mix_seed(cfg.seed, 0xD20, static_cast<uint64_t>(epoch)));
+    auto examples = d.train_examples(cfg.seed, epoch);
+    if (tc.steps_per_epoch > 0 && examples.size() > size_t(tc.steps_per_epoch) * tc.batch_size)
+      examples.resize(size_t(tc.steps_per_epoch) * tc.batch_size);
+    data::LoaderOptions lo;
+    // BatchNorm cannot train on a batch of one: drop a last batch of size 1.
+    lo.batch_size = std::min<int>(tc.batch_size, static_cast<int>(examples.size()));
+    lo.drop_last = examples.size() % lo.batch_size == 1;
+    lo.workers = cfg.data.workers;
+    lo.augment = cfg.augment.enabled();
+    lo.aug = cfg.augment;
+    lo.seed = cfg.seed;
+    lo.epoch = epoch;
+    data::BatchLoader loader(examples, cache, lo);
+    net->set_mode(Mode::Train);
+    Progress bar("epoch " + std::to_string(epoch) + "/" + std::to_string(tc.epochs), loader.batches(), opt.quiet);
+    double loss_sum = 0;
+    size_t seen = 0, step = 0;
+    std::vector<double> correct(T, 0), counted(T, 0);
+    data::Batch b;
+    while (loader.next(b)) {
+      for (auto& x : b.inputs) x = x.to(opt.device);
+      torch::Tensor loss;
+      ForwardResult r;
+      {
+        AutocastGuard ac(tc.bf16, opt.device);
+        r = net->forward(b.inputs);
+        loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights);
+      }
+      const double lv = loss.item<double>();
+      if (!std::isfinite(lv))
+        throw Error("non-finite training loss (" + std::to_string(lv) + ") at epoch " + std::to_string(epoch) + " step " +
+                    std::to_string(step + 1) + "; stopped. The last good state is " +
+                    (st.epoch > 0 ? ckpt + " (epoch " + std::to_string(st.epoch) + ")" : std::string("none (first epoch)")) +
+                    "; try a lower lr or disable bf16");
+      adam.zero_grad();
+      loss.backward();
+      adam.step();
+      ++step;
+      const size_t bs = b.indices.size();
+      loss_sum += lv * bs;
+      seen += bs;
+      for (size_t t = 0; t < T; ++t) {
+        auto y = b.labels[t];
+        auto keep = y.ge(0);
+        correct[t] += r.logits[t].argmax(1).cpu().eq(y).logical_and(keep).sum().item<double>();
+        counted[t] += keep.sum().item<double>();
+      }
+      bar.update(step, bs, loss_sum / seen);
+    }
+    const auto val = evaluation::evaluate(net, val_examples, cache, eo);
+    if (!std::isfinite(val.loss))
+      throw Error("non-finite validation loss at epoch " + std::to_string(epoch) + "; stopped. The last good state is " + ckpt);
+
+    // Keras semantics: ReduceLROnPlateau and EarlyStopping count epochs without an improvement
+    // of at least 1e-4 and act when the count reaches their patience.
+    const bool improved = val.loss < st.plateau_best - 1e-4;
+    if (improved) {
+      st.plateau_best = val.loss;
+      st.plateau_wait = 0;
+      st.early_wait = 0;
+    } else {
+      ++st.plateau_wait;
+      ++st.early_wait;
+      if (st.plateau_wait >= tc.plateau_patience && st.lr > tc.min_lr) {
+        st.lr = std::max(st.lr * tc.plateau_factor, tc.min_lr);
+        set_lr(adam, st.lr);
+        st.plateau_wait = 0;
+        say("reducing learning rate to " + std::to_string(st.lr));
+      }
+    }
+    const bool is_best = val.loss < st.best_val_loss;
+    if (is_best) {
+      st.best_val_loss = val.loss;
+      st.best_epoch = epoch;
+      io::save_model(net, best, {{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)}});
+    }
+    st.epoch = epoch;
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    nlohmann::json row = nlohmann::json::object();
+    row["epoch"] = epoch;
+    row["lr"] = adam.param_groups()[0].options().get_lr();
+    row["train_loss"] = seen ? loss_sum / seen : 0.0;
+    for (size_t t = 0; t < T; ++t) row["train_acc_" + mcfg.task_name(t)] = counted[t] ? correct[t] / counted[t] : 0.0;
+    row["val_loss"] = val.loss;
+    for (size_t t = 0; t < T; ++t) {
+      row["val_acc_" + mcfg.task_name(t)] = val.metrics[t].accuracy;
+      row["val_f1_" + mcfg.task_name(t)] = val.metrics[t].macro_f1;
+    }
+    row["seconds"] = secs;
+    log.push_back(row);
+    // The checkpoint is written last: a run killed before it resumes from the previous epoch.
+    io::atomic_write_text(log_path, log.dump(1));
+    io::atomic_write_text((fs::path(run_dir) / "log.csv").string(), csv_of(log));
+    save_checkpoint(ckpt, net, adam, st);
+    std::ostringstream msg;
+    msg << std::fixed << std::setprecision(4) << "train loss " << row["train_loss"].get<double>() << "  val loss " << val.loss;
+    for (size_t t = 0; t < T; ++t) msg << "  " << mcfg.task_name(t) << " acc " << val.metrics[t].accuracy;
+    if (is_best) msg << "  *best";
+    bar.finish(msg.str());
+    ++sum.epochs_run;
+    if (opt.on_epoch_end) opt.on_epoch_end(epoch);
+  }
+  sum.early_stopped = st.early_wait >= tc.early_stop_patience && st.epoch < tc.epochs;
+  if (sum.early_stopped) say("early stopping: no validation improvement for " + std::to_string(tc.early_stop_patience) + " epochs");
+  sum.best_epoch = st.best_epoch;
+  sum.best_val_loss = st.best_val_loss;
+  sum.best_model = best;
+  if (opt.evaluate_test) sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, opt.device, tc.bf16);
+  return sum;
+}
+
+nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
+                            const std::string& out_dir, torch::Device device, bool bf16) {
+  if (part != "test" && part != "val") throw Error("part must be test or val, got '" + part + "'");
+  const std::string cfg_path = (fs::path(run_dir) / "config.json").string();
+  if (!fs::exists(cfg_path)) throw Error(run_dir + ": not a training run folder (no config.json)");
+  auto cfg = RunConfig::from_json(read_json(cfg_path), run_dir);
+  auto d = data::PreparedData::from_json(read_json((fs::path(run_dir) / "split.json").string()));
+  auto loaded = io::load_model(model_path);
+  auto net = loaded.net;
+  const auto& mc = net->config();
+  if (mc.modalities != static_cast<int64_t>(d.modalities.size()))
+    throw Error(model_path + ": the model takes " + std::to_string(mc.modalities) + " modalities, the run's data has " +
+                std::to_string(d.modalities.size()));
+  for (size_t t = 0; t < d.classes.size(); ++t)
+    if (t >= mc.class_names.size() || mc.class_names[t] != d.classes[t])
+      throw Error(model_path + ": the model's classes for task " + std::to_string(t) + " differ from the run's data");
+  net->to(device);
+  net->set_mode(Mode::Eval);
+  data::ImageCache cache({cfg.data.image_size, cfg.data.channels, cfg.data.min_side, cfg.data.dicom});
+  const auto examples = d.eval_examples(part, cfg.seed);
+  evaluation::EvalOptions eo;
+  eo.batch_size = cfg.train.batch_size;
+  eo.workers = cfg.data.workers;
+  eo.bf16 = bf16;
+  eo.device = device;
+  eo.task_weights = cfg.train.task_weights;
+  auto r = evaluation::evaluate(net, examples, cache, eo);
+  auto j = evaluation::metrics_json(r, mc);
+  j["part"] = part;
+  j["model"] = model_path;
+  fs::create_directories(out_dir);
+  io::atomic_write_text((fs::path(out_dir) / "metrics.json").string(), j.dump(2));
+  evaluation::write_predictions((fs::path(out_dir) / "predictions.csv").string(), r, examples, mc);
+  return j;
+}
+
+}  // namespace drifa::training
