@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "drifa/drifa.h"
+#include "drifa/training/run_config.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -72,5 +73,13 @@ TEST(Cli, BadInputsExitNonZeroWithAClearMessage) {
     EXPECT_NE(r.status, 0) << c.args;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.args << " -> " << r.output;
     EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  }
+}
+
+TEST(Cli, ExampleConfigsParse) {
+  for (const char* f : {"skin-cervix.toml", "brain-mri-lung-ct.toml", "four-modality.toml", "paired.toml"}) {
+    auto cfg = training::RunConfig::from_toml(std::string(DRIFA_SOURCE_DIR) + "/examples/" + f);
+    EXPECT_GE(cfg.data.paired ? cfg.data.paired_spec.image_columns.size() : cfg.data.modalities.size(), 2u) << f;
+    EXPECT_EQ(cfg.data.image_size, 128) << f;
   }
 }

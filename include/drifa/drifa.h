@@ -1,10 +1,25 @@
 #pragma once
 // libdrifa: the table of contents.
 //
-// model/      the network of the spec: HIFA + CLIA = MFA, MIFA (MGIFA + MLIFA), RRA, branches, DRIFANet
-// io/         safetensors, model files with their config, TOML configs, atomic writes
-// runtime/    threads and device selection
+// model/       the network of the spec: HIFA + CLIA = MFA, MIFA (MGIFA + MLIFA), RRA, branches, DRIFANet
+// data/        decoding (images, DICOM), data sources (folders, CSV, paired), splits and pairing,
+//              transforms and augmentation, the cached parallel loader, synthetic demo data
+// training/    run configuration, checkpoints, the resumable trainer
+// evaluation/  metrics and the evaluator (metrics.json, predictions.csv)
+// io/          safetensors, model files with their config, TOML configs, atomic writes
+// runtime/     threads, device, autocast, progress bars
+#include "drifa/data/csv.h"
+#include "drifa/data/dataset.h"
+#include "drifa/data/dicom.h"
+#include "drifa/data/image.h"
+#include "drifa/data/loader.h"
+#include "drifa/data/sources.h"
+#include "drifa/data/split.h"
+#include "drifa/data/synth.h"
+#include "drifa/data/transforms.h"
 #include "drifa/error.h"
+#include "drifa/evaluation/evaluator.h"
+#include "drifa/evaluation/metrics.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/config_file.h"
 #include "drifa/io/model_file.h"
@@ -18,4 +33,9 @@
 #include "drifa/model/mifa.h"
 #include "drifa/model/rra.h"
 #include "drifa/model/summary.h"
+#include "drifa/runtime/autocast.h"
+#include "drifa/runtime/progress.h"
 #include "drifa/runtime/threads.h"
+#include "drifa/training/checkpoint.h"
+#include "drifa/training/run_config.h"
+#include "drifa/training/trainer.h"

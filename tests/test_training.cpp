@@ -1,0 +1,201 @@
+// Training end to end through the CLI, as a user runs it: learning, resume after kill -9,
+// NaN losses, evaluation outputs, and the bad inputs a hospital-style folder brings.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "drifa/data/csv.h"
+#include "drifa/io/model_file.h"
+#include "drifa/io/safetensors.h"
+#include "test_helpers.h"
+
+using namespace drifa;
+namespace fs = std::filesystem;
+using test::cli;
+using test::run;
+
+namespace {
+
+// Small synthetic data and a run config for it; extra lines are appended to the config.
+std::string make_run_config(const test::TempDir& dir, const std::string& train_lines, int per_class = 8, int size = 32) {
+  auto r = run(cli() + " synth -q -o " + (dir / "data") + " --size " + std::to_string(size) + " --train-per-class " +
+               std::to_string(per_class) + " --test-per-class 4");
+  EXPECT_EQ(r.status, 0) << r.output;
+  const std::string cfg = dir / "data/run.toml";
+  test::write_bytes(cfg, "seed = 3\n[model]\nwidths = \"tiny\"\ndropout = 0.1\nbn_momentum = 0.1\n"
+                         "[data]\nimage_size = " + std::to_string(size) + "\nworkers = 2\n"
+                         "[[data.modality]]\nname = \"derm\"\ntrain = \"derm/train\"\ntest = \"derm/test\"\n"
+                         "[[data.modality]]\nname = \"mri\"\ntrain = \"mri/train\"\ntest = \"mri/test\"\n"
+                         "[augment]\nrotation = 10\ntranslate = 2\nbrightness = [0.9, 1.1]\n"
+                         "[train]\nbatch_size = 8\n" + train_lines);
+  return cfg;
+}
+
+nlohmann::json read_json(const std::string& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST(Training, LearnsTheSyntheticTasksFarAboveChance) {
+  test::TempDir dir;
+  // The demo's own configuration (written by drifa synth), on the demo's data.
+  ASSERT_EQ(run(cli() + " synth -q -o " + (dir / "data")).status, 0);
+  auto r = run(cli() + " train -q -c " + (dir / "data/demo.toml") + " -o " + (dir / "run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto m = read_json(dir / "run/metrics.json");
+  const double derm = m["tasks"]["derm"]["accuracy"], mri = m["tasks"]["mri"]["accuracy"];
+  std::cout << "[learning] test accuracy derm " << derm << " mri " << mri << " (chance 0.333)\n";
+  EXPECT_GT(mri, 0.6);
+  EXPECT_GT(derm + mri, 1.1);
+  // the log shows the loss going down
+  auto log = read_json(dir / "run/log.json");
+  EXPECT_LT(log.back()["train_loss"].get<double>(), log.front()["train_loss"].get<double>());
+}
+
+TEST(Training, ResumeAfterKillMatchesAnUninterruptedRun) {
+  test::TempDir dir;
+  const auto cfg = make_run_config(dir, "epochs = 4\n");
+  auto full = run(cli() + " train -q --no-test -c " + cfg + " -o " + (dir / "full"));
+  ASSERT_EQ(full.status, 0) << full.output;
+
+  // Start the same run, kill -9 it as soon as its first checkpoint exists, then resume.
+  const std::string out = dir / "killed";
+  auto bg = run(cli() + " train -q --no-test -c " + cfg + " -o " + out + " > " + (dir / "bg.log") + " 2>&1 & echo $!");
+  const pid_t pid = std::stoi(bg.output);
+  bool killed = false;
+  for (int i = 0; i < 1200 && !killed; ++i) {
+    if (fs::exists(out + "/checkpoint.safetensors")) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  ASSERT_TRUE(killed) << test::read_bytes(dir / "bg.log");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto partial = read_json(out + "/log.json");
+  EXPECT_LT(partial.size(), 4u) << "the run finished before it could be killed";
+  // a second start without --resume refuses to overwrite the run
+  auto again = run(cli() + " train -q -c " + cfg + " -o " + out);
+  EXPECT_NE(again.status, 0);
+  EXPECT_NE(again.output.find("use --resume"), std::string::npos) << again.output;
+
+  auto resumed = run(cli() + " train --no-test -c " + cfg + " -o " + out + " --resume");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming after epoch"), std::string::npos) << resumed.output;
+
+  auto a = read_json(dir / "full/log.json"), b = read_json(out + "/log.json");
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (size_t e = 0; e < 4; ++e) {
+    EXPECT_EQ(a[e]["val_loss"], b[e]["val_loss"]) << "epoch " << e + 1;
+    EXPECT_EQ(a[e]["train_loss"], b[e]["train_loss"]) << "epoch " << e + 1;
+  }
+  auto ma = io::load_safetensors(dir / "full/checkpoint.safetensors"), mb = io::load_safetensors(out + "/checkpoint.safetensors");
+  ASSERT_EQ(ma.tensors.size(), mb.tensors.size());
+  for (size_t i = 0; i < ma.tensors.size(); ++i) {
+    if (ma.tensors[i].first == "optimizer") continue;  // serialized bytes; its effect shows in the weights
+    EXPECT_TRUE(torch::equal(ma.tensors[i].second, mb.tensors[i].second)) << ma.tensors[i].first;
+  }
+  EXPECT_EQ(test::read_bytes(dir / "full/best.safetensors"), test::read_bytes(out + "/best.safetensors"));
+}
+
+TEST(Training, NonFiniteLossStopsWithAClearMessage) {
+  test::TempDir dir;
+  const auto cfg = make_run_config(dir, "epochs = 3\nlr = 1e30\n");
+  auto r = run(cli() + " train -q -c " + cfg + " -o " + (dir / "run"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("non-finite"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "run/best.safetensors") &&
+               !fs::exists(dir / "run/checkpoint.safetensors"));  // never a best model without its run state
+}
+
+TEST(Training, EvaluateWritesMetricsAndPredictions) {
+  test::TempDir dir;
+  const auto cfg = make_run_config(dir, "epochs = 1\n");
+  ASSERT_EQ(run(cli() + " train -q --no-test -c " + cfg + " -o " + (dir / "run")).status, 0);
+  auto r = run(cli() + " evaluate " + (dir / "run") + " --out " + (dir / "eval"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("macro F1"), std::string::npos) << r.output;
+  auto m = read_json(dir / "eval/metrics.json");
+  auto t = data::read_csv(dir / "eval/predictions.csv");
+  // every test sample of both tasks exactly once (3 classes x 4 images each)
+  ASSERT_EQ(t.rows.size(), 24u);
+  const int tc = t.column("task", "p"), yc = t.column("true_label", "p"), pc = t.column("predicted_label", "p");
+  int correct_mri = 0, n_mri = 0;
+  for (const auto& row : t.rows) {
+    if (row[tc] != "mri") continue;
+    ++n_mri;
+    correct_mri += row[yc] == row[pc];
+    const double s = std::stod(row[t.column("prob_0", "p")]) + std::stod(row[t.column("prob_1", "p")]) +
+                     std::stod(row[t.column("prob_2", "p")]);
+    EXPECT_NEAR(s, 1.0, 1e-4);
+  }
+  EXPECT_EQ(n_mri, 12);
+  EXPECT_DOUBLE_EQ(m["tasks"]["mri"]["accuracy"].get<double>(), correct_mri / 12.0);
+  EXPECT_EQ(m["tasks"]["derm"]["classes"], (nlohmann::json{"annular", "irregular", "round"}));
+  // a model for other modalities is refused
+  ASSERT_EQ(run(cli() + " init --preset tiny --modalities 3 --classes 3,3,3 -o " + (dir / "m3.safetensors")).status, 0);
+  auto bad = run(cli() + " evaluate " + (dir / "run") + " --model " + (dir / "m3.safetensors"));
+  EXPECT_NE(bad.status, 0);
+  EXPECT_NE(bad.output.find("takes 3 modalities, the run's data has 2"), std::string::npos) << bad.output;
+}
+
+TEST(Training, BadDataGivesClearErrors) {
+  test::TempDir dir;
+  const auto cfg = make_run_config(dir, "epochs = 1\n");
+  const std::string data = dir / "data";
+  auto train_err = [&](const std::string& extra = "") {
+    auto r = run(cli() + " train -q -c " + cfg + " -o " + (dir / "run") + " " + extra);
+    fs::remove_all(dir / "run");
+    EXPECT_EQ(r.output.find("terminate called"), std::string::npos) << r.output;
+    return r;
+  };
+  // corrupt image: error naming it; --skip-bad: warning with a count, run completes
+  test::write_bytes(data + "/mri/train/solid/zz_corrupt.png", "\x89PNG\r\n\x1a\n garbage");
+  auto r = train_err();
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("zz_corrupt.png: cannot decode"), std::string::npos) << r.output;
+  r = train_err("--skip-bad");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("1 bad images skipped"), std::string::npos) << r.output;
+  fs::remove(data + "/mri/train/solid/zz_corrupt.png");
+  // image too small
+  cv::imwrite(data + "/mri/train/solid/zz_small.png", cv::Mat(4, 4, CV_8UC1, cv::Scalar(9)));
+  r = train_err();
+  EXPECT_NE(r.output.find("zz_small.png: image too small"), std::string::npos) << r.output;
+  fs::remove(data + "/mri/train/solid/zz_small.png");
+  // label sets that differ between train and test
+  fs::rename(data + "/mri/test/cystic", data + "/mri/test/haemorrhage");
+  r = train_err();
+  EXPECT_NE(r.output.find("label sets disagree"), std::string::npos) << r.output;
+  fs::rename(data + "/mri/test/haemorrhage", data + "/mri/test/cystic");
+  // a class folder without images
+  fs::create_directories(data + "/derm/train/zz_empty");
+  r = train_err();
+  EXPECT_NE(r.output.find("zz_empty contains no images"), std::string::npos) << r.output;
+  fs::remove_all(data + "/derm/train/zz_empty");
+  // a missing folder
+  fs::rename(data + "/derm/train", data + "/derm/train_moved");
+  r = train_err();
+  EXPECT_NE(r.output.find("derm/train does not exist"), std::string::npos) << r.output;
+  fs::rename(data + "/derm/train_moved", data + "/derm/train");
+  // config mistakes
+  test::write_bytes(dir / "bad.toml", "[data]\nimage_sise = 32\n");
+  r = run(cli() + " train -c " + (dir / "bad.toml") + " -o " + (dir / "run"));
+  EXPECT_NE(r.output.find("bad.toml: [data]: unknown key 'image_sise'"), std::string::npos) << r.output;
+  test::write_bytes(dir / "one.toml", "[[data.modality]]\nname = \"a\"\ntrain = \"x\"\n");
+  r = run(cli() + " train -c " + (dir / "one.toml") + " -o " + (dir / "run"));
+  EXPECT_NE(r.output.find("at least 2 modalities"), std::string::npos) << r.output;
+  // still intact: the good configuration trains
+  EXPECT_EQ(train_err().status, 0);
+}
