@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "drifa/drifa.h"
+#include "drifa/training/run_config.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -17,7 +18,9 @@ int main(int argc, char** argv) {
   std::string preset = "paper", what = "train";
   int batch = 32, steps = 5, warmup = 1, threads = 0, size = 128;
   app.add_option("--preset", preset, "paper | four | tiny");
-  app.add_option("--what", what, "train | infer");
+  app.add_option("--what", what, "train | infer | loader");
+  std::string config;
+  app.add_option("--config", config, "with --what loader: a run config whose training data is read");
   app.add_option("--batch", batch);
   app.add_option("--steps", steps, "timed repetitions");
   app.add_option("--warmup", warmup);
@@ -26,6 +29,39 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   drifa::configure_threads(threads);
+  if (what == "loader") {
+    // The data path alone: one epoch of augmented training batches from the warm cache.
+    auto rc = drifa::training::RunConfig::from_toml(config);
+    auto d = drifa::data::prepare_data(rc.data, rc.seed);
+    drifa::data::ImageCache cache({rc.data.image_size, rc.data.channels, rc.data.min_side, rc.data.dicom});
+    std::vector<std::string> warnings;
+    auto t0 = Clock::now();
+    drifa::data::verify_prepared(d, cache, rc.data, warnings);
+    const double decode_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    auto ex = d.train_examples(rc.seed, 1);
+    drifa::data::LoaderOptions lo;
+    lo.batch_size = rc.train.batch_size;
+    lo.workers = rc.data.workers;
+    lo.augment = rc.augment.enabled();
+    lo.aug = rc.augment;
+    std::vector<double> secs;
+    for (int i = 0; i < steps; ++i) {
+      lo.epoch = i + 1;
+      drifa::data::BatchLoader loader(ex, cache, lo);
+      drifa::data::Batch b;
+      auto t1 = Clock::now();
+      while (loader.next(b)) {
+      }
+      secs.push_back(std::chrono::duration<double>(Clock::now() - t1).count());
+    }
+    std::sort(secs.begin(), secs.end());
+    const double med = secs[secs.size() / 2];
+    nlohmann::json j{{"side", "drifa-c++"}, {"what", "loader"}, {"images", d.all_paths().size()},
+                     {"first_decode_s", decode_s}, {"epoch_samples", ex.size()}, {"epoch_median_s", med},
+                     {"samples_per_s", ex.size() / med}, {"workers", rc.data.workers}};
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
   drifa::ModelConfig cfg = preset == "four" ? drifa::ModelConfig::four_modality() : drifa::ModelConfig::paper();
   if (preset == "tiny") cfg.widths = drifa::widths_preset("tiny");
   cfg.image_size = size;

@@ -30,15 +30,7 @@ namespace {
 
 const std::string kPydicom = "/usr/lib/python3/dist-packages/pydicom/data/test_files/";
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected drifa::Error";
-  return "";
-}
+std::string error_of(const std::function<void()>& f) { return test::error_message<Error>(f); }
 
 // A gradient test image with distinct channels.
 cv::Mat pattern(int depth, int channels, int w = 20, int h = 12) {

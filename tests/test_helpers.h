@@ -1,6 +1,9 @@
 #pragma once
 // Small helpers shared by the tests: temporary folders, running the CLI, file bytes.
+#include <gtest/gtest.h>
+
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -61,5 +64,17 @@ inline RunResult run(const std::string& cmd) {
 }
 
 inline std::string cli() { return DRIFA_CLI; }
+
+// Runs f, which must throw ErrorT; returns its message (and records a failure if nothing is thrown).
+template <typename ErrorT>
+std::string error_message(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ErrorT& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an exception";
+  return "";
+}
 
 }  // namespace drifa::test

@@ -25,15 +25,7 @@ void scramble(DRIFANet& net) {
   for (auto& [n, t] : io::model_state(*net)) t.copy_(torch::rand_like(t) + 0.5);
 }
 
-std::string expect_error(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected drifa::Error";
-  return "";
-}
+std::string expect_error(const std::function<void()>& f) { return test::error_message<Error>(f); }
 
 std::string header_only(const std::string& json) {
   std::string out(8, '\0');

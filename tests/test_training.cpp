@@ -72,7 +72,7 @@ TEST(Training, ResumeAfterKillMatchesAnUninterruptedRun) {
   auto bg = run(cli() + " train -q --no-test -c " + cfg + " -o " + out + " > " + (dir / "bg.log") + " 2>&1 & echo $!");
   const pid_t pid = std::stoi(bg.output);
   bool killed = false;
-  for (int i = 0; i < 1200 && !killed; ++i) {
+  for (int i = 0; i < 4800 && !killed; ++i) {  // up to 2 minutes for the first epoch
     if (fs::exists(out + "/checkpoint.safetensors")) {
       ::kill(pid, SIGKILL);
       killed = true;
