@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
 
 namespace drifa::data {
 
@@ -77,13 +78,7 @@ CsvTable parse_csv(const std::string& text, const std::string& source) {
   return t;
 }
 
-CsvTable read_csv(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open CSV file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_csv(ss.str(), path);
-}
+CsvTable read_csv(const std::string& path) { return parse_csv(io::read_file(path, "CSV file"), path); }
 
 std::string csv_escape(const std::string& f) {
   if (f.find_first_of(",\"\n\r") == std::string::npos) return f;

@@ -1,7 +1,5 @@
 #include "drifa/data/dicom.h"
 
-#include <fstream>
-#include <iterator>
 #include <sstream>
 #include <vector>
 
@@ -9,6 +7,7 @@
 #include <gdcmImageReader.h>
 
 #include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
 
 namespace drifa::data {
 
@@ -31,8 +30,7 @@ bool first_ds(const gdcm::DataSet& ds, uint16_t group, uint16_t element, double*
 // GDCM zero-fills a Pixel Data element that the file ends before; refuse such files. Finds the
 // last Pixel Data tag (little or big endian) and checks its declared length against the file.
 void check_pixel_data_complete(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::string bytes = io::read_file(path, "DICOM file");
   auto u32 = [&](size_t at, bool big) {
     uint32_t v = 0;
     for (int i = 0; i < 4; ++i) {

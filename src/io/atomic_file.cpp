@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include "drifa/error.h"
 
@@ -35,6 +36,12 @@ void atomic_write(const std::string& path, const std::function<void(std::ostream
     fs::remove(tmp, ec);
     throw;
   }
+}
+
+std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open " + what);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 void atomic_write_text(const std::string& path, const std::string& text) {

@@ -7,6 +7,7 @@
 #include <toml++/toml.h>
 
 #include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
 
 namespace drifa::io {
 
@@ -42,12 +43,6 @@ nlohmann::json parse_toml(const std::string& text, const std::string& source) {
   }
 }
 
-nlohmann::json read_toml(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open config file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_toml(ss.str(), path);
-}
+nlohmann::json read_toml(const std::string& path) { return parse_toml(read_file(path, "config file"), path); }
 
 }  // namespace drifa::io

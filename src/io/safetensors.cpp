@@ -162,11 +162,7 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open (missing file or no permission)");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return decode_safetensors(ss.str(), path);
+  return decode_safetensors(read_file(path, "(missing file or no permission)"), path);
 }
 
 }  // namespace drifa::io

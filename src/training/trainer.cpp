@@ -23,10 +23,9 @@ namespace drifa::training {
 namespace {
 
 nlohmann::json read_json(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw Error(path + ": cannot open");
+  const std::string text = io::read_file(path);
   try {
-    return nlohmann::json::parse(in);
+    return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(path + ": malformed JSON: " + e.what());
   }

@@ -1,6 +1,6 @@
 #pragma once
-// Nothing is lost: outputs are written to a temporary file next to the target, flushed,
-// and renamed over it, so a reader sees either the old file or the complete new one.
+// Whole-file I/O. Nothing is lost: outputs are written to a temporary file next to the target,
+// flushed, and renamed over it, so a reader sees either the old file or the complete new one.
 #include <functional>
 #include <ostream>
 #include <string>
@@ -11,5 +11,8 @@ namespace drifa::io {
 // (naming path) if writing fails; the temporary file is removed on failure.
 void atomic_write(const std::string& path, const std::function<void(std::ostream&)>& write);
 void atomic_write_text(const std::string& path, const std::string& text);
+
+// The whole file as bytes. Throws drifa::Error "<path>: cannot open <what>" if it cannot be opened.
+std::string read_file(const std::string& path, const std::string& what = "file");
 
 }  // namespace drifa::io
