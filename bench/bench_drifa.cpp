@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     // The data path alone: one epoch of augmented training batches from the warm cache.
     auto rc = drifa::training::RunConfig::from_toml(config);
     auto d = drifa::data::prepare_data(rc.data, rc.seed);
-    drifa::data::ImageCache cache({rc.data.image_size, rc.data.channels, rc.data.min_side, rc.data.dicom});
+    drifa::data::ImageCache cache(rc.data.image_options());
     std::vector<std::string> warnings;
     auto t0 = Clock::now();
     drifa::data::verify_prepared(d, cache, rc.data, warnings);

@@ -11,5 +11,11 @@ void register_init(CLI::App& app, GlobalFlags& g);
 void register_synth(CLI::App& app, GlobalFlags& g);
 void register_train(CLI::App& app, GlobalFlags& g);
 void register_evaluate(CLI::App& app, GlobalFlags& g);
+void register_ensemble(CLI::App& app, GlobalFlags& g);
+void register_uq(CLI::App& app, GlobalFlags& g);
+void register_predict(CLI::App& app, GlobalFlags& g);
+void register_gradcam(CLI::App& app, GlobalFlags& g);
+void register_tsne(CLI::App& app, GlobalFlags& g);
+void register_report(CLI::App& app, GlobalFlags& g);
 
 }  // namespace drifa::cli

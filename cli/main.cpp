@@ -17,6 +17,12 @@ int main(int argc, char** argv) {
   drifa::cli::register_synth(app, g);
   drifa::cli::register_train(app, g);
   drifa::cli::register_evaluate(app, g);
+  drifa::cli::register_ensemble(app, g);
+  drifa::cli::register_uq(app, g);
+  drifa::cli::register_predict(app, g);
+  drifa::cli::register_gradcam(app, g);
+  drifa::cli::register_tsne(app, g);
+  drifa::cli::register_report(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

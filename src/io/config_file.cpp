@@ -45,4 +45,13 @@ nlohmann::json parse_toml(const std::string& text, const std::string& source) {
 
 nlohmann::json read_toml(const std::string& path) { return parse_toml(read_file(path, "config file"), path); }
 
+nlohmann::json read_json(const std::string& path) {
+  const std::string text = read_file(path);
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(path + ": malformed JSON: " + e.what());
+  }
+}
+
 }  // namespace drifa::io

@@ -65,13 +65,29 @@ std::vector<torch::Tensor> DRIFANetImpl::prefix(const std::vector<torch::Tensor>
   return h;
 }
 
-void DRIFANetImpl::run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with_block) {
+torch::Tensor DRIFANetImpl::dropout(const torch::Tensor& x, const ForwardOptions& opt) const {
+  const auto& rngs = opt.dropout_rngs;
+  if (rngs.empty()) return torch::dropout(x, cfg_.dropout, true);
+  if (static_cast<int64_t>(rngs.size()) != x.size(0))
+    throw Error("dropout_rngs has " + std::to_string(rngs.size()) + " generators for a batch of " +
+                std::to_string(x.size(0)));
+  auto row = x.sizes().vec();
+  row[0] = 1;
+  std::vector<torch::Tensor> u;
+  u.reserve(rngs.size());
+  for (const auto& g : rngs) u.push_back(at::rand(row, g, torch::TensorOptions().dtype(torch::kFloat32)));
+  const double keep = 1.0 - cfg_.dropout;
+  auto mask = torch::cat(u).ge(cfg_.dropout).to(x.device(), x.scalar_type()).div_(keep);
+  return x * mask;
+}
+
+void DRIFANetImpl::run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with_block, const ForwardOptions& opt) {
   const int64_t n = cfg_.stages();
   const bool drop = dropout_active() && i < n - 2 && cfg_.dropout > 0;
   for (size_t m = 0; m < h.size(); ++m) {
     auto& stage = branch_[m]->stages[i];
     if (with_block) h[m] = stage->rra(h[m]);
-    if (drop) h[m] = torch::dropout(h[m], cfg_.dropout, true);
+    if (drop) h[m] = dropout(h[m], opt);
     if (stage->mfa) h[m] = stage->mfa(h[m]);
   }
   if (!fusion_.empty()) h = fusion_[i]->forward(h);
@@ -80,14 +96,12 @@ void DRIFANetImpl::run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with
 ForwardResult DRIFANetImpl::suffix(std::vector<torch::Tensor> h, const ForwardOptions& opt) {
   ForwardResult r;
   for (int64_t i = 0; i < cfg_.stages(); ++i) {
-    run_stage(i, h, /*with_block=*/i > 0);
+    run_stage(i, h, /*with_block=*/i > 0, opt);
     if (opt.keep_stages) r.stages.push_back(h);
   }
   auto cat = torch::cat(h, 1);
   r.features = cat.mean({2, 3});
-  auto f = (dropout_active() && cfg_.dropout > 0)
-               ? torch::dropout(cat, cfg_.dropout, true).mean({2, 3})
-               : r.features;
+  auto f = (dropout_active() && cfg_.dropout > 0) ? dropout(cat, opt).mean({2, 3}) : r.features;
   for (auto& head : head_) r.logits.push_back(head(f));
   return r;
 }

@@ -1,5 +1,6 @@
 #include "drifa/runtime/progress.h"
 
+#include <cmath>
 #include <cstdio>
 #include <unistd.h>
 
@@ -32,8 +33,10 @@ void Progress::update(size_t done, size_t items, double loss) {
   std::string bar(fill, '=');
   if (fill < width) bar += '>' + std::string(width - fill - 1, ' ');
   // \r redraws in place on a terminal; in a log file each update is its own line.
-  std::fprintf(stderr, "%s%s [%s] %zu/%zu loss %.4f  %.1f %s/s  ETA %s%s", isatty(2) ? "\r" : "", label_.c_str(),
-               bar.c_str(), done, total_, loss, rate, unit_.c_str(), format_duration(eta).c_str(), isatty(2) ? "" : "\n");
+  char loss_text[32] = "";
+  if (!std::isnan(loss)) std::snprintf(loss_text, sizeof loss_text, " loss %.4f", loss);
+  std::fprintf(stderr, "%s%s [%s] %zu/%zu%s  %.1f %s/s  ETA %s%s", isatty(2) ? "\r" : "", label_.c_str(),
+               bar.c_str(), done, total_, loss_text, rate, unit_.c_str(), format_duration(eta).c_str(), isatty(2) ? "" : "\n");
   std::fflush(stderr);
 }
 

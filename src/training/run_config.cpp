@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
 
@@ -52,6 +53,7 @@ RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base)
   for (auto it = j.begin(); it != j.end(); ++it) {
     const auto& k = it.key();
     if (k == "seed") r.seed = it->get<uint64_t>();
+    else if (k == "member") r.member = it->get<int>();
     else if (k == "model") {
       for (auto m = it->begin(); m != it->end(); ++m)
         if (m.key() != "widths" && m.key() != "dropout" && m.key() != "attention" && m.key() != "bn_momentum")
@@ -77,7 +79,13 @@ RunConfig RunConfig::from_toml(const std::string& path) {
 }
 
 nlohmann::json RunConfig::to_json() const {
-  return {{"seed", seed}, {"model", model}, {"data", data.to_json()}, {"train", train.to_json()}, {"augment", augment.to_json()}};
+  nlohmann::json j = {{"seed", seed}, {"model", model}, {"data", data.to_json()}, {"train", train.to_json()}, {"augment", augment.to_json()}};
+  if (member != 0) j["member"] = member;
+  return j;
+}
+
+uint64_t RunConfig::train_seed() const {
+  return member == 0 ? seed : data::mix_seed(seed, 0xE45E, static_cast<uint64_t>(member));
 }
 
 ModelConfig RunConfig::model_config(const data::PreparedData& d) const {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 #include <sstream>
 
@@ -11,25 +12,18 @@
 #include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/config_file.h"
 #include "drifa/io/model_file.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/training/checkpoint.h"
+#include "drifa/training/run_folder.h"
 
 namespace fs = std::filesystem;
 
 namespace drifa::training {
 
 namespace {
-
-nlohmann::json read_json(const std::string& path) {
-  const std::string text = io::read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": malformed JSON: " + e.what());
-  }
-}
 
 std::string csv_of(const nlohmann::json& log) {
   std::ostringstream o;
@@ -66,15 +60,15 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   data::PreparedData d;
   if (opt.resume) {
     if (!fs::exists(ckpt)) throw Error(run_dir + ": nothing to resume (no checkpoint.safetensors)");
-    if (read_json(cfg_path) != cfg.to_json())
+    if (io::read_json(cfg_path) != cfg.to_json())
       throw Error(run_dir + ": the configuration differs from the one this run was started with (config.json)");
-    d = data::PreparedData::from_json(read_json(split_path));
+    d = data::PreparedData::from_json(io::read_json(split_path));
   } else {
     if (fs::exists(ckpt))
       throw Error(run_dir + ": already holds a training run; use --resume to continue it or choose another --out");
     d = data::prepare_data(cfg.data, cfg.seed);
   }
-  data::ImageCache cache({cfg.data.image_size, cfg.data.channels, cfg.data.min_side, cfg.data.dicom});
+  data::ImageCache cache(cfg.data.image_options());
   {
     std::vector<std::string> warnings;
     say("checking " + std::to_string(d.all_paths().size()) + " images ...");
@@ -88,7 +82,10 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   const ModelConfig mcfg = cfg.model_config(d);
   const auto& tc = cfg.train;
 
-  torch::manual_seed(data::mix_seed(cfg.seed, 0x1417));
+  // The split and the evaluation partners follow cfg.seed; everything random in training
+  // follows train_seed(), which differs between ensemble members.
+  const uint64_t tseed = cfg.train_seed();
+  torch::manual_seed(data::mix_seed(tseed, 0x1417));
   DRIFANet net(mcfg);
   net->to(opt.device);
   torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
@@ -99,7 +96,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     st = load_checkpoint(ckpt, net, adam);
     set_lr(adam, st.lr);
     if (fs::exists(log_path)) {
-      log = read_json(log_path);
+      log = io::read_json(log_path);
       // Rows written after the checkpoint (an interrupted epoch) are dropped.
       while (!log.empty() && log.back().at("epoch").get<int64_t>() > st.epoch) log.erase(log.size() - 1);
     }
@@ -119,8 +116,8 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   for (int64_t epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {
     if (st.early_wait >= tc.early_stop_patience) break;
     const auto t0 = std::chrono::steady_clock::now();
-    torch::manual_seed(data::mix_seed(cfg.seed, 0xD20, static_cast<uint64_t>(epoch)));
-    auto examples = d.train_examples(cfg.seed, epoch);
+    torch::manual_seed(data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch)));
+    auto examples = d.train_examples(tseed, epoch);
     if (tc.steps_per_epoch > 0 && examples.size() > size_t(tc.steps_per_epoch) * tc.batch_size)
       examples.resize(size_t(tc.steps_per_epoch) * tc.batch_size);
     data::LoaderOptions lo;
@@ -130,7 +127,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     lo.workers = cfg.data.workers;
     lo.augment = cfg.augment.enabled();
     lo.aug = cfg.augment;
-    lo.seed = cfg.seed;
+    lo.seed = tseed;
     lo.epoch = epoch;
     data::BatchLoader loader(examples, cache, lo);
     net->set_mode(Mode::Train);
@@ -227,37 +224,31 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   sum.best_epoch = st.best_epoch;
   sum.best_val_loss = st.best_val_loss;
   sum.best_model = best;
-  if (opt.evaluate_test) sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, opt.device, tc.bf16);
+  io::atomic_write_text((fs::path(run_dir) / "done.json").string(),
+                        nlohmann::json{{"epochs", st.epoch}, {"best_epoch", st.best_epoch}, {"best_val_loss", st.best_val_loss},
+                                       {"early_stopped", sum.early_stopped}}.dump(2));
+  if (opt.evaluate_test) sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, opt.device, tc.bf16, &cache);
   return sum;
 }
 
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
-                            const std::string& out_dir, torch::Device device, bool bf16) {
-  if (part != "test" && part != "val") throw Error("part must be test or val, got '" + part + "'");
-  const std::string cfg_path = (fs::path(run_dir) / "config.json").string();
-  if (!fs::exists(cfg_path)) throw Error(run_dir + ": not a training run folder (no config.json)");
-  auto cfg = RunConfig::from_json(read_json(cfg_path), run_dir);
-  auto d = data::PreparedData::from_json(read_json((fs::path(run_dir) / "split.json").string()));
-  auto loaded = io::load_model(model_path);
-  auto net = loaded.net;
+                            const std::string& out_dir, torch::Device device, bool bf16, data::ImageCache* cache) {
+  const auto run = RunFolder::open(run_dir);
+  const auto& cfg = run.cfg;
+  auto net = run.load_model(model_path);
   const auto& mc = net->config();
-  if (mc.modalities != static_cast<int64_t>(d.modalities.size()))
-    throw Error(model_path + ": the model takes " + std::to_string(mc.modalities) + " modalities, the run's data has " +
-                std::to_string(d.modalities.size()));
-  for (size_t t = 0; t < d.classes.size(); ++t)
-    if (t >= mc.class_names.size() || mc.class_names[t] != d.classes[t])
-      throw Error(model_path + ": the model's classes for task " + std::to_string(t) + " differ from the run's data");
   net->to(device);
   net->set_mode(Mode::Eval);
-  data::ImageCache cache({cfg.data.image_size, cfg.data.channels, cfg.data.min_side, cfg.data.dicom});
-  const auto examples = d.eval_examples(part, cfg.seed);
+  std::optional<data::ImageCache> own;
+  if (!cache) cache = &own.emplace(cfg.data.image_options());
+  const auto examples = run.examples(part);
   evaluation::EvalOptions eo;
   eo.batch_size = cfg.train.batch_size;
   eo.workers = cfg.data.workers;
   eo.bf16 = bf16;
   eo.device = device;
   eo.task_weights = cfg.train.task_weights;
-  auto r = evaluation::evaluate(net, examples, cache, eo);
+  auto r = evaluation::evaluate(net, examples, *cache, eo);
   auto j = evaluation::metrics_json(r, mc);
   j["part"] = part;
   j["model"] = model_path;

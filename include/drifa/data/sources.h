@@ -34,6 +34,7 @@ struct DataConfig {
   bool skip_bad = false;
   DicomOptions dicom;
 
+  ImageOptions image_options() const { return {image_size, channels, min_side, dicom}; }
   nlohmann::json to_json() const;
   // base: folder that relative paths are taken from (the config file's folder).
   static DataConfig from_json(const nlohmann::json& j, const std::string& base);

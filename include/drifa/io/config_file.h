@@ -11,4 +11,7 @@ namespace drifa::io {
 nlohmann::json read_toml(const std::string& path);
 nlohmann::json parse_toml(const std::string& text, const std::string& source);
 
+// A JSON file (run records, results); throws drifa::Error naming the file.
+nlohmann::json read_json(const std::string& path);
+
 }  // namespace drifa::io

@@ -10,6 +10,7 @@
 // LibTorch has no module hooks.
 #include <vector>
 
+#include <ATen/core/Generator.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/linear.h>
@@ -28,6 +29,11 @@ enum class Mode { Train, Eval, MCSample };
 
 struct ForwardOptions {
   bool keep_stages = false;  // return every stage output (for Grad-CAM); costs memory
+  // Monte Carlo dropout with reproducible masks: one CPU generator per batch row. Row r's masks
+  // are drawn from dropout_rngs[r] alone, site after site, so a sample's masks do not depend on
+  // the batch it shares, how passes are grouped or whether the prefix was shared.
+  // Empty: torch's global generator (training).
+  std::vector<at::Generator> dropout_rngs;
 };
 
 struct ForwardResult {
@@ -61,7 +67,8 @@ class DRIFANetImpl : public torch::nn::Module {
 
  private:
   void check_inputs(const std::vector<torch::Tensor>& inputs) const;
-  void run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with_block);
+  void run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with_block, const ForwardOptions& opt);
+  torch::Tensor dropout(const torch::Tensor& x, const ForwardOptions& opt) const;
 
   ModelConfig cfg_;
   std::vector<Branch> branch_;

@@ -8,7 +8,7 @@ namespace drifa {
 class Progress {
  public:
   Progress(std::string label, size_t total, bool quiet, std::string unit = "samples");
-  // Call after each step: done = steps finished, items = samples in this step.
+  // Call after each step: done = steps finished, items = samples in this step; loss NaN = none.
   void update(size_t done, size_t items, double loss);
   void finish(const std::string& summary);
 

@@ -30,6 +30,10 @@ struct TrainConfig {
 
 struct RunConfig {
   uint64_t seed = 0;
+  // Ensemble member: members share seed's split and evaluation partners; their initialisation,
+  // pairing, augmentation and dropout come from train_seed(). Member 0 is a plain run.
+  int member = 0;
+  uint64_t train_seed() const;
   nlohmann::json model = nlohmann::json::object();  // [model]: widths, dropout, attention
   data::DataConfig data;
   TrainConfig train;

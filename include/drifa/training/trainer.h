@@ -3,7 +3,7 @@
 //   Adam; loss sum_t weight_t * CE_t; reduce-on-plateau of the validation loss; early stopping;
 //   the best model by validation loss; optional bf16 autocast.
 // Run folder: config.json, split.json, checkpoint.safetensors (last epoch, resumable),
-// best.safetensors (model file), log.csv, log.json; after training, the test evaluation
+// best.safetensors (model file), log.csv, log.json, done.json (when training finished); after training, the test evaluation
 // metrics.json and predictions.csv.
 #include <functional>
 #include <string>
@@ -33,8 +33,9 @@ struct TrainSummary {
 TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt);
 
 // Evaluates a model on a run's saved split ("val" or "test"); writes metrics.json and
-// predictions.csv into out_dir. Prints nothing.
+// predictions.csv into out_dir. Prints nothing. cache: images already decoded (optional).
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
-                            const std::string& out_dir, torch::Device device, bool bf16);
+                            const std::string& out_dir, torch::Device device, bool bf16,
+                            data::ImageCache* cache = nullptr);
 
 }  // namespace drifa::training

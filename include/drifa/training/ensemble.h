@@ -1,0 +1,29 @@
+#pragma once
+// Ensembles (spec section 7: 5 independently trained models): K runs of one config that share
+// the data split and differ in initialisation, pairing, augmentation and dropout
+// (RunConfig::member). Folder: ensemble.json and member-0 .. member-(K-1), each a run folder.
+#include <string>
+#include <vector>
+
+#include "drifa/training/run_folder.h"
+#include "drifa/training/trainer.h"
+
+namespace drifa::training {
+
+// Trains the members one after another. Resumable model by model: a member with done.json is
+// kept, one with a checkpoint resumes, the others start. Re-running with another config is an error.
+std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string& dir, int members,
+                                         const TrainOptions& opt);
+
+// The run folders of an ensemble folder (from ensemble.json), or {dir} when dir is one run.
+std::vector<std::string> member_runs(const std::string& dir);
+
+// An ensemble (or one run) opened for the uncertainty study, predictions and explanations.
+struct Ensemble {
+  RunFolder run;               // member 0: config and split, shared by all members
+  std::vector<DRIFANet> nets;  // each member's best.safetensors, on the device
+};
+// Throws drifa::Error if a member's split differs from member 0's or its model does not fit it.
+Ensemble open_ensemble(const std::string& dir, torch::Device device);
+
+}  // namespace drifa::training

@@ -1,0 +1,27 @@
+#pragma once
+// A training run folder opened again: its config, its saved split and its models, for
+// evaluation, uncertainty, explanations and the report.
+#include <string>
+#include <vector>
+
+#include "drifa/data/loader.h"
+#include "drifa/data/sources.h"
+#include "drifa/model/drifa_net.h"
+#include "drifa/training/run_config.h"
+
+namespace drifa::training {
+
+struct RunFolder {
+  std::string dir;
+  RunConfig cfg;
+  data::PreparedData data;
+
+  // Throws drifa::Error when dir is not a run folder (no config.json / split.json).
+  static RunFolder open(const std::string& dir);
+  std::string best_model() const;                                     // dir/best.safetensors
+  std::vector<data::Example> examples(const std::string& part) const;  // "val" | "test"
+  // Loads a model file and checks that it takes this run's modalities and classes.
+  DRIFANet load_model(const std::string& path) const;
+};
+
+}  // namespace drifa::training

@@ -1,0 +1,59 @@
+#pragma once
+// Uncertainty and calibration measures from sampled probabilities (natural logarithms, nats).
+//
+// samples [S, N, K]: S stochastic predictions (MC passes, ensemble members, or S = 1 for a
+// deterministic model) of N samples over K classes.
+//   predictive entropy  H[mean_s p_s]            (total uncertainty)
+//   expected entropy    mean_s H[p_s]            (aleatoric)
+//   mutual information  H[mean] - mean_s H[p_s]  (epistemic; 0 when S = 1)
+//   spread              std_s p_s[predicted]     (population std; 0 when S = 1)
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+#include <torch/types.h>
+
+namespace drifa::uncertainty {
+
+struct SampleMeasures {
+  torch::Tensor mean;                // [N, K]
+  torch::Tensor predicted;           // [N] int64
+  torch::Tensor predictive_entropy;  // [N]
+  torch::Tensor expected_entropy;    // [N]
+  torch::Tensor mutual_information;  // [N]
+  torch::Tensor spread;              // [N]
+};
+SampleMeasures sample_measures(const torch::Tensor& samples);
+
+// Mean negative log-likelihood of the true labels (probabilities clamped at 1e-12).
+double nll(const torch::Tensor& labels, const torch::Tensor& probs);
+// Multi-class Brier score: mean over samples of sum_k (p_k - [y = k])^2, in [0, 2].
+double brier(const torch::Tensor& labels, const torch::Tensor& probs);
+
+// Reliability diagram over equal-width confidence bins (confidence = max probability; bin b
+// holds [b/n, (b+1)/n), the last one also 1). ECE = sum_b |B_b|/N * |acc_b - conf_b|.
+struct Reliability {
+  std::vector<int64_t> count;
+  std::vector<double> confidence, accuracy;  // per bin; 0 for empty bins
+  double ece = 0;
+};
+Reliability reliability(const torch::Tensor& labels, const torch::Tensor& probs, int bins = 15);
+
+// Selective prediction: samples ranked from least to most uncertain (ties by index).
+// Accuracy on the most certain ceil(coverage * N) samples.
+double selective_accuracy(const torch::Tensor& correct, const torch::Tensor& uncertainty, double coverage);
+// Area under the risk-coverage curve: mean over k = 1..N of the error rate of the k most certain.
+double aurc(const torch::Tensor& correct, const torch::Tensor& uncertainty);
+// How well an uncertainty measure flags the model's own errors (AUROC, errors = positives);
+// unset when all predictions are right or all wrong.
+std::optional<double> error_detection_auroc(const torch::Tensor& correct, const torch::Tensor& uncertainty);
+
+// Everything above for one task and one method, as JSON: metrics (accuracy, macro P/R/F1,
+// confusion), nll, brier, ece, reliability, selective accuracy at the coverages, aurc, the
+// error-detection AUROC of each measure and the means of each measure. Labels of -1 are skipped.
+nlohmann::json task_summary(const torch::Tensor& labels, const torch::Tensor& samples,
+                            const std::vector<std::string>& class_names, const std::vector<double>& coverages);
+
+}  // namespace drifa::uncertainty

@@ -1,0 +1,45 @@
+#pragma once
+// The uncertainty study of spec section 7 over a test set: K models (an ensemble), T Monte
+// Carlo passes each, compared with one deterministic model, one model's MC passes and the
+// ensemble without MC, so the gain of each step is visible.
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "drifa/data/loader.h"
+#include "drifa/model/drifa_net.h"
+#include "drifa/uncertainty/mc_sampler.h"
+
+namespace drifa::uncertainty {
+
+struct StudyOptions {
+  MCOptions mc;  // passes, seed, shared prefix or naive loop
+  int batch_size = 32, workers = 2;
+  torch::Device device = torch::kCPU;
+  std::vector<double> coverages = {1.0, 0.9, 0.8, 0.7, 0.5};
+  bool quiet = true;
+};
+
+struct StudySamples {
+  std::vector<torch::Tensor> labels;                      // per task [N] (-1: not scored)
+  std::vector<std::vector<torch::Tensor>> deterministic;  // [model][task] [N, K]
+  std::vector<std::vector<torch::Tensor>> mc;             // [model][task] [T, N, K]
+  double mc_seconds = 0;                                  // time spent in the MC passes
+};
+
+// Every model over the examples: one deterministic pass and opt.mc.passes MC passes each; model
+// k's masks come from seed mix(opt.mc.seed, k). Images are decoded once for all models.
+StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::Example>& examples,
+                           data::ImageCache& cache, const StudyOptions& opt);
+
+// Per task, per method: deterministic (model 0), mc (model 0, T passes), and with K > 1
+// ensemble_deterministic (K models) and ensemble (K x T): task_summary() of each.
+nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const std::vector<double>& coverages);
+
+// samples.csv: one row per scored (sample, task) with the final method's (ensemble, else mc)
+// mean probabilities, prediction and per-sample measures.
+void write_samples_csv(const std::string& path, const StudySamples& s, const std::vector<data::Example>& examples,
+                       const ModelConfig& cfg);
+
+}  // namespace drifa::uncertainty

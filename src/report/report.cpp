@@ -1,0 +1,357 @@
+#include "drifa/report/report.h"
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "drifa/data/csv.h"
+#include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
+#include "drifa/io/config_file.h"
+#include "drifa/report/plots.h"
+#include "drifa/training/ensemble.h"
+
+namespace fs = std::filesystem;
+
+namespace drifa::report {
+
+std::string base64(const std::string& in) {
+  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((in.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += tbl[(v >> s) & 63];
+  }
+  if (i < in.size()) {
+    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
+    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
+    out += tbl[(v >> 18) & 63];
+    out += tbl[(v >> 12) & 63];
+    out += i + 1 < in.size() ? tbl[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+namespace {
+
+std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '<') o += "&lt;";
+    else if (c == '>') o += "&gt;";
+    else if (c == '&') o += "&amp;";
+    else if (c == '"') o += "&quot;";
+    else o += c;
+  }
+  return o;
+}
+
+std::string fmt(const nlohmann::json& v, int precision = 3) {
+  if (v.is_null()) return "n/a";
+  if (!v.is_number()) return esc(v.dump());
+  std::ostringstream o;
+  o.setf(std::ios::fixed);
+  o.precision(precision);
+  o << v.get<double>();
+  return o.str();
+}
+
+std::string img(const std::string& png, const std::string& alt, int width = 0) {
+  const std::string mime = png.size() > 5 && png.substr(png.size() - 4) == ".png" ? "image/png" : "image/jpeg";
+  return "<img alt=\"" + esc(alt) + "\"" + (width ? " width=\"" + std::to_string(width) + "\"" : "") + " src=\"data:" +
+         mime + ";base64," + base64(io::read_file(png, "image")) + "\">";
+}
+
+std::string table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {
+  std::ostringstream o;
+  o << "<table><tr>";
+  for (const auto& h : head) o << "<th>" << esc(h) << "</th>";
+  o << "</tr>";
+  for (const auto& r : rows) {
+    o << "<tr>";
+    for (const auto& c : r) o << "<td>" << c << "</td>";
+    o << "</tr>";
+  }
+  o << "</table>";
+  return o.str();
+}
+
+struct Builder {
+  std::string dir, plots;
+  std::ostringstream html;
+  std::vector<std::string> missing;
+  int figures = 0;
+
+  std::string plot(const Plot& p, const std::string& name) {
+    const auto path = (fs::path(plots) / (name + ".png")).string();
+    plot_png(p, path);
+    ++figures;
+    return img(path, p.title);
+  }
+};
+
+void section_curves(Builder& b, const std::vector<std::string>& runs) {
+  b.html << "<h2>Training</h2>";
+  Plot loss;
+  loss.title = "Loss per epoch";
+  loss.xlabel = "epoch";
+  loss.ylabel = "loss";
+  Plot acc;
+  acc.title = "Validation accuracy per epoch (member 0)";
+  acc.xlabel = "epoch";
+  acc.ylabel = "accuracy";
+  acc.yrange = std::make_pair(0.0, 1.0);
+  for (size_t k = 0; k < runs.size(); ++k) {
+    const auto log = (fs::path(runs[k]) / "log.csv").string();
+    if (!fs::exists(log)) continue;
+    const auto t = data::read_csv(log);
+    const int ce = t.column("epoch", log), ct = t.column("train_loss", log), cv = t.column("val_loss", log);
+    Series tr, va;
+    const std::string who = runs.size() > 1 ? " (member " + std::to_string(k) + ")" : "";
+    tr.title = "train" + who;
+    va.title = "validation" + who;
+    tr.style = va.style = "linespoints pt 7 ps 0.5";
+    for (const auto& r : t.rows) {
+      tr.x.push_back(std::stod(r[ce]));
+      tr.y.push_back(std::stod(r[ct]));
+      va.x.push_back(std::stod(r[ce]));
+      va.y.push_back(std::stod(r[cv]));
+    }
+    if (runs.size() == 1 || k < 5) {
+      loss.series.push_back(tr);
+      loss.series.push_back(va);
+    }
+    if (k == 0)
+      for (size_t c = 0; c < t.header.size(); ++c)
+        if (t.header[c].rfind("val_acc_", 0) == 0) {
+          Series s;
+          s.title = t.header[c].substr(8);
+          s.style = "linespoints pt 7 ps 0.5";
+          for (const auto& r : t.rows) {
+            s.x.push_back(std::stod(r[ce]));
+            s.y.push_back(std::stod(r[c]));
+          }
+          acc.series.push_back(s);
+        }
+  }
+  if (loss.series.empty()) {
+    b.missing.push_back("training curves: no log.csv");
+    b.html << "<p class=missing>No training log found.</p>";
+    return;
+  }
+  b.html << "<div class=row>" << b.plot(loss, "loss") << b.plot(acc, "val_accuracy") << "</div>";
+}
+
+void section_metrics(Builder& b, const std::string& run) {
+  const auto path = (fs::path(run) / "metrics.json").string();
+  b.html << "<h2>Test metrics</h2>";
+  if (!fs::exists(path)) {
+    b.missing.push_back("test metrics: run `drifa evaluate " + run + "`");
+    b.html << "<p class=missing>Not evaluated yet: <code>drifa evaluate " << esc(run) << "</code></p>";
+    return;
+  }
+  const auto m = io::read_json(path);
+  b.html << "<p>Model " << esc(m.value("model", "")) << ", deterministic evaluation on the " << esc(m.value("part", "test"))
+         << " split.</p>";
+  std::vector<std::vector<std::string>> rows;
+  for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
+    const auto& t = it.value();
+    rows.push_back({esc(it.key()), fmt(t["samples"], 0), fmt(t["accuracy"]), fmt(t["macro_precision"]), fmt(t["macro_recall"]),
+                    fmt(t["macro_f1"]), fmt(t["roc_auc_macro"])});
+  }
+  b.html << table({"task", "samples", "accuracy", "macro precision", "macro recall", "macro F1", "ROC-AUC"}, rows);
+  b.html << "<div class=row>";
+  for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
+    const auto& t = it.value();
+    std::vector<std::string> names;
+    for (const auto& c : t["classes"]) names.push_back(c.get<std::string>());
+    std::vector<std::string> head = {"true \\ predicted"};
+    for (const auto& n : names) head.push_back(n);
+    std::vector<std::vector<std::string>> cm;
+    for (size_t i = 0; i < t["confusion_matrix"].size(); ++i) {
+      std::vector<std::string> r = {"<b>" + esc(names[i]) + "</b>"};
+      for (const auto& v : t["confusion_matrix"][i]) r.push_back(std::to_string(v.get<int64_t>()));
+      cm.push_back(r);
+    }
+    b.html << "<div><h3>Confusion matrix: " << esc(it.key()) << "</h3>" << table(head, cm) << "</div>";
+  }
+  b.html << "</div>";
+}
+
+void section_uq(Builder& b) {
+  const auto path = (fs::path(b.dir) / "uq" / "uq.json").string();
+  b.html << "<h2>Uncertainty</h2>";
+  if (!fs::exists(path)) {
+    b.missing.push_back("uncertainty: run `drifa uq " + b.dir + "`");
+    b.html << "<p class=missing>Not run yet: <code>drifa uq " << esc(b.dir) << "</code></p>";
+    return;
+  }
+  const auto j = io::read_json(path);
+  b.html << "<p>" << j["models"] << " model(s) &times; " << j["passes"]
+         << " Monte Carlo dropout passes. deterministic = model 0 without dropout; mc = model 0 with MC dropout; "
+            "ensemble_deterministic = the models without dropout; ensemble = all models &times; all passes. "
+            "Entropies in nats; ECE over 15 bins; AURC ranks by predictive entropy; errAUROC = how well a measure flags "
+            "the model's own errors.</p>";
+  for (auto it = j["tasks"].begin(); it != j["tasks"].end(); ++it) {
+    std::vector<std::vector<std::string>> rows;
+    std::string final_method;
+    for (const char* m : {"deterministic", "mc", "ensemble_deterministic", "ensemble"}) {
+      if (!it.value().contains(m) || !it.value()[m].contains("metrics")) continue;
+      final_method = m;
+      const auto& s = it.value()[m];
+      std::string sel;
+      for (const auto& c : s["selective"]) sel += fmt(c["coverage"], 1) + ": " + fmt(c["accuracy"]) + "<br>";
+      rows.push_back({m, fmt(s["metrics"]["accuracy"]), fmt(s["metrics"]["macro_f1"]), fmt(s["nll"]), fmt(s["brier"]),
+                      fmt(s["ece"]), fmt(s["aurc"]), sel, fmt(s["error_auroc"]["predictive_entropy"]),
+                      fmt(s["error_auroc"]["mutual_information"])});
+    }
+    b.html << "<h3>Task " << esc(it.key()) << "</h3>"
+           << table({"method", "accuracy", "macro F1", "NLL", "Brier", "ECE", "AURC", "selective accuracy (coverage: acc)",
+                     "errAUROC (entropy)", "errAUROC (MI)"},
+                    rows);
+    if (final_method.empty()) continue;
+    const auto& rel = it.value()[final_method]["reliability"];
+    Plot p;
+    p.title = "Reliability: " + it.key() + " (" + final_method + ")";
+    p.xlabel = "confidence";
+    p.ylabel = "accuracy";
+    p.xrange = p.yrange = std::make_pair(0.0, 1.0);
+    p.diagonal = true;
+    Series s;
+    s.title = "accuracy per bin";
+    s.style = "boxes";
+    const int bins = rel["bins"].get<int>();
+    for (int k = 0; k < bins; ++k)
+      if (rel["count"][k].get<int64_t>() > 0) {
+        s.x.push_back((k + 0.5) / bins);
+        s.y.push_back(rel["accuracy"][k].get<double>());
+      }
+    p.series.push_back(s);
+    std::string hist;
+    const auto samples = (fs::path(b.dir) / "uq" / "samples.csv").string();
+    if (fs::exists(samples)) {
+      const auto t = data::read_csv(samples);
+      const int ct = t.column("task", samples), cc = t.column("correct", samples), ce = t.column("predictive_entropy", samples),
+                cm = t.column("mutual_information", samples);
+      for (const auto& [col, label] : std::vector<std::pair<int, std::string>>{{ce, "predictive entropy"}, {cm, "mutual information"}}) {
+        std::vector<double> right, wrong;
+        double hi = 1e-9;
+        for (const auto& r : t.rows)
+          if (r[ct] == it.key()) {
+            const double v = std::stod(r[col]);
+            (r[cc] == "1" ? right : wrong).push_back(v);
+            hi = std::max(hi, v);
+          }
+        Plot h;
+        h.title = "Distribution of the " + label + ": " + it.key();
+        h.xlabel = label + " (nats)";
+        h.ylabel = "samples";
+        const int nb = 15;
+        for (const auto& [vals, name] : std::vector<std::pair<std::vector<double>*, std::string>>{{&right, "correct"}, {&wrong, "wrong"}}) {
+          Series hs;
+          hs.title = name + " (" + std::to_string(vals->size()) + ")";
+          hs.style = "steps lw 2";
+          std::vector<double> count(nb, 0);
+          for (double v : *vals) count[std::min(nb - 1, static_cast<int>(v / hi * nb))] += 1;
+          for (int k = 0; k <= nb; ++k) {
+            hs.x.push_back(hi * k / nb);
+            hs.y.push_back(count[std::min(k, nb - 1)]);
+          }
+          h.series.push_back(hs);
+        }
+        hist += b.plot(h, "hist_" + std::to_string(b.figures));
+      }
+    }
+    b.html << "<div class=row>" << b.plot(p, "reliability_" + std::to_string(b.figures)) << hist << "</div>";
+  }
+}
+
+void section_gradcam(Builder& b) {
+  const auto dir = fs::path(b.dir) / "gradcam";
+  b.html << "<h2>Grad-CAM</h2>";
+  if (!fs::exists(dir / "gradcam.json")) {
+    b.missing.push_back("Grad-CAM: run `drifa gradcam " + b.dir + "`");
+    b.html << "<p class=missing>Not run yet: <code>drifa gradcam " << esc(b.dir) << "</code></p>";
+    return;
+  }
+  const auto j = io::read_json((dir / "gradcam.json").string());
+  b.html << "<p>Stage " << j["stage"] << ", cases ordered by " << (j["selection"] == "first" ? "position" : "uncertainty (most uncertain first, when the study was run)") << ".";
+  if (j.contains("lesion"))
+    b.html << " Against the known lesion masks (" << j["lesion"]["maps"] << " maps): <b>" << fmt(j["lesion"]["energy_inside_mean"])
+           << "</b> of the heat-map energy falls inside the lesion, against " << fmt(j["lesion"]["uniform_mean"])
+           << " for a uniform map; the pointing game hits " << fmt(j["lesion"]["pointing_hit_rate"]) << " (uniform "
+           << fmt(j["lesion"]["pointing_uniform_expectation"]) << ").";
+  b.html << "</p><div class=gallery>";
+  for (const auto& e : j["images"]) {
+    b.html << "<figure>" << img((dir / e["image"].get<std::string>()).string(), e["path"].get<std::string>(), 200)
+           << "<figcaption>" << esc(e["task"].get<std::string>()) << " / " << esc(e["modality"].get<std::string>())
+           << "<br>true <b>" << esc(e["true_label"].get<std::string>()) << "</b>, predicted <b>"
+           << esc(e["predicted_label"].get<std::string>()) << "</b> (" << fmt(e["probability"], 2) << ")</figcaption></figure>";
+  }
+  b.html << "</div>";
+}
+
+void section_tsne(Builder& b) {
+  const auto dir = fs::path(b.dir) / "tsne";
+  b.html << "<h2>t-SNE of the fused features</h2>";
+  if (!fs::exists(dir / "tsne.json")) {
+    b.missing.push_back("t-SNE: run `drifa tsne " + b.dir + "`");
+    b.html << "<p class=missing>Not run yet: <code>drifa tsne " << esc(b.dir) << "</code></p>";
+    return;
+  }
+  const auto j = io::read_json((dir / "tsne.json").string());
+  b.html << "<div class=row>";
+  for (auto it = j["embeddings"].begin(); it != j["embeddings"].end(); ++it)
+    b.html << "<figure>" << img((dir / it.value()["png"].get<std::string>()).string(), "t-SNE " + it.key())
+           << "<figcaption>" << esc(it.key()) << ": " << it.value()["samples"] << " samples, perplexity "
+           << fmt(it.value()["perplexity"], 1) << ", trustworthiness " << fmt(it.value()["trustworthiness"]) << "</figcaption></figure>";
+  b.html << "</div>";
+}
+
+}  // namespace
+
+std::vector<std::string> write_report(const std::string& dir, const std::string& html_path) {
+  const auto runs = fs::exists(fs::path(dir) / "ensemble.json") ? [&] {
+    std::vector<std::string> r;
+    for (const auto& n : io::read_json((fs::path(dir) / "ensemble.json").string()).at("members")) {
+      const auto run = (fs::path(dir) / n.get<std::string>()).string();
+      if (fs::exists(fs::path(run) / "config.json")) r.push_back(run);
+    }
+    if (r.empty()) throw Error(dir + ": the ensemble has no trained member yet");
+    return r;
+  }() : training::member_runs(dir);
+  Builder b;
+  b.dir = dir;
+  b.plots = (fs::path(dir) / "plots").string();
+  fs::create_directories(b.plots);
+  const auto cfg = io::read_json((fs::path(runs[0]) / "config.json").string());
+  b.html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>DRIFA report: " << esc(dir) << "</title><style>"
+         << "body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"
+         << "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"
+         << "th{background:#eee}.row{display:flex;flex-wrap:wrap;gap:1em}.gallery{display:flex;flex-wrap:wrap;gap:8px}"
+         << "figure{margin:0}figcaption{font-size:12px;max-width:200px}.missing{color:#a00}pre{background:#f6f6f6;padding:8px}"
+         << "</style></head><body>";
+  b.html << "<h1>DRIFA-Net report</h1><p>Folder <code>" << esc(dir) << "</code>: " << runs.size()
+         << (runs.size() > 1 ? " ensemble members" : " training run") << ".</p>";
+  b.html << "<details><summary>Configuration</summary><pre>" << esc(cfg.dump(2)) << "</pre></details>";
+  section_curves(b, runs);
+  section_metrics(b, runs[0]);
+  section_uq(b);
+  section_gradcam(b);
+  section_tsne(b);
+  // Lets a headless browser (and a reader) confirm that every embedded image decoded.
+  b.html << "<p id=imgcheck></p><script>window.addEventListener('load',function(){var im=document.images,ok=0;"
+            "for(var i=0;i<im.length;i++)if(im[i].complete&&im[i].naturalWidth>0)ok++;"
+            "var p=document.getElementById('imgcheck');p.setAttribute('data-loaded',ok);p.setAttribute('data-total',im.length);"
+            "p.textContent=ok+' of '+im.length+' images loaded';});</script></body></html>\n";
+  io::atomic_write_text(html_path, b.html.str());
+  return b.missing;
+}
+
+}  // namespace drifa::report

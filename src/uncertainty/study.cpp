@@ -1,0 +1,146 @@
+#include "drifa/uncertainty/study.h"
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "drifa/data/csv.h"
+#include "drifa/data/split.h"
+#include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
+#include "drifa/runtime/autocast.h"
+#include "drifa/runtime/progress.h"
+#include "drifa/uncertainty/measures.h"
+
+namespace drifa::uncertainty {
+
+StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::Example>& examples,
+                           data::ImageCache& cache, const StudyOptions& opt) {
+  if (nets.empty()) throw Error("the uncertainty study needs at least one model");
+  if (examples.empty()) throw Error("the uncertainty study needs at least one example");
+  const auto& cfg = nets[0]->config();
+  const size_t T = static_cast<size_t>(cfg.tasks()), K = nets.size();
+  for (auto& n : nets)
+    if (n->config().to_json() != cfg.to_json())
+      throw Error("the ensemble's models have different configurations");
+  data::LoaderOptions lo;
+  lo.batch_size = opt.batch_size;
+  lo.workers = opt.workers;
+  data::BatchLoader loader(examples, cache, lo);
+  std::vector<std::vector<std::vector<torch::Tensor>>> det(K, std::vector<std::vector<torch::Tensor>>(T)),
+      mc(K, std::vector<std::vector<torch::Tensor>>(T));
+  std::vector<std::vector<torch::Tensor>> labels(T);
+  StudySamples s;
+  Progress bar("uncertainty (" + std::to_string(K) + " models x " + std::to_string(opt.mc.passes) + " passes)",
+               loader.batches(), opt.quiet);
+  data::Batch b;
+  size_t step = 0;
+  while (loader.next(b)) {
+    for (auto& x : b.inputs) x = x.to(opt.device);
+    std::vector<int64_t> ids(b.indices.begin(), b.indices.end());
+    for (size_t t = 0; t < T; ++t) labels[t].push_back(b.labels[t]);
+    for (size_t k = 0; k < K; ++k) {
+      const Mode before = nets[k]->mode();
+      nets[k]->set_mode(Mode::Eval);
+      {
+        torch::NoGradGuard ng;
+        AutocastGuard ac(opt.mc.bf16, opt.device);
+        auto r = nets[k]->forward(b.inputs);
+        for (size_t t = 0; t < T; ++t) det[k][t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu());
+      }
+      nets[k]->set_mode(before);
+      MCOptions mo = opt.mc;
+      mo.seed = data::mix_seed(opt.mc.seed, static_cast<uint64_t>(k));
+      const auto t0 = std::chrono::steady_clock::now();
+      auto p = mc_sample(nets[k], b.inputs, ids, mo);
+      s.mc_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      for (size_t t = 0; t < T; ++t) mc[k][t].push_back(p[t]);
+    }
+    bar.update(++step, b.indices.size(), std::nan(""));
+  }
+  bar.finish("");
+  for (size_t t = 0; t < T; ++t) s.labels.push_back(torch::cat(labels[t]));
+  s.deterministic.resize(K);
+  s.mc.resize(K);
+  for (size_t k = 0; k < K; ++k)
+    for (size_t t = 0; t < T; ++t) {
+      s.deterministic[k].push_back(torch::cat(det[k][t], 0));
+      s.mc[k].push_back(torch::cat(mc[k][t], 1));
+    }
+  return s;
+}
+
+namespace {
+
+torch::Tensor ensemble_samples(const StudySamples& s, size_t t) {
+  std::vector<torch::Tensor> v;
+  for (const auto& m : s.mc) v.push_back(m[t]);
+  return torch::cat(v, 0);
+}
+
+std::vector<std::string> class_names(const ModelConfig& cfg, size_t t) {
+  std::vector<std::string> names;
+  for (int64_t k = 0; k < cfg.classes[t]; ++k) names.push_back(cfg.class_name(static_cast<int64_t>(t), k));
+  return names;
+}
+
+}  // namespace
+
+nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const std::vector<double>& coverages) {
+  nlohmann::json tasks = nlohmann::json::object();
+  const size_t K = s.mc.size();
+  for (size_t t = 0; t < s.labels.size(); ++t) {
+    const auto names = class_names(cfg, t);
+    nlohmann::json j;
+    j["deterministic"] = task_summary(s.labels[t], s.deterministic[0][t].unsqueeze(0), names, coverages);
+    j["mc"] = task_summary(s.labels[t], s.mc[0][t], names, coverages);
+    if (K > 1) {
+      std::vector<torch::Tensor> d;
+      for (const auto& m : s.deterministic) d.push_back(m[t]);
+      j["ensemble_deterministic"] = task_summary(s.labels[t], torch::stack(d), names, coverages);
+      j["ensemble"] = task_summary(s.labels[t], ensemble_samples(s, t), names, coverages);
+    }
+    tasks[cfg.task_name(static_cast<int64_t>(t))] = j;
+  }
+  return {{"models", K}, {"passes", s.mc.empty() ? 0 : s.mc[0][0].size(0)}, {"tasks", tasks}};
+}
+
+void write_samples_csv(const std::string& path, const StudySamples& s, const std::vector<data::Example>& examples,
+                       const ModelConfig& cfg) {
+  std::ostringstream o;
+  o << "sample,task";
+  for (int64_t m = 0; m < cfg.modalities; ++m) o << ",path_" << data::csv_escape(cfg.modality_name(m));
+  int64_t kmax = 0;
+  for (auto k : cfg.classes) kmax = std::max(kmax, k);
+  o << ",true_label,predicted_label,correct,predictive_entropy,expected_entropy,mutual_information,spread";
+  for (int64_t k = 0; k < kmax; ++k) o << ",prob_" << k;
+  o << "\n";
+  o.precision(6);
+  for (size_t t = 0; t < s.labels.size(); ++t) {
+    const auto m = sample_measures(s.mc.size() > 1 ? ensemble_samples(s, t) : s.mc[0][t]);
+    auto y = s.labels[t].accessor<int64_t, 1>();
+    auto pred = m.predicted.accessor<int64_t, 1>();
+    auto p = m.mean.accessor<float, 2>();
+    auto pe = m.predictive_entropy.accessor<double, 1>(), ee = m.expected_entropy.accessor<double, 1>(),
+         mi = m.mutual_information.accessor<double, 1>(), sp = m.spread.accessor<double, 1>();
+    for (int64_t i = 0; i < y.size(0); ++i) {
+      if (y[i] < 0) continue;
+      const auto ti = static_cast<int64_t>(t);
+      o << i << "," << data::csv_escape(cfg.task_name(ti));
+      for (const auto& path : examples[static_cast<size_t>(i)].paths) o << "," << data::csv_escape(path);
+      o << "," << data::csv_escape(cfg.class_name(ti, y[i])) << "," << data::csv_escape(cfg.class_name(ti, pred[i])) << ","
+        << (y[i] == pred[i] ? 1 : 0) << "," << pe[i] << "," << ee[i] << "," << mi[i] << "," << sp[i];
+      for (int64_t k = 0; k < kmax; ++k) {
+        o << ",";
+        if (k < p.size(1)) o << p[i][k];
+      }
+      o << "\n";
+    }
+  }
+  io::atomic_write_text(path, o.str());
+}
+
+}  // namespace drifa::uncertainty
