@@ -4,6 +4,8 @@
 #include <chrono>
 #include <iostream>
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -11,7 +13,10 @@
 #include "drifa/io/model_file.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/model/summary.h"
+#include "drifa/runtime/autocast.h"
+#include "drifa/runtime/layout.h"
 #include "drifa/runtime/threads.h"
+#include "drifa/uncertainty/mc_sampler.h"
 #ifndef DRIFA_CORE_ONLY
 #include "drifa/data/sources.h"
 #include "drifa/training/run_config.h"
@@ -19,12 +24,39 @@
 
 using Clock = std::chrono::steady_clock;
 
+namespace {
+
+double peak_rss_mb() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return double(u.ru_maxrss) / 1024.0;
+}
+
+// The demo's network (drifa synth's demo.toml): 2 modalities, 3 + 3 classes, 64 px, widths 16..128.
+drifa::ModelConfig demo_config() {
+  drifa::ModelConfig c = drifa::ModelConfig::paper();
+  c.classes = {3, 3};
+  c.image_size = 64;
+  c.widths = {16, 16, 32, 32, 64, 64, 128, 128};
+  c.dropout = 0.1;
+  return c;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   CLI::App app{"DRIFA-Net benchmark (C++ side)"};
   std::string preset = "paper", what = "train";
   int batch = 32, steps = 5, warmup = 1, threads = 0, size = 128;
-  app.add_option("--preset", preset, "paper | four | tiny");
-  app.add_option("--what", what, "train | infer | loader");
+  app.add_option("--preset", preset, "paper | four | tiny | demo");
+  app.add_option("--what", what, "train | infer | mc | loader");
+  bool channels_last = false, bf16 = false;
+  app.add_flag("--channels-last", channels_last, "NHWC memory layout for weights and inputs");
+  app.add_flag("--bf16", bf16, "bfloat16 autocast (CUDA: float16)");
+  int models = 5, passes = 30, samples = 64;
+  app.add_option("--models", models, "with --what mc: ensemble size K");
+  app.add_option("--passes", passes, "with --what mc: Monte Carlo passes T per model");
+  app.add_option("--samples", samples, "with --what mc: test samples N");
   std::string config;
   app.add_option("--config", config, "with --what loader: a run config whose training data is read");
   app.add_option("--batch", batch);
@@ -76,7 +108,61 @@ int main(int argc, char** argv) {
 #endif
   drifa::ModelConfig cfg = preset == "four" ? drifa::ModelConfig::four_modality() : drifa::ModelConfig::paper();
   if (preset == "tiny") cfg.widths = drifa::widths_preset("tiny");
-  cfg.image_size = size;
+  if (preset == "demo") cfg = demo_config();
+  else cfg.image_size = size;
+  size = static_cast<int>(cfg.image_size);
+  if (what == "mc") {
+    // The uncertainty study: K models x T passes over N samples, as the naive loop of full forward
+    // passes (fp32, default layout) and as DRIFA runs it (shared prefix, grouped passes, layout).
+    const torch::Device dev = drifa::pick_device(device);
+    std::vector<drifa::DRIFANet> nets;
+    for (int k = 0; k < models; ++k) {
+      torch::manual_seed(100 + k);
+      nets.emplace_back(cfg);
+      nets.back()->to(dev);
+      nets.back()->set_mode(drifa::Mode::Eval);
+    }
+    torch::manual_seed(7);
+    std::vector<torch::Tensor> data;
+    for (int64_t m = 0; m < cfg.modalities; ++m) data.push_back(torch::rand({samples, cfg.in_channels, size, size}).to(dev));
+    auto study = [&](bool fast) {
+      std::vector<torch::Tensor> out;
+      for (int k = 0; k < models; ++k) {
+        if (fast && channels_last) drifa::use_channels_last(*nets[k]);
+        drifa::uncertainty::MCOptions o;
+        o.passes = passes;
+        o.seed = static_cast<uint64_t>(k);
+        o.share_prefix = fast;
+        o.bf16 = fast && bf16;
+        for (int64_t b0 = 0; b0 < samples; b0 += batch) {
+          const int64_t n = std::min<int64_t>(batch, samples - b0);
+          std::vector<torch::Tensor> xs;
+          for (auto& x : data) xs.push_back(fast && channels_last ? drifa::to_channels_last(x.narrow(0, b0, n)) : x.narrow(0, b0, n));
+          std::vector<int64_t> ids;
+          for (int64_t i = 0; i < n; ++i) ids.push_back(b0 + i);
+          out.push_back(drifa::uncertainty::mc_sample(nets[k], xs, ids, o)[0]);
+        }
+        if (fast && channels_last)
+          for (auto& p : nets[k]->parameters()) p.set_data(p.contiguous());
+      }
+      return out;
+    };
+    auto t0 = Clock::now();
+    const auto naive = study(false);
+    const double naive_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    t0 = Clock::now();
+    const auto fast = study(true);
+    const double fast_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    double diff = 0;
+    for (size_t i = 0; i < naive.size(); ++i) diff = std::max(diff, (naive[i] - fast[i]).abs().max().item<double>());
+    nlohmann::json j{{"side", "drifa-c++"}, {"what", "mc"}, {"preset", preset}, {"models", models}, {"passes", passes},
+                     {"samples", samples}, {"batch", batch}, {"threads", at::get_num_threads()}, {"device", device},
+                     {"naive_s", naive_s}, {"fast_s", fast_s}, {"speedup", naive_s / fast_s},
+                     {"max_abs_prob_diff", diff}, {"channels_last", channels_last}, {"bf16", bf16},
+                     {"peak_rss_mb", peak_rss_mb()}};
+    std::cout << j.dump() << std::endl;
+    return 0;
+  }
   torch::manual_seed(0);
   const torch::Device dev = drifa::pick_device(device);
   drifa::DRIFANet net(cfg);
@@ -85,27 +171,40 @@ int main(int argc, char** argv) {
   std::vector<torch::Tensor> ys;
   for (auto k : cfg.classes) ys.push_back(torch::randint(k, {batch}, torch::kLong));
   if (check_cpu) {
-    // The same weights and inputs on CPU and on the device, evaluation mode.
+    // The same weights and inputs on CPU and on the device: evaluation-mode logits, and Monte
+    // Carlo probabilities (the masks come from per-sample CPU generators, so they are the same).
     torch::NoGradGuard ng;
     net->set_mode(drifa::Mode::Eval);
     auto ref = net->forward(xs);
+    drifa::uncertainty::MCOptions mo;
+    mo.passes = 4;
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < batch; ++i) ids.push_back(i);
+    auto mc_ref = drifa::uncertainty::mc_sample(net, xs, ids, mo);
     net->to(dev);
     std::vector<torch::Tensor> dx;
     for (auto& x : xs) dx.push_back(x.to(dev));
+    net->set_mode(drifa::Mode::Eval);
     auto got = net->forward(dx);
-    double worst = 0, scale = 0;
+    auto mc_got = drifa::uncertainty::mc_sample(net, dx, ids, mo);
+    double worst = 0, scale = 0, mc_worst = 0;
     for (size_t t = 0; t < ref.logits.size(); ++t) {
       worst = std::max(worst, (got.logits[t].cpu() - ref.logits[t]).abs().max().item<double>());
       scale = std::max(scale, ref.logits[t].abs().max().item<double>());
+      mc_worst = std::max(mc_worst, (mc_got[t] - mc_ref[t]).abs().max().item<double>());
     }
     nlohmann::json j{{"check", "device-vs-cpu"}, {"device", device}, {"preset", preset}, {"batch", batch},
-                     {"max_abs_diff", worst}, {"max_abs_logit", scale}};
+                     {"max_abs_diff", worst}, {"max_abs_logit", scale}, {"mc_max_abs_prob_diff", mc_worst}};
     std::cout << j.dump() << std::endl;
-    return worst <= 1e-3 * std::max(1.0, scale) ? 0 : 1;
+    return worst <= 1e-3 * std::max(1.0, scale) && mc_worst <= 1e-3 ? 0 : 1;
   }
   net->to(dev);
   for (auto& x : xs) x = x.to(dev);
   for (auto& y : ys) y = y.to(dev);
+  if (channels_last) {
+    drifa::use_channels_last(*net);
+    for (auto& x : xs) x = drifa::to_channels_last(x);
+  }
   auto sync = [&] {
     if (dev.is_cuda()) torch::cuda::synchronize();
   };
@@ -115,13 +214,18 @@ int main(int argc, char** argv) {
     if (what == "train") {
       net->set_mode(drifa::Mode::Train);
       opt.zero_grad();
-      auto r = net->forward(xs);
       torch::Tensor loss = torch::zeros({}, xs[0].options());
-      for (size_t t = 0; t < ys.size(); ++t) loss = loss + torch::cross_entropy_loss(r.logits[t], ys[t]) / double(ys.size());
+      {
+        drifa::AutocastGuard ac(bf16, dev);
+        auto r = net->forward(xs);
+        for (size_t t = 0; t < ys.size(); ++t)
+          loss = loss + torch::cross_entropy_loss(r.logits[t].to(torch::kFloat32), ys[t]) / double(ys.size());
+      }
       loss.backward();
       opt.step();
     } else {
       torch::InferenceMode guard;
+      drifa::AutocastGuard ac(bf16, dev);
       net->set_mode(drifa::Mode::Eval);
       net->forward(xs);
     }
@@ -142,6 +246,7 @@ int main(int argc, char** argv) {
   const double flops = 2.0 * s.total_macs * batch * (what == "train" ? 3.0 : 1.0);
   nlohmann::json j{{"side", "drifa-c++"}, {"preset", preset}, {"what", what}, {"batch", batch},
                    {"threads", at::get_num_threads()}, {"device", device}, {"median_s", median}, {"min_s", secs.front()},
-                   {"gflops", flops / median / 1e9}, {"steps", steps}};
+                   {"gflops", flops / median / 1e9}, {"steps", steps}, {"channels_last", channels_last},
+                   {"bf16", bf16}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   std::cout << j.dump() << std::endl;
 }

@@ -10,6 +10,8 @@
 
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 namespace drifa::test {
 
 // A fresh folder under the system temp dir, removed when the object dies.
@@ -75,6 +77,27 @@ std::string error_message(const std::function<void()>& f) {
   }
   ADD_FAILURE() << "expected an exception";
   return "";
+}
+
+inline nlohmann::json read_json(const std::string& p) {
+  std::ifstream in(p);
+  return nlohmann::json::parse(in);
+}
+
+// Small synthetic data (drifa synth) in dir/data and a tiny run config for it; train_lines are
+// appended to its [train] table.
+inline std::string make_run_config(const TempDir& dir, const std::string& train_lines, int per_class = 8, int size = 32) {
+  auto r = run(cli() + " synth -q -o " + (dir / "data") + " --size " + std::to_string(size) + " --train-per-class " +
+               std::to_string(per_class) + " --test-per-class 4");
+  EXPECT_EQ(r.status, 0) << r.output;
+  const std::string cfg = dir / "data/run.toml";
+  write_bytes(cfg, "seed = 3\n[model]\nwidths = \"tiny\"\ndropout = 0.1\nbn_momentum = 0.1\n"
+                   "[data]\nimage_size = " + std::to_string(size) + "\nworkers = 2\n"
+                   "[[data.modality]]\nname = \"derm\"\ntrain = \"derm/train\"\ntest = \"derm/test\"\n"
+                   "[[data.modality]]\nname = \"mri\"\ntrain = \"mri/train\"\ntest = \"mri/test\"\n"
+                   "[augment]\nrotation = 10\ntranslate = 2\nbrightness = [0.9, 1.1]\n"
+                   "[train]\nbatch_size = 8\n" + train_lines);
+  return cfg;
 }
 
 }  // namespace drifa::test

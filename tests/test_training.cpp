@@ -21,45 +21,8 @@ namespace fs = std::filesystem;
 using test::cli;
 using test::run;
 
-namespace {
-
-// Small synthetic data and a run config for it; extra lines are appended to the config.
-std::string make_run_config(const test::TempDir& dir, const std::string& train_lines, int per_class = 8, int size = 32) {
-  auto r = run(cli() + " synth -q -o " + (dir / "data") + " --size " + std::to_string(size) + " --train-per-class " +
-               std::to_string(per_class) + " --test-per-class 4");
-  EXPECT_EQ(r.status, 0) << r.output;
-  const std::string cfg = dir / "data/run.toml";
-  test::write_bytes(cfg, "seed = 3\n[model]\nwidths = \"tiny\"\ndropout = 0.1\nbn_momentum = 0.1\n"
-                         "[data]\nimage_size = " + std::to_string(size) + "\nworkers = 2\n"
-                         "[[data.modality]]\nname = \"derm\"\ntrain = \"derm/train\"\ntest = \"derm/test\"\n"
-                         "[[data.modality]]\nname = \"mri\"\ntrain = \"mri/train\"\ntest = \"mri/test\"\n"
-                         "[augment]\nrotation = 10\ntranslate = 2\nbrightness = [0.9, 1.1]\n"
-                         "[train]\nbatch_size = 8\n" + train_lines);
-  return cfg;
-}
-
-nlohmann::json read_json(const std::string& p) {
-  std::ifstream in(p);
-  return nlohmann::json::parse(in);
-}
-
-}  // namespace
-
-TEST(Training, LearnsTheSyntheticTasksFarAboveChance) {
-  test::TempDir dir;
-  // The demo's own configuration (written by drifa synth), on the demo's data.
-  ASSERT_EQ(run(cli() + " synth -q -o " + (dir / "data")).status, 0);
-  auto r = run(cli() + " train -q -c " + (dir / "data/demo.toml") + " -o " + (dir / "run"));
-  ASSERT_EQ(r.status, 0) << r.output;
-  auto m = read_json(dir / "run/metrics.json");
-  const double derm = m["tasks"]["derm"]["accuracy"], mri = m["tasks"]["mri"]["accuracy"];
-  std::cout << "[learning] test accuracy derm " << derm << " mri " << mri << " (chance 0.333)\n";
-  EXPECT_GT(mri, 0.6);
-  EXPECT_GT(derm + mri, 1.1);
-  // the log shows the loss going down
-  auto log = read_json(dir / "run/log.json");
-  EXPECT_LT(log.back()["train_loss"].get<double>(), log.front()["train_loss"].get<double>());
-}
+using test::make_run_config;
+using test::read_json;
 
 TEST(Training, ResumeAfterKillMatchesAnUninterruptedRun) {
   test::TempDir dir;

@@ -1,0 +1,132 @@
+"""DRIFA vs the PyTorch peer, in one invocation, on the same threads: prints a table.
+
+  python3 bench/run_bench.py [--threads 2] [--steps 3] [--quick] [--build build]
+
+Rows: a training step and an inference pass (batch 32, 128x128) of the paper configuration
+(2 modalities) and of the four-modality configuration, DRIFA (C++, build/drifa_bench) beside the
+peer (bench/peer_bench.py: Debian python3-torch, eager) as the authors' setting would run
+(float32, NCHW) and with DRIFA's optimisations (channels-last, inference mode); then the
+uncertainty study (5 models x 30 MC passes) naive vs DRIFA's path, and the data loader's rate
+against the model's. Each measurement runs in its own process so peak memory is its own.
+GFLOP/s count 2 FLOPs per multiply-add (analytic MACs from `drifa info`), a training step as
+3 forward passes. Peak = cores x 32 FP32 FLOP/cycle (2 AVX-512 FMA units) x the clock that
+/proc/cpuinfo reports.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = os.environ.get("DRIFA_PEER_PYTHON", "/usr/bin/python3")  # Debian's python3-torch
+
+
+def run_json(cmd):
+    t0 = time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"failed ({out.returncode}): {' '.join(map(str, cmd))}\n{out.stdout}\n{out.stderr}")
+    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    j = json.loads(lines[-1])
+    j["wall_s"] = time.time() - t0
+    return j
+
+
+def clock_ghz():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("cpu MHz"):
+            return float(line.split(":")[1]) / 1000.0
+    return float("nan")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--build", default=str(ROOT / "build"))
+    ap.add_argument("--quick", action="store_true", help="paper configuration only, fewer passes")
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (DRIFA and the peer)")
+    ap.add_argument("--core-only", action="store_true", help="a DRIFA_CORE_ONLY build: no data-loader row")
+    a = ap.parse_args()
+    cuda = a.device.startswith("cuda")
+    bench = str(Path(a.build) / "drifa_bench")
+    T = str(a.threads)
+    ghz = clock_ghz()
+    peak = a.threads * 32 * ghz
+    cpu = next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    print(f"machine: {cpu}, {a.threads} threads, clock {ghz:.3f} GHz (/proc/cpuinfo) -> FP32 peak {peak:.1f} GFLOP/s"
+          + ("  (CPU peak; the rows run on " + a.device + ")" if cuda else ""))
+    print(f"DRIFA: {bench} (device {a.device});  peer: {PY} bench/peer_bench.py (PyTorch eager)\n")
+    started = time.time()
+    presets = ["paper"] if a.quick else ["paper", "four"]
+    rows = []
+    hdr = (f"{'config':7} {'what':6} {'DRIFA setting':22} {'DRIFA s':>8} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7} | "
+           f"{'peer fp32 s':>11} {'ratio':>6} {'RSS MB':>7} | {'peer opt s':>10} {'ratio':>6}")
+    print(hdr)
+    print("-" * len(hdr))
+    for preset in presets:
+        for what in ["train", "infer"]:
+            steps = a.steps if what == "train" else max(a.steps, 5)
+            if cuda:
+                steps *= 3
+            common = ["--preset", preset, "--what", what, "--threads", T, "--steps", str(steps), "--warmup", "3" if cuda else "1"]
+            peer_cmd = [PY, str(ROOT / "bench/peer_bench.py"), "--device", a.device] + common
+            peer = run_json(peer_cmd + ["--setting", "authors"])
+            peer_opt = run_json(peer_cmd + ["--setting", "optimised"])
+            settings = [("fp32 NCHW", []), ("fp32 channels-last", ["--channels-last"])]
+            for name, flags in settings:
+                d = run_json([bench, "--device", a.device] + common + flags)
+                gf = d["flops"] / d["median_s"] / 1e9
+                row = dict(preset=preset, what=what, setting=name, drifa=d, peer=peer, peer_opt=peer_opt)
+                rows.append(row)
+                print(f"{preset:7} {what:6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {100 * gf / peak:5.1f}% "
+                      f"{d['peak_rss_mb']:7.0f} | {peer['median_s']:11.3f} {peer['median_s'] / d['median_s']:5.2f}x "
+                      f"{peer['peak_rss_mb']:7.0f} | {peer_opt['median_s']:10.3f} {peer_opt['median_s'] / d['median_s']:5.2f}x",
+                      flush=True)
+    # mixed precision (bf16 autocast on CPU, fp16 on CUDA): one inference pass on CPU, where it is slow
+    name = "fp16 autocast" if cuda else "bf16 autocast"
+    d = run_json([bench, "--device", a.device, "--preset", "paper", "--what", "infer", "--threads", T,
+                  "--steps", "10" if cuda else "1", "--warmup", "3" if cuda else "1", "--bf16"])
+    gf = d["flops"] / d["median_s"] / 1e9
+    print(f"{'paper':7} {'infer':6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {100 * gf / peak:5.1f}% "
+          f"{d['peak_rss_mb']:7.0f} |")
+    rows.append(dict(preset="paper", what="infer", setting=name, drifa=d))
+    if cuda:
+        d = run_json([bench, "--device", a.device, "--preset", "paper", "--what", "train", "--steps", "10", "--warmup", "3",
+                      "--bf16"])
+        print(f"{'paper':7} {'train':6} {name:22} {d['median_s']:8.3f} {d['flops'] / d['median_s'] / 1e9:8.1f}")
+        rows.append(dict(preset="paper", what="train", setting=name, drifa=d))
+
+    # the uncertainty study: naive loop vs DRIFA's path (same masks, so equal results)
+    print("\nuncertainty study (K models x T MC passes over N samples, batch 32):")
+    for preset, n in ([("demo", 64)] if a.quick else [("demo", 64), ("paper", 64 if cuda else 8)]):
+        passes = "30"
+        d = run_json([bench, "--device", a.device, "--what", "mc", "--preset", preset, "--models", "5", "--passes", passes,
+                      "--samples", str(n), "--threads", T, "--channels-last"])
+        print(f"  {preset:6} 5 x {passes} passes x {n} samples: naive {d['naive_s']:7.2f} s, DRIFA {d['fast_s']:7.2f} s, "
+              f"speedup {d['speedup']:.2f}x, max |p_naive - p_drifa| {d['max_abs_prob_diff']:.1e}", flush=True)
+        rows.append(dict(preset=preset, what="mc", drifa=d))
+
+    # the data path against the model: synthetic demo data, one epoch of augmented batches
+    if not a.core_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run([str(Path(a.build) / "drifa"), "synth", "-q", "-o", tmp], check=True)
+            ld = run_json([bench, "--what", "loader", "--config", f"{tmp}/demo.toml", "--steps", "3", "--threads", T])
+            tr = run_json([bench, "--preset", "demo", "--what", "train", "--batch", "16", "--threads", T, "--steps", "5",
+                           "--device", a.device])
+            model_rate = 16 / tr["median_s"]
+            print(f"\ndata loader: {ld['samples_per_s']:.0f} augmented samples/s ({ld['workers']} workers) vs the demo "
+                  f"model's training {model_rate:.1f} samples/s: the loader has {ld['samples_per_s'] / model_rate:.0f}x headroom")
+            rows.append(dict(what="loader", loader=ld, model=tr))
+    out = ROOT / "runs" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(dict(clock_ghz=ghz, peak_gflops=peak, threads=a.threads, rows=rows), indent=1))
+    print(f"\nall numbers: {out}; {time.time() - started:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+// The second phase end to end through the CLI, as a user runs it: the demo's model learns, its
+// uncertainty is measured, Grad-CAM points at the known lesions, t-SNE is trustworthy and the
+// report renders in headless Chromium; ensembles train member by member and resume; predict
+// answers for new images; bad inputs get clear errors.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <regex>
+
+#include "drifa/data/csv.h"
+#include "test_helpers.h"
+
+namespace fs = std::filesystem;
+using drifa::test::cli;
+using drifa::test::read_json;
+using drifa::test::run;
+
+namespace {
+
+struct ImageCheck {
+  int loaded = -1, total = -1;
+};
+
+// Opens the report in headless Chromium and reads the page's own count of decoded images.
+ImageCheck chromium_images(const std::string& html, const drifa::test::TempDir& dir) {
+  auto r = run("timeout 120 chromium --headless --disable-gpu --no-sandbox --user-data-dir=" + (dir / "chromium") +
+               " --virtual-time-budget=10000 --dump-dom file://" + fs::absolute(html).string() + " 2>/dev/null");
+  std::smatch m;
+  ImageCheck c;
+  if (std::regex_search(r.output, m, std::regex("data-loaded=\"(\\d+)\" data-total=\"(\\d+)\""))) {
+    c.loaded = std::stoi(m[1]);
+    c.total = std::stoi(m[2]);
+  } else {
+    ADD_FAILURE() << "Chromium did not render " << html << " (is Debian's chromium installed?): " << r.output.substr(0, 2000);
+  }
+  return c;
+}
+
+// Every number in a equals the one in b within tol (same structure); keys in skip are ignored.
+void expect_close(const nlohmann::json& a, const nlohmann::json& b, double tol, const std::string& where = "") {
+  if (a.is_number() && b.is_number()) {
+    EXPECT_NEAR(a.get<double>(), b.get<double>(), tol) << where;
+  } else if (a.is_object() && b.is_object()) {
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      if (it.key() == "mc_seconds" || it.key() == "shared_prefix") continue;
+      ASSERT_TRUE(b.contains(it.key())) << where << "/" << it.key();
+      expect_close(it.value(), b[it.key()], tol, where + "/" + it.key());
+    }
+  } else if (a.is_array() && b.is_array()) {
+    ASSERT_EQ(a.size(), b.size()) << where;
+    for (size_t i = 0; i < a.size(); ++i) expect_close(a[i], b[i], tol, where + "/" + std::to_string(i));
+  } else {
+    EXPECT_EQ(a, b) << where;
+  }
+}
+
+}  // namespace
+
+TEST(Demo, LearnsMeasuresItsUncertaintyExplainsItselfAndReports) {
+  drifa::test::TempDir dir;
+  // The demo's own configuration (written by drifa synth), on the demo's data.
+  ASSERT_EQ(run(cli() + " synth -q -o " + (dir / "data")).status, 0);
+  auto r = run(cli() + " train -q -c " + (dir / "data/demo.toml") + " -o " + (dir / "run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto m = read_json(dir / "run/metrics.json");
+  const double derm = m["tasks"]["derm"]["accuracy"], mri = m["tasks"]["mri"]["accuracy"];
+  std::cout << "[learning] test accuracy derm " << derm << " mri " << mri << " (chance 0.333)\n";
+  EXPECT_GT(mri, 0.6);
+  EXPECT_GT(derm + mri, 1.1);
+  auto log = read_json(dir / "run/log.json");
+  EXPECT_LT(log.back()["train_loss"].get<double>(), log.front()["train_loss"].get<double>());
+
+  // Uncertainty: deterministic and MC side by side, per task; the files are complete.
+  r = run(cli() + " uq " + (dir / "run") + " -T 10");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("errAUROC"), std::string::npos) << r.output;
+  auto uq = read_json(dir / "run/uq/uq.json");
+  for (const char* task : {"derm", "mri"}) {
+    const auto& t = uq["tasks"][task];
+    ASSERT_TRUE(t.contains("deterministic") && t.contains("mc")) << t.dump();
+    EXPECT_EQ(t["mc"]["passes"].get<int>(), 10);
+    EXPECT_EQ(t["deterministic"]["samples"].get<int>(), 60);
+    // the deterministic method is the same model as `drifa evaluate`
+    EXPECT_NEAR(t["deterministic"]["metrics"]["accuracy"].get<double>(), m["tasks"][task]["accuracy"].get<double>(), 1e-9);
+    EXPECT_GT(t["mc"]["mean"]["mutual_information"].get<double>(), 0.0);
+    EXPECT_DOUBLE_EQ(t["deterministic"]["mean"]["mutual_information"].get<double>(), 0.0);
+  }
+  const auto samples = drifa::test::read_bytes(dir / "run/uq/samples.csv");
+  EXPECT_EQ(std::count(samples.begin(), samples.end(), '\n'), 121);  // header + 2 tasks x 60
+
+  // Grad-CAM: at the last stage (2x2 at 64 px) and at stage 3 (8x8), scored against the lesion masks.
+  r = run(cli() + " gradcam " + (dir / "run") + " --stage 3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto gc = read_json(dir / "run/gradcam/gradcam.json");
+  ASSERT_TRUE(gc.contains("lesion")) << gc.dump();
+  const double inside = gc["lesion"]["energy_inside_mean"], uniform = gc["lesion"]["uniform_mean"],
+               hits = gc["lesion"]["pointing_hit_rate"];
+  std::cout << "[grad-cam] stage 3: energy in lesion " << inside << " vs uniform " << uniform << "; pointing game " << hits
+            << "\n";
+  EXPECT_EQ(gc["lesion"]["maps"].get<int>(), 120);
+  EXPECT_GT(inside, 1.3 * uniform);
+  EXPECT_GT(hits, 2 * uniform);
+  ASSERT_EQ(gc["images"].size(), 8u);
+  for (const auto& e : gc["images"]) {
+    EXPECT_TRUE(fs::file_size(dir / ("run/gradcam/" + e["image"].get<std::string>())) > 100);
+    EXPECT_TRUE(fs::exists(dir / ("run/gradcam/" + e["raw_map"].get<std::string>())));
+  }
+  // the gallery starts with the most uncertain case of the study
+  double top = -1;
+  {
+    const auto t = drifa::data::parse_csv(samples, "samples.csv");
+    for (const auto& row : t.rows) top = std::max(top, std::stod(row[static_cast<size_t>(t.column("predictive_entropy", ""))]));
+    for (const auto& row : t.rows)
+      if (std::stod(row[static_cast<size_t>(t.column("predictive_entropy", ""))]) == top)
+        EXPECT_EQ(std::to_string(gc["images"][0]["sample"].get<int>()), row[0]);
+  }
+
+  // t-SNE of the fused features
+  r = run(cli() + " tsne " + (dir / "run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto ts = read_json(dir / "run/tsne/tsne.json");
+  for (const char* task : {"derm", "mri"}) {
+    EXPECT_GT(ts["embeddings"][task]["trustworthiness"].get<double>(), 0.85);
+    EXPECT_TRUE(fs::file_size(dir / ("run/tsne/" + std::string(task) + ".png")) > 1000);
+  }
+
+  // The report: one HTML file whose every image decodes in Chromium.
+  r = run(cli() + " report " + (dir / "run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output.find("not in the report"), std::string::npos) << r.output;
+  const auto html = drifa::test::read_bytes(dir / "run/report.html");
+  EXPECT_EQ(html.find("src=\"/"), std::string::npos);  // self-contained: nothing linked from disk
+  const auto c = chromium_images(dir / "run/report.html", dir);
+  std::cout << "[report] " << c.loaded << " of " << c.total << " images loaded in Chromium\n";
+  EXPECT_EQ(c.total, 2 + 2 * 3 + 8 + 2);  // curves, per task reliability + 2 histograms, gallery, t-SNE
+  EXPECT_EQ(c.loaded, c.total);
+  // ... and the check does catch a broken image
+  auto broken = html;
+  const auto at = broken.find("base64,") + 7;
+  broken.replace(at, 40, std::string(40, '!'));
+  drifa::test::write_bytes(dir / "broken.html", broken);
+  const auto cb = chromium_images(dir / "broken.html", dir);
+  EXPECT_EQ(cb.total, c.total);
+  EXPECT_EQ(cb.loaded, c.total - 1);
+}
+
+TEST(Ensemble, TrainsMemberByMemberResumesAndFeedsTheStudy) {
+  drifa::test::TempDir dir;
+  const auto cfg = drifa::test::make_run_config(dir, "epochs = 2\n");
+  const std::string ens = dir / "ens";
+  auto r = run(cli() + " ensemble -q -c " + cfg + " -o " + ens + " -k 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto m0 = drifa::test::read_bytes(ens + "/member-0/best.safetensors");
+  // asking for two models keeps the first and trains the second
+  r = run(cli() + " ensemble -c " + cfg + " -o " + ens + " -k 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("member 0: already trained"), std::string::npos) << r.output;
+  EXPECT_EQ(drifa::test::read_bytes(ens + "/member-0/best.safetensors"), m0);
+  EXPECT_NE(drifa::test::read_bytes(ens + "/member-1/best.safetensors"), m0);  // another initialisation
+  EXPECT_EQ(drifa::test::read_bytes(ens + "/member-0/split.json"), drifa::test::read_bytes(ens + "/member-1/split.json"));
+  EXPECT_EQ(read_json(ens + "/member-1/config.json")["member"].get<int>(), 1);
+  // another configuration in the same folder is refused
+  r = run(cli() + " ensemble -q -c " + cfg + " -o " + ens + " -k 2 --epochs 3");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("another configuration"), std::string::npos) << r.output;
+
+  // the study: shared-prefix passes give the naive loop's numbers
+  r = run(cli() + " uq -q " + ens + " -T 6 --seed 5");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run(cli() + " uq -q " + ens + " -T 6 --seed 5 --naive --out " + (dir / "naive"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto fast = read_json(ens + "/uq/uq.json"), naive = read_json(dir / "naive/uq.json");
+  EXPECT_EQ(fast["models"].get<int>(), 2);
+  ASSERT_TRUE(fast["tasks"]["derm"].contains("ensemble"));
+  EXPECT_EQ(fast["tasks"]["derm"]["ensemble"]["passes"].get<int>(), 12);
+  expect_close(fast, naive, 1e-5);
+  // a different seed draws other masks
+  r = run(cli() + " uq -q " + ens + " -T 6 --seed 6 --out " + (dir / "seed6"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(read_json(dir / "seed6/uq.json")["tasks"]["derm"]["ensemble"]["nll"], fast["tasks"]["derm"]["ensemble"]["nll"]);
+
+  // predict: one image per modality -> per task a class, probabilities and uncertainty
+  const std::string a = dir / "data/derm/test/round/round_0000.png", b = dir / "data/mri/test/solid/solid_0000.png";
+  r = run(cli() + " predict " + ens + " -T 4 -i " + a + " " + b + " -o " + (dir / "p.json") + " --gradcam " + (dir / "pg"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto p = read_json(dir / "p.json");
+  ASSERT_EQ(p["cases"].size(), 1u);
+  for (const char* task : {"derm", "mri"}) {
+    const auto& t = p["cases"][0]["tasks"][task];
+    double sum = 0;
+    for (auto it = t["probabilities"].begin(); it != t["probabilities"].end(); ++it) sum += it.value().get<double>();
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+    EXPECT_TRUE(t["probabilities"].contains(t["class"].get<std::string>()));
+    EXPECT_GE(t["mutual_information"].get<double>(), 0.0);
+    EXPECT_LE(t["predictive_entropy"].get<double>(), std::log(3.0) + 1e-9);
+    EXPECT_TRUE(fs::exists(t["gradcam"]["derm"].get<std::string>()));
+  }
+  // a CSV of cases gives the same answer for the same images
+  drifa::test::write_bytes(dir / "cases.csv", "mri,derm\n" + b + "," + a + "\n");
+  r = run(cli() + " predict " + ens + " -T 4 --cases " + (dir / "cases.csv") + " -o " + (dir / "p2.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  expect_close(read_json(dir / "p2.json")["cases"][0]["tasks"], p["cases"][0]["tasks"], 1e-6);
+
+  // bad input: the wrong number of images, a model for other modalities
+  r = run(cli() + " predict " + ens + " -i " + a);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("takes 2 images, one per modality (derm, mri); got 1"), std::string::npos) << r.output;
+  r = run(cli() + " init --preset tiny --modalities 3 --classes 3,3,3 --image-size 32 -o " + (dir / "m3.safetensors"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run(cli() + " predict " + (dir / "m3.safetensors") + " -i " + a + " " + b);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("takes 3 images"), std::string::npos) << r.output;
+  fs::copy_file(dir / "m3.safetensors", ens + "/member-1/best.safetensors", fs::copy_options::overwrite_existing);
+  r = run(cli() + " uq " + ens);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("member-1/best.safetensors: the model takes 3 modalities, the run's data has 2"), std::string::npos)
+      << r.output;
+  r = run(cli() + " uq " + (dir / "data"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("neither an ensemble folder"), std::string::npos) << r.output;
+}
