@@ -1,5 +1,6 @@
 #pragma once
 // Seeded, stratified splits and the unpaired pairing of spec section 7.
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
