@@ -46,7 +46,7 @@ def clock_ghz():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=2, help="timed training steps (inference: one more)")
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--quick", action="store_true", help="paper configuration only, fewer passes")
     ap.add_argument("--device", default="cpu", help="cpu | cuda (DRIFA and the peer)")
@@ -70,29 +70,33 @@ def main():
     print("-" * len(hdr))
     for preset in presets:
         for what in ["train", "infer"]:
-            steps = a.steps if what == "train" else max(a.steps, 5)
+            steps = a.steps if what == "train" else a.steps + 1
             if cuda:
                 steps *= 3
             common = ["--preset", preset, "--what", what, "--threads", T, "--steps", str(steps), "--warmup", "3" if cuda else "1"]
             peer_cmd = [PY, str(ROOT / "bench/peer_bench.py"), "--device", a.device] + common
             peer = run_json(peer_cmd + ["--setting", "authors"])
             peer_opt = run_json(peer_cmd + ["--setting", "optimised"])
-            settings = [("fp32 NCHW", []), ("fp32 channels-last", ["--channels-last"])]
+            settings = [("fp32 channels-last", ["--channels-last"])]
+            if preset == "paper" or cuda:
+                settings.insert(0, ("fp32 NCHW", []))
             for name, flags in settings:
                 d = run_json([bench, "--device", a.device] + common + flags)
                 gf = d["flops"] / d["median_s"] / 1e9
                 row = dict(preset=preset, what=what, setting=name, drifa=d, peer=peer, peer_opt=peer_opt)
                 rows.append(row)
-                print(f"{preset:7} {what:6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {100 * gf / peak:5.1f}% "
+                share = "     -" if cuda else f"{100 * gf / peak:5.1f}%"
+                print(f"{preset:7} {what:6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {share} "
                       f"{d['peak_rss_mb']:7.0f} | {peer['median_s']:11.3f} {peer['median_s'] / d['median_s']:5.2f}x "
                       f"{peer['peak_rss_mb']:7.0f} | {peer_opt['median_s']:10.3f} {peer_opt['median_s'] / d['median_s']:5.2f}x",
                       flush=True)
     # mixed precision (bf16 autocast on CPU, fp16 on CUDA): one inference pass on CPU, where it is slow
     name = "fp16 autocast" if cuda else "bf16 autocast"
     d = run_json([bench, "--device", a.device, "--preset", "paper", "--what", "infer", "--threads", T,
-                  "--steps", "10" if cuda else "1", "--warmup", "3" if cuda else "1", "--bf16"])
+                  "--steps", "10" if cuda else "1", "--warmup", "3" if cuda else "0", "--bf16"])
     gf = d["flops"] / d["median_s"] / 1e9
-    print(f"{'paper':7} {'infer':6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {100 * gf / peak:5.1f}% "
+    share = "     -" if cuda else f"{100 * gf / peak:5.1f}%"
+    print(f"{'paper':7} {'infer':6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {share} "
           f"{d['peak_rss_mb']:7.0f} |")
     rows.append(dict(preset="paper", what="infer", setting=name, drifa=d))
     if cuda:
@@ -103,7 +107,7 @@ def main():
 
     # the uncertainty study: naive loop vs DRIFA's path (same masks, so equal results)
     print("\nuncertainty study (K models x T MC passes over N samples, batch 32):")
-    for preset, n in ([("demo", 64)] if a.quick else [("demo", 64), ("paper", 64 if cuda else 8)]):
+    for preset, n in ([("demo", 64)] if a.quick else [("demo", 64), ("paper", 64 if cuda else 4)]):
         passes = "30"
         d = run_json([bench, "--device", a.device, "--what", "mc", "--preset", preset, "--models", "5", "--passes", passes,
                       "--samples", str(n), "--threads", T, "--channels-last"])
@@ -122,6 +126,20 @@ def main():
             print(f"\ndata loader: {ld['samples_per_s']:.0f} augmented samples/s ({ld['workers']} workers) vs the demo "
                   f"model's training {model_rate:.1f} samples/s: the loader has {ld['samples_per_s'] / model_rate:.0f}x headroom")
             rows.append(dict(what="loader", loader=ld, model=tr))
+            # data-parallel: 1 process x all threads vs N processes x 1 thread (c10d Gloo, loopback)
+            drifa = str(Path(a.build) / "drifa")
+            res = {}
+            for name, extra in [("1 process x %s threads" % T, ["--threads", T]),
+                                ("%s processes x 1 thread" % T, ["--nproc", T])]:
+                out_dir = f"{tmp}/{len(res)}"
+                subprocess.run([drifa, "train", "-q", "--no-test", "--epochs", "2", "-c", f"{tmp}/demo.toml", "-o", out_dir]
+                               + extra, check=True)
+                log = json.load(open(f"{out_dir}/log.json"))[1:]  # epoch 1 also decodes the images
+                res[name] = sum(r["train_samples"] for r in log) / sum(r["seconds"] for r in log)
+            (n1, v1), (n2, v2) = res.items()
+            print(f"data-parallel training (demo, epoch 2, incl. validation): {n1}: {v1:.1f} samples/s; "
+                  f"{n2}: {v2:.1f} samples/s ({v2 / v1:.2f}x)")
+            rows.append(dict(what="ddp", samples_per_s=res))
     out = ROOT / "runs" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(dict(clock_ghz=ghz, peak_gflops=peak, threads=a.threads, rows=rows), indent=1))

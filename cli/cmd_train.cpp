@@ -6,6 +6,8 @@
 
 #include "commands.h"
 #include "drifa/data/synth.h"
+#include "drifa/error.h"
+#include "drifa/runtime/distributed.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/training/trainer.h"
 
@@ -54,6 +56,8 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     std::optional<double> lr;
     std::optional<uint64_t> seed;
     std::optional<int64_t> steps_per_epoch;
+    std::optional<int> micro_batches;
+    int nproc = 0, dist_timeout = 60;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("train", "train DRIFA-Net on the data of a TOML run config; evaluates the best model on the test part");
@@ -69,8 +73,15 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   cmd->add_flag("--bf16", o->bf16, "mixed precision (bfloat16 autocast on CPU, float16 on CUDA)");
   cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
   cmd->add_flag("--no-test", o->no_test, "do not evaluate on the test part at the end");
+  cmd->add_option("--micro-batches", o->micro_batches, "gradient accumulation: micro-batches per optimizer step");
+  cmd->add_option("--nproc", o->nproc, "data-parallel: run N local worker processes (Gloo on loopback)");
+  cmd->add_option("--dist-timeout", o->dist_timeout, "seconds a rank waits for the others before giving up");
   cmd->callback([o, &g] {
+    if (o->nproc > 0) return launch_local_workers(g, o->nproc, o->dist_timeout);
     apply_global_flags(g);
+    const auto env = DistributedEnv::from_environment();
+    std::unique_ptr<ProcessGroup> group;
+    if (env.active()) group = std::make_unique<ProcessGroup>(env, std::chrono::seconds(o->dist_timeout));
     auto cfg = training::RunConfig::from_toml(o->config);
     if (o->epochs) cfg.train.epochs = *o->epochs;
     if (o->batch_size) cfg.train.batch_size = *o->batch_size;
@@ -78,6 +89,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     if (o->seed) cfg.seed = *o->seed;
     if (o->workers) cfg.data.workers = *o->workers;
     if (o->steps_per_epoch) cfg.train.steps_per_epoch = *o->steps_per_epoch;
+    if (o->micro_batches) cfg.train.micro_batches = *o->micro_batches;
     if (o->bf16) cfg.train.bf16 = true;
     if (o->skip_bad) cfg.data.skip_bad = true;
     cfg.train = training::TrainConfig::from_json(cfg.train.to_json());  // re-validate after overrides
@@ -86,7 +98,9 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     to.quiet = g.quiet;
     to.device = pick_device(g.device);
     to.evaluate_test = !o->no_test;
+    to.group = group.get();
     auto s = training::train(cfg, o->out, to);
+    if (env.rank != 0) return;
     if (!g.quiet)
       std::cout << "trained " << s.epochs_run << " epochs; best validation loss " << s.best_val_loss << " at epoch "
                 << s.best_epoch << (s.early_stopped ? " (early stopping)" : "") << "\nbest model: " << s.best_model << "\n";

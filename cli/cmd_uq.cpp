@@ -54,6 +54,7 @@ void register_ensemble(CLI::App& app, GlobalFlags& g) {
     int members = 5;
     std::optional<int> epochs;
     bool no_test = false;
+    int nproc = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("ensemble", "train K models of one run config with different seeds (resumable model by model)");
@@ -62,7 +63,9 @@ void register_ensemble(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("-k,--members", o->members, "number of models (the authors: 5)");
   cmd->add_option("--epochs", o->epochs);
   cmd->add_flag("--no-test", o->no_test, "do not evaluate each member on the test part");
+  cmd->add_option("--nproc", o->nproc, "spread the members over N local worker processes");
   cmd->callback([o, &g] {
+    if (o->nproc > 0) return launch_local_workers(g, o->nproc, 60);
     apply_global_flags(g);
     auto cfg = training::RunConfig::from_toml(o->config);
     if (o->epochs) cfg.train.epochs = *o->epochs;
@@ -71,8 +74,11 @@ void register_ensemble(CLI::App& app, GlobalFlags& g) {
     to.quiet = g.quiet;
     to.device = pick_device(g.device);
     to.evaluate_test = !o->no_test;
-    auto s = training::train_ensemble(cfg, o->out, o->members, to);
-    if (!g.quiet) std::cout << "ensemble of " << s.size() << " models in " << o->out << "\n";
+    const auto ranks = DistributedEnv::from_environment();
+    auto s = training::train_ensemble(cfg, o->out, o->members, to, ranks);
+    if (!g.quiet)
+      std::cout << (ranks.active() ? "rank " + std::to_string(ranks.rank) + ": " : std::string()) << s.size() << " of "
+                << o->members << " models in " << o->out << "\n";
   });
 }
 

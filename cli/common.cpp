@@ -1,11 +1,13 @@
 #include "common.h"
 
 #include <sstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
+#include "drifa/runtime/distributed.h"
 #include "drifa/runtime/threads.h"
 
 namespace drifa::cli {
@@ -86,6 +88,23 @@ ModelConfig model_config_from(const ModelFlags& f) {
   if (c.class_names.size() != c.classes.size()) c.class_names.clear();
   c.validate();
   return c;
+}
+
+void launch_local_workers(const GlobalFlags& g, int nproc, int timeout_seconds) {
+  std::vector<std::string> args;
+  for (size_t i = 0; i < g.argv.size(); ++i) {
+    const auto& a = g.argv[i];
+    if (a == "--nproc" || a == "--threads") {
+      ++i;
+      continue;
+    }
+    if (a.rfind("--nproc=", 0) == 0 || a.rfind("--threads=", 0) == 0) continue;
+    args.push_back(a);
+  }
+  const int cores = static_cast<int>(std::thread::hardware_concurrency());
+  const int threads = g.threads > 0 ? g.threads : std::max(1, cores / nproc);
+  const int rc = spawn_local_workers(nproc, args, threads, timeout_seconds);
+  if (rc != 0) throw Error("data-parallel run failed: a worker exited with status " + std::to_string(rc));
 }
 
 }  // namespace drifa::cli

@@ -14,8 +14,12 @@ struct GlobalFlags {
   int threads = 0;  // 0 = all cores
   bool quiet = false;
   std::string device = "auto";
+  std::vector<std::string> argv;  // the command line as given (for launchers that re-run it)
 };
 void add_global_flags(CLI::App& app, GlobalFlags& g);
+// `--nproc N`: re-runs this command line without --nproc as N local ranks (torchrun's
+// environment, loopback); throws drifa::Error when a worker fails.
+void launch_local_workers(const GlobalFlags& g, int nproc, int timeout_seconds);
 void apply_global_flags(const GlobalFlags& g);
 
 // Model settings: a preset or a TOML config's [model] table, then individual overrides.

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global flags (--threads, --quiet, --device) may follow the subcommand
   drifa::cli::GlobalFlags g;
+  g.argv.assign(argv, argv + argc);
   drifa::cli::add_global_flags(app, g);
   drifa::cli::register_info(app, g);
   drifa::cli::register_init(app, g);

@@ -10,6 +10,7 @@
 #include "drifa/error.h"
 #include "drifa/explain/gradcam.h"
 #include "drifa/explain/tsne.h"
+#include "drifa/runtime/layout.h"
 #include "drifa/uncertainty/mc_sampler.h"
 #include "drifa/uncertainty/measures.h"
 #include "test_helpers.h"
@@ -269,4 +270,54 @@ TEST(GradCAM, LesionScoreAgainstAUniformMap) {
   map[8][8] = 2;
   EXPECT_FALSE(explain::lesion_score(map, mask).pointing_hit);
   EXPECT_NEAR(explain::lesion_score(torch::ones({10, 10}), mask).energy_inside, 0.09, 1e-9);
+}
+
+TEST(Layout, ChannelsLastGivesThePlainOutputsAndGradients) {
+  torch::manual_seed(9);
+  auto cfg = tiny_config();
+  DRIFANet plain(cfg), fast(cfg);
+  {
+    torch::NoGradGuard ng;
+    auto a = plain->parameters(), b = fast->parameters();
+    for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+  }
+  drifa::use_channels_last(*fast);
+  for (const auto& p : fast->parameters())
+    if (p.dim() == 4) EXPECT_TRUE(p.is_contiguous(at::MemoryFormat::ChannelsLast));
+  auto x = inputs(6, 11);
+  std::vector<torch::Tensor> xc = {drifa::to_channels_last(x[0]), drifa::to_channels_last(x[1])};
+  // evaluation outputs
+  plain->set_mode(Mode::Eval);
+  fast->set_mode(Mode::Eval);
+  auto ra = plain->forward(x), rb = fast->forward(xc);
+  EXPECT_LT(max_diff(ra.logits, rb.logits), 1e-5);
+  EXPECT_LT((ra.features - rb.features).abs().max().item<double>(), 1e-5);
+  // a training step's gradients (BN batch statistics, no dropout masks drawn: p = 0 here)
+  auto c2 = cfg;
+  c2.dropout = 0;
+  DRIFANet p2(c2), f2(c2);
+  {
+    torch::NoGradGuard ng;
+    auto a = p2->parameters(), b = f2->parameters();
+    for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
+  }
+  drifa::use_channels_last(*f2);
+  p2->set_mode(Mode::Train);
+  f2->set_mode(Mode::Train);
+  auto la = p2->forward(x).logits[0].logsumexp(1).sum(), lb = f2->forward(xc).logits[0].logsumexp(1).sum();
+  la.backward();
+  lb.backward();
+  auto ga = p2->parameters(), gb = f2->parameters();
+  double worst = 0;
+  for (size_t i = 0; i < ga.size(); ++i) {
+    ASSERT_EQ(ga[i].grad().defined(), gb[i].grad().defined());
+    if (!ga[i].grad().defined()) continue;  // task 1's head: not in this loss
+    worst = std::max(worst, (ga[i].grad() - gb[i].grad()).abs().max().item<double>() /
+                                std::max(1.0, ga[i].grad().abs().max().item<double>()));
+  }
+  EXPECT_LT(worst, 1e-4);
+  // and Monte Carlo probabilities through the shared-prefix path
+  uncertainty::MCOptions o;
+  o.passes = 5;
+  EXPECT_LT(max_diff(uncertainty::mc_sample(plain, x, ids(6), o), uncertainty::mc_sample(fast, xc, ids(6), o)), 1e-5);
 }

@@ -14,7 +14,7 @@ namespace fs = std::filesystem;
 namespace drifa::training {
 
 std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string& dir, int members,
-                                         const TrainOptions& opt) {
+                                         const TrainOptions& opt, const DistributedEnv& ranks) {
   if (members < 1) throw Error("an ensemble needs at least 1 member, got " + std::to_string(members));
   fs::create_directories(dir);
   const auto manifest = (fs::path(dir) / "ensemble.json").string();
@@ -28,9 +28,10 @@ std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string
     if (old.value("members", nlohmann::json::array()).size() > names.size())
       throw Error(dir + ": holds an ensemble of " + std::to_string(old["members"].size()) + " members; ask for at least as many");
   }
-  io::atomic_write_text(manifest, j.dump(2));
+  if (ranks.rank == 0) io::atomic_write_text(manifest, j.dump(2));
   std::vector<TrainSummary> out;
   for (int k = 0; k < members; ++k) {
+    if (k % ranks.world_size != ranks.rank) continue;
     const auto run = (fs::path(dir) / names[k].get<std::string>()).string();
     if (fs::exists(fs::path(run) / "done.json")) {
       if (!opt.quiet) std::cerr << "member " << k << ": already trained (" << run << ")\n";
@@ -47,7 +48,9 @@ std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string
     c.member = k;
     TrainOptions o = opt;
     o.resume = fs::exists(fs::path(run) / "checkpoint.safetensors");
-    if (!opt.quiet) std::cerr << "member " << k + 1 << "/" << members << (o.resume ? " (resuming)" : "") << "\n";
+    if (!opt.quiet)
+      std::cerr << "member " << k + 1 << "/" << members << (o.resume ? " (resuming)" : "")
+                << (ranks.active() ? " on rank " + std::to_string(ranks.rank) : std::string()) << "\n";
     out.push_back(train(c, run, o));
   }
   return out;

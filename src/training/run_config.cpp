@@ -9,7 +9,7 @@
 namespace drifa::training {
 
 nlohmann::json TrainConfig::to_json() const {
-  return {{"epochs", epochs},
+  nlohmann::json j = {{"epochs", epochs},
           {"batch_size", batch_size},
           {"lr", lr},
           {"task_weights", task_weights},
@@ -19,6 +19,8 @@ nlohmann::json TrainConfig::to_json() const {
           {"early_stop_patience", early_stop_patience},
           {"bf16", bf16},
           {"steps_per_epoch", steps_per_epoch}};
+  if (micro_batches != 1) j["micro_batches"] = micro_batches;
+  return j;
 }
 
 TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
@@ -36,12 +38,14 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
       else if (k == "early_stop_patience") c.early_stop_patience = it->get<int>();
       else if (k == "bf16") c.bf16 = it->get<bool>();
       else if (k == "steps_per_epoch") c.steps_per_epoch = it->get<int64_t>();
+      else if (k == "micro_batches") c.micro_batches = it->get<int>();
       else throw Error("[train]: unknown key '" + k + "'");
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error(std::string("[train]: wrong type: ") + e.what());
   }
   if (c.epochs < 1) throw Error("[train]: epochs must be >= 1");
+  if (c.micro_batches < 1) throw Error("[train]: micro_batches must be >= 1");
   if (c.batch_size < 2) throw Error("[train]: batch_size must be >= 2 (BatchNorm needs two samples)");
   if (!(c.lr > 0)) throw Error("[train]: lr must be > 0");
   if (!(c.plateau_factor > 0 && c.plateau_factor < 1)) throw Error("[train]: plateau_factor must be in (0, 1)");

@@ -52,8 +52,11 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   const std::string cfg_path = (fs::path(run_dir) / "config.json").string();
   const std::string split_path = (fs::path(run_dir) / "split.json").string();
   const std::string log_path = (fs::path(run_dir) / "log.json").string();
+  const int world = opt.group ? opt.group->size() : 1, rank = opt.group ? opt.group->rank() : 0;
+  const bool lead = rank == 0;  // rank 0 alone writes the run folder and prints
+  const bool quiet = opt.quiet || !lead;
   auto say = [&](const std::string& s) {
-    if (!opt.quiet) std::cerr << s << "\n";
+    if (!quiet) std::cerr << s << "\n";
   };
 
   // Same seed -> same split, pairing, augmentation, initialisation and dropout masks.
@@ -73,9 +76,10 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     std::vector<std::string> warnings;
     say("checking " + std::to_string(d.all_paths().size()) + " images ...");
     data::verify_prepared(d, cache, cfg.data, warnings);
-    for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
+    if (lead)
+      for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
   }
-  if (!opt.resume) {
+  if (!opt.resume && lead) {
     io::atomic_write_text(cfg_path, cfg.to_json().dump(2));
     io::atomic_write_text(split_path, d.to_json().dump());
   }
@@ -89,6 +93,13 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   DRIFANet net(mcfg);
   net->to(opt.device);
   torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
+  const int micro = tc.micro_batches;
+  const bool sharded = world > 1 || micro > 1;
+  const int shard = tc.batch_size / (world * micro);
+  if (sharded && (tc.batch_size % (world * micro) != 0 || shard < 2))
+    throw Error("[train]: batch_size " + std::to_string(tc.batch_size) + " must split into " + std::to_string(world * micro) +
+                " equal shards of at least 2 samples (" + std::to_string(world) + " ranks x " + std::to_string(micro) +
+                " micro-batches)");
   TrainerState st;
   st.lr = tc.lr;
   nlohmann::json log = nlohmann::json::array();
@@ -116,14 +127,31 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   for (int64_t epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {
     if (st.early_wait >= tc.early_stop_patience) break;
     const auto t0 = std::chrono::steady_clock::now();
-    torch::manual_seed(data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch)));
+    // Ranks draw their own dropout masks; one process keeps the plain seed.
+    torch::manual_seed(world > 1 ? data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank))
+                                 : data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch)));
     auto examples = d.train_examples(tseed, epoch);
     if (tc.steps_per_epoch > 0 && examples.size() > size_t(tc.steps_per_epoch) * tc.batch_size)
       examples.resize(size_t(tc.steps_per_epoch) * tc.batch_size);
     data::LoaderOptions lo;
-    // BatchNorm cannot train on a batch of one: drop a last batch of size 1.
-    lo.batch_size = std::min<int>(tc.batch_size, static_cast<int>(examples.size()));
-    lo.drop_last = examples.size() % lo.batch_size == 1;
+    if (sharded) {
+      // Global batch s is cut into world * micro shards; shard j = m * world + rank is this
+      // rank's micro-batch m. A last incomplete global batch is left out so shards stay equal.
+      std::vector<data::Example> mine;
+      const size_t steps = examples.size() / size_t(tc.batch_size);
+      for (size_t st = 0; st < steps; ++st)
+        for (int m = 0; m < micro; ++m) {
+          const size_t first = st * size_t(tc.batch_size) + size_t(m * world + rank) * size_t(shard);
+          mine.insert(mine.end(), examples.begin() + long(first), examples.begin() + long(first + size_t(shard)));
+        }
+      if (mine.empty()) throw Error("the epoch has fewer than batch_size = " + std::to_string(tc.batch_size) + " training pairs");
+      examples = std::move(mine);
+      lo.batch_size = shard;
+    } else {
+      // BatchNorm cannot train on a batch of one: drop a last batch of size 1.
+      lo.batch_size = std::min<int>(tc.batch_size, static_cast<int>(examples.size()));
+      lo.drop_last = examples.size() % lo.batch_size == 1;
+    }
     lo.workers = cfg.data.workers;
     lo.augment = cfg.augment.enabled();
     lo.aug = cfg.augment;
@@ -131,9 +159,9 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     lo.epoch = epoch;
     data::BatchLoader loader(examples, cache, lo);
     net->set_mode(Mode::Train);
-    Progress bar("epoch " + std::to_string(epoch) + "/" + std::to_string(tc.epochs), loader.batches(), opt.quiet);
+    Progress bar("epoch " + std::to_string(epoch) + "/" + std::to_string(tc.epochs), loader.batches() / size_t(micro), quiet);
     double loss_sum = 0;
-    size_t seen = 0, step = 0;
+    size_t seen = 0, step = 0, micro_done = 0;
     std::vector<double> correct(T, 0), counted(T, 0);
     data::Batch b;
     while (loader.next(b)) {
@@ -151,10 +179,13 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
                     std::to_string(step + 1) + "; stopped. The last good state is " +
                     (st.epoch > 0 ? ckpt + " (epoch " + std::to_string(st.epoch) + ")" : std::string("none (first epoch)")) +
                     "; try a lower lr or disable bf16");
-      adam.zero_grad();
-      loss.backward();
-      adam.step();
-      ++step;
+      (micro > 1 ? loss / double(micro) : loss).backward();
+      if (++micro_done % size_t(micro) == 0) {
+        if (opt.group) opt.group->average_gradients(*net);
+        adam.step();
+        adam.zero_grad();
+        ++step;
+      }
       const size_t bs = b.indices.size();
       loss_sum += lv * bs;
       seen += bs;
@@ -165,6 +196,18 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
         counted[t] += keep.sum().item<double>();
       }
       bar.update(step, bs, loss_sum / seen);
+    }
+    double spread = 0;
+    if (opt.group) {
+      // Every rank now holds rank 0's BN statistics; the parameters must already agree.
+      opt.group->broadcast_state(*net);
+      double sum = 0;
+      for (const auto& p : net->parameters()) sum += p.to(torch::kFloat64).sum().item<double>();
+      const auto [lo_sum, hi_sum] = opt.group->min_max(sum);
+      spread = hi_sum - lo_sum;
+      if (spread > 1e-6 * std::max(1.0, std::abs(sum)))
+        throw Error("the ranks' parameters diverged at epoch " + std::to_string(epoch) + " (checksums " +
+                    std::to_string(lo_sum) + " .. " + std::to_string(hi_sum) + ")");
     }
     const auto val = evaluation::evaluate(net, val_examples, cache, eo);
     if (!std::isfinite(val.loss))
@@ -191,7 +234,8 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     if (is_best) {
       st.best_val_loss = val.loss;
       st.best_epoch = epoch;
-      io::save_model(net, best, {{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)}});
+      if (lead)
+        io::save_model(net, best, {{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)}});
     }
     st.epoch = epoch;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -206,11 +250,19 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
       row["val_f1_" + mcfg.task_name(t)] = val.metrics[t].macro_f1;
     }
     row["seconds"] = secs;
+    row["train_samples"] = seen * size_t(world);
+    if (world > 1) {
+      row["ranks"] = world;
+      row["rank_param_spread"] = spread;
+    }
     log.push_back(row);
     // The checkpoint is written last: a run killed before it resumes from the previous epoch.
-    io::atomic_write_text(log_path, log.dump(1));
-    io::atomic_write_text((fs::path(run_dir) / "log.csv").string(), csv_of(log));
-    save_checkpoint(ckpt, net, adam, st);
+    if (lead) {
+      io::atomic_write_text(log_path, log.dump(1));
+      io::atomic_write_text((fs::path(run_dir) / "log.csv").string(), csv_of(log));
+      save_checkpoint(ckpt, net, adam, st);
+    }
+    if (opt.group) opt.group->barrier();  // no rank runs ahead of the checkpoint
     std::ostringstream msg;
     msg << std::fixed << std::setprecision(4) << "train loss " << row["train_loss"].get<double>() << "  val loss " << val.loss;
     for (size_t t = 0; t < T; ++t) msg << "  " << mcfg.task_name(t) << " acc " << val.metrics[t].accuracy;
@@ -224,6 +276,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   sum.best_epoch = st.best_epoch;
   sum.best_val_loss = st.best_val_loss;
   sum.best_model = best;
+  if (!lead) return sum;
   io::atomic_write_text((fs::path(run_dir) / "done.json").string(),
                         nlohmann::json{{"epochs", st.epoch}, {"best_epoch", st.best_epoch}, {"best_val_loss", st.best_val_loss},
                                        {"early_stopped", sum.early_stopped}}.dump(2));

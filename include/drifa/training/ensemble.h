@@ -12,8 +12,10 @@ namespace drifa::training {
 
 // Trains the members one after another. Resumable model by model: a member with done.json is
 // kept, one with a checkpoint resumes, the others start. Re-running with another config is an error.
+// Spread over ranks (torchrun's environment, `--nproc`): rank r trains the members k with
+// k % world_size == r, each on its own; no communication is needed.
 std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string& dir, int members,
-                                         const TrainOptions& opt);
+                                         const TrainOptions& opt, const DistributedEnv& ranks = {});
 
 // The run folders of an ensemble folder (from ensemble.json), or {dir} when dir is one run.
 std::vector<std::string> member_runs(const std::string& dir);

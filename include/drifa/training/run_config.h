@@ -24,6 +24,9 @@ struct TrainConfig {
   int early_stop_patience = 10;
   bool bf16 = false;
   int64_t steps_per_epoch = 0;  // 0 = one pass over the epoch's pairing
+  // Gradient accumulation: each optimizer step sums the gradients of this many micro-batches of
+  // batch_size / micro_batches samples (per rank, batch_size / (ranks * micro_batches)).
+  int micro_batches = 1;
   nlohmann::json to_json() const;
   static TrainConfig from_json(const nlohmann::json& j);
 };

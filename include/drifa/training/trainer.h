@@ -9,6 +9,7 @@
 #include <string>
 
 #include "drifa/evaluation/evaluator.h"
+#include "drifa/runtime/distributed.h"
 #include "drifa/training/run_config.h"
 
 namespace drifa::training {
@@ -19,6 +20,13 @@ struct TrainOptions {
   torch::Device device = torch::kCPU;
   bool evaluate_test = true;                       // evaluate best.safetensors on the test part at the end
   std::function<void(int64_t epoch)> on_epoch_end;  // after the epoch's checkpoint is written
+  // Data-parallel training: every rank runs train() with the same config and run folder. Each
+  // global batch of batch_size is split into equal shards, one per rank (and micro-batch);
+  // gradients are averaged over the ranks; BatchNorm statistics are per rank during the step and
+  // rank 0's running statistics are broadcast after each epoch; rank 0 alone writes the folder.
+  // Same trajectory as one process with micro_batches = ranks (up to float rounding; with
+  // dropout the ranks draw their own masks).
+  ProcessGroup* group = nullptr;
 };
 
 struct TrainSummary {
