@@ -39,7 +39,7 @@ ImageCheck chromium_images(const std::string& html, const drifa::test::TempDir& 
   return c;
 }
 
-// Every number in a equals the one in b within tol (same structure); keys in skip are ignored.
+// Every number in a equals the one in b within tol (same structure); timing keys are ignored.
 void expect_close(const nlohmann::json& a, const nlohmann::json& b, double tol, const std::string& where = "") {
   if (a.is_number() && b.is_number()) {
     EXPECT_NEAR(a.get<double>(), b.get<double>(), tol) << where;

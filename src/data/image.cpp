@@ -10,6 +10,7 @@
 
 #include "drifa/data/dicom.h"
 #include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
 
 namespace drifa::data {
 
@@ -106,6 +107,16 @@ cv::Mat to_channels(const cv::Mat& img, int channels) {
                 std::to_string(channels) + " channels");
   }
   return out;
+}
+
+void write_image(const std::string& path, const cv::Mat& img) {
+  const auto dot = path.rfind('.');
+  std::vector<uchar> buf;
+  if (dot == std::string::npos || !cv::imencode(path.substr(dot), img, buf))
+    throw Error(path + ": cannot encode the image");
+  const auto dir = std::filesystem::path(path).parent_path();
+  if (!dir.empty()) std::filesystem::create_directories(dir);
+  io::atomic_write(path, [&](std::ostream& o) { o.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size())); });
 }
 
 }  // namespace drifa::data

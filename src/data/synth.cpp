@@ -7,6 +7,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "drifa/data/image.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
@@ -106,13 +107,6 @@ std::pair<cv::Mat, cv::Mat> mri(int cls, int S, Rng& r) {
   return {out, mask};
 }
 
-void write_png(const std::string& path, const cv::Mat& img) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::vector<uchar> buf;
-  if (!cv::imencode(".png", img, buf)) throw Error(path + ": PNG encoding failed");
-  io::atomic_write(path, [&](std::ostream& o) { o.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size())); });
-}
-
 }  // namespace
 
 std::string synthetic_mask_path(const std::string& image_path) {
@@ -140,8 +134,8 @@ void write_synthetic(const SynthOptions& o) {
           char id[32];
           std::snprintf(id, sizeof id, "%s_%04d.png", cname.c_str(), i);
           const std::string path = (fs::path(o.out) / name / pname / cname / id).string();
-          write_png(path, img);
-          write_png(synthetic_mask_path(path), mask);
+          write_image(path, img);
+          write_image(synthetic_mask_path(path), mask);
         }
       }
     }

@@ -1,5 +1,6 @@
 #include "drifa/evaluation/evaluator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
@@ -76,42 +77,52 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
 nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg) {
   nlohmann::json tasks = nlohmann::json::object();
   for (size_t t = 0; t < r.metrics.size(); ++t) {
-    std::vector<std::string> names;
-    for (int64_t k = 0; k < cfg.classes[t]; ++k) names.push_back(cfg.class_name(t, k));
-    auto j = r.metrics[t].to_json(names);
+    auto j = r.metrics[t].to_json(cfg.task_class_names(static_cast<int64_t>(t)));
     j["loss"] = std::isnan(r.task_loss[t]) ? nlohmann::json(nullptr) : nlohmann::json(r.task_loss[t]);
     tasks[cfg.task_name(t)] = j;
   }
   return {{"loss", r.loss}, {"tasks", tasks}};
 }
 
-void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
-                       const ModelConfig& cfg) {
+std::string sample_csv_header(const ModelConfig& cfg, const std::string& columns) {
   std::ostringstream o;
   o << "sample,task";
   for (int64_t m = 0; m < cfg.modalities; ++m) o << ",path_" << data::csv_escape(cfg.modality_name(m));
-  int64_t kmax = 0;
-  for (auto k : cfg.classes) kmax = std::max(kmax, k);
-  // prob_k is the probability of class index k of that row's task (class names: metrics.json).
-  o << ",true_label,predicted_label";
+  o << "," << columns;
+  const int64_t kmax = *std::max_element(cfg.classes.begin(), cfg.classes.end());
   for (int64_t k = 0; k < kmax; ++k) o << ",prob_" << k;
   o << "\n";
+  return o.str();
+}
+
+void sample_csv_row(std::ostream& o, const ModelConfig& cfg, int64_t sample, int64_t task, const data::Example& ex,
+                    const std::string& columns, const float* probs, int64_t classes) {
+  o << sample << "," << data::csv_escape(cfg.task_name(task));
+  for (const auto& path : ex.paths) o << "," << data::csv_escape(path);
+  o << "," << columns;
+  const int64_t kmax = *std::max_element(cfg.classes.begin(), cfg.classes.end());
+  for (int64_t k = 0; k < kmax; ++k) {
+    o << ",";
+    if (k < classes) o << probs[k];
+  }
+  o << "\n";
+}
+
+void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
+                       const ModelConfig& cfg) {
+  std::ostringstream o;
+  o << sample_csv_header(cfg, "true_label,predicted_label");
   for (size_t t = 0; t < r.probs.size(); ++t) {
     auto y = r.labels[t].accessor<int64_t, 1>();
-    auto p = r.probs[t].accessor<float, 2>();
-    for (int64_t i = 0; i < r.probs[t].size(0); ++i) {
+    const auto p = r.probs[t].contiguous();
+    const int64_t K = p.size(1);
+    for (int64_t i = 0; i < p.size(0); ++i) {
       if (y[i] < 0) continue;
-      int64_t best = 0;
-      for (int64_t k = 1; k < p.size(1); ++k)
-        if (p[i][k] > p[i][best]) best = k;
-      o << i << "," << data::csv_escape(cfg.task_name(t));
-      for (const auto& path : examples[i].paths) o << "," << data::csv_escape(path);
-      o << "," << data::csv_escape(cfg.class_name(t, y[i])) << "," << data::csv_escape(cfg.class_name(t, best));
-      for (int64_t k = 0; k < kmax; ++k) {
-        o << ",";
-        if (k < p.size(1)) o << p[i][k];
-      }
-      o << "\n";
+      const float* row = p.data_ptr<float>() + i * K;
+      const int64_t best = std::max_element(row, row + K) - row;  // the first maximum, as before
+      const auto ti = static_cast<int64_t>(t);
+      sample_csv_row(o, cfg, i, ti, examples[static_cast<size_t>(i)],
+                     data::csv_escape(cfg.class_name(ti, y[i])) + "," + data::csv_escape(cfg.class_name(ti, best)), row, K);
     }
   }
   io::atomic_write_text(path, o.str());

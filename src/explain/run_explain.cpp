@@ -23,13 +23,6 @@ namespace drifa::explain {
 
 namespace {
 
-// PNG or TIFF by extension, written atomically.
-void write_image(const std::string& path, const cv::Mat& img) {
-  std::vector<uchar> buf;
-  if (!cv::imencode(path.substr(path.rfind('.')), img, buf)) throw Error(path + ": cannot encode the image");
-  io::atomic_write(path, [&](std::ostream& o) { o.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size())); });
-}
-
 std::string safe(const std::string& s) {
   std::string o;
   for (char c : s) o += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ? c : '_';
@@ -120,10 +113,10 @@ nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::
         const std::string stem = std::to_string(it->second) + "_" + safe(cfg.task_name(t)) + "_" +
                                  safe(cfg.modality_name(go.modality));
         const cv::Mat original = data::decode_image(img_path, run.cfg.data.dicom);
-        write_image((fs::path(out_dir) / (stem + ".png")).string(), overlay(original, g.map[r]));
+        data::write_image((fs::path(out_dir) / (stem + ".png")).string(), overlay(original, g.map[r]));
         auto raw = g.raw[r].contiguous();
         cv::Mat rawm(static_cast<int>(raw.size(0)), static_cast<int>(raw.size(1)), CV_32F, raw.data_ptr<float>());
-        write_image((fs::path(out_dir) / (stem + "_cam.tiff")).string(), rawm.clone());
+        data::write_image((fs::path(out_dir) / (stem + "_cam.tiff")).string(), rawm.clone());
         const int64_t pred = g.probs[r].argmax().item<int64_t>();
         nlohmann::json e = {{"image", stem + ".png"},
                             {"raw_map", stem + "_cam.tiff"},

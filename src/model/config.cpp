@@ -44,6 +44,12 @@ std::string ModelConfig::task_name(int64_t t) const {
   return "task" + std::to_string(t);
 }
 
+std::vector<std::string> ModelConfig::task_class_names(int64_t t) const {
+  std::vector<std::string> names;
+  for (int64_t k = 0; k < classes.at(static_cast<size_t>(t)); ++k) names.push_back(class_name(t, k));
+  return names;
+}
+
 std::string ModelConfig::class_name(int64_t t, int64_t k) const {
   if (t < static_cast<int64_t>(class_names.size()) &&
       k < static_cast<int64_t>(class_names[t].size()))

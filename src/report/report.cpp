@@ -88,6 +88,12 @@ struct Builder {
   std::vector<std::string> missing;
   int figures = 0;
 
+  // A section whose input is not there yet: say which command makes it.
+  void not_run(const std::string& what, const std::string& command) {
+    missing.push_back(what + ": run `" + command + "`");
+    html << "<p class=missing>Not run yet: <code>" << esc(command) << "</code></p>";
+  }
+
   std::string plot(const Plot& p, const std::string& name) {
     const auto path = (fs::path(plots) / (name + ".png")).string();
     plot_png(p, path);
@@ -152,8 +158,7 @@ void section_metrics(Builder& b, const std::string& run) {
   const auto path = (fs::path(run) / "metrics.json").string();
   b.html << "<h2>Test metrics</h2>";
   if (!fs::exists(path)) {
-    b.missing.push_back("test metrics: run `drifa evaluate " + run + "`");
-    b.html << "<p class=missing>Not evaluated yet: <code>drifa evaluate " << esc(run) << "</code></p>";
+    b.not_run("test metrics", "drifa evaluate " + run);
     return;
   }
   const auto m = io::read_json(path);
@@ -188,8 +193,7 @@ void section_uq(Builder& b) {
   const auto path = (fs::path(b.dir) / "uq" / "uq.json").string();
   b.html << "<h2>Uncertainty</h2>";
   if (!fs::exists(path)) {
-    b.missing.push_back("uncertainty: run `drifa uq " + b.dir + "`");
-    b.html << "<p class=missing>Not run yet: <code>drifa uq " << esc(b.dir) << "</code></p>";
+    b.not_run("uncertainty", "drifa uq " + b.dir);
     return;
   }
   const auto j = io::read_json(path);
@@ -276,8 +280,7 @@ void section_gradcam(Builder& b) {
   const auto dir = fs::path(b.dir) / "gradcam";
   b.html << "<h2>Grad-CAM</h2>";
   if (!fs::exists(dir / "gradcam.json")) {
-    b.missing.push_back("Grad-CAM: run `drifa gradcam " + b.dir + "`");
-    b.html << "<p class=missing>Not run yet: <code>drifa gradcam " << esc(b.dir) << "</code></p>";
+    b.not_run("Grad-CAM", "drifa gradcam " + b.dir);
     return;
   }
   const auto j = io::read_json((dir / "gradcam.json").string());
@@ -301,8 +304,7 @@ void section_tsne(Builder& b) {
   const auto dir = fs::path(b.dir) / "tsne";
   b.html << "<h2>t-SNE of the fused features</h2>";
   if (!fs::exists(dir / "tsne.json")) {
-    b.missing.push_back("t-SNE: run `drifa tsne " + b.dir + "`");
-    b.html << "<p class=missing>Not run yet: <code>drifa tsne " << esc(b.dir) << "</code></p>";
+    b.not_run("t-SNE", "drifa tsne " + b.dir);
     return;
   }
   const auto j = io::read_json((dir / "tsne.json").string());
@@ -317,15 +319,7 @@ void section_tsne(Builder& b) {
 }  // namespace
 
 std::vector<std::string> write_report(const std::string& dir, const std::string& html_path) {
-  const auto runs = fs::exists(fs::path(dir) / "ensemble.json") ? [&] {
-    std::vector<std::string> r;
-    for (const auto& n : io::read_json((fs::path(dir) / "ensemble.json").string()).at("members")) {
-      const auto run = (fs::path(dir) / n.get<std::string>()).string();
-      if (fs::exists(fs::path(run) / "config.json")) r.push_back(run);
-    }
-    if (r.empty()) throw Error(dir + ": the ensemble has no trained member yet");
-    return r;
-  }() : training::member_runs(dir);
+  const auto runs = training::member_runs(dir, /*finished_only=*/false);  // a report may show a run in progress
   Builder b;
   b.dir = dir;
   b.plots = (fs::path(dir) / "plots").string();

@@ -37,7 +37,6 @@ std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string
       if (!opt.quiet) std::cerr << "member " << k << ": already trained (" << run << ")\n";
       TrainSummary s;
       const auto done = io::read_json((fs::path(run) / "done.json").string());
-      s.epochs_run = 0;
       s.best_epoch = done.value("best_epoch", 0);
       s.best_val_loss = done.value("best_val_loss", 0.0);
       s.best_model = (fs::path(run) / "best.safetensors").string();
@@ -56,7 +55,7 @@ std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string
   return out;
 }
 
-std::vector<std::string> member_runs(const std::string& dir) {
+std::vector<std::string> member_runs(const std::string& dir, bool finished_only) {
   const auto manifest = fs::path(dir) / "ensemble.json";
   if (!fs::exists(manifest)) {
     if (!fs::exists(fs::path(dir) / "config.json"))
@@ -67,10 +66,15 @@ std::vector<std::string> member_runs(const std::string& dir) {
   std::vector<std::string> runs;
   for (const auto& n : j.at("members")) {
     const auto run = (fs::path(dir) / n.get<std::string>()).string();
+    if (!finished_only) {
+      if (fs::exists(fs::path(run) / "config.json")) runs.push_back(run);
+      continue;
+    }
     if (!fs::exists(fs::path(run) / "done.json"))
       throw Error(run + ": this ensemble member has not finished training; run `drifa ensemble` again to complete it");
     runs.push_back(run);
   }
+  if (runs.empty()) throw Error(dir + ": the ensemble has no trained member yet");
   return runs;
 }
 

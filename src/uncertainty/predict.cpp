@@ -3,7 +3,6 @@
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
-#include <opencv2/imgcodecs.hpp>
 #include <torch/torch.h>
 
 #include "drifa/data/csv.h"
@@ -12,7 +11,6 @@
 #include "drifa/data/transforms.h"
 #include "drifa/error.h"
 #include "drifa/explain/gradcam.h"
-#include "drifa/io/atomic_file.h"
 #include "drifa/uncertainty/measures.h"
 
 namespace fs = std::filesystem;
@@ -96,9 +94,7 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
           const auto g = explain::grad_cam(nets[0], inputs, go);
           const auto file = (fs::path(opt.gradcam_dir) / ("case" + std::to_string(c + 1) + "_" + cfg.task_name(t) + "_" +
                                                           cfg.modality_name(mod) + ".png")).string();
-          std::vector<uchar> buf;
-          cv::imencode(".png", explain::overlay(data::decode_image(paths[static_cast<size_t>(mod)], opt.dicom), g.map[0]), buf);
-          io::atomic_write(file, [&](std::ostream& o) { o.write(reinterpret_cast<const char*>(buf.data()), std::streamsize(buf.size())); });
+          data::write_image(file, explain::overlay(data::decode_image(paths[static_cast<size_t>(mod)], opt.dicom), g.map[0]));
           maps[cfg.modality_name(mod)] = file;
         }
         jt["gradcam"] = maps;

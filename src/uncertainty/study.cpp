@@ -10,6 +10,7 @@
 #include "drifa/data/csv.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
+#include "drifa/evaluation/evaluator.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/progress.h"
@@ -43,19 +44,27 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
     std::vector<int64_t> ids(b.indices.begin(), b.indices.end());
     for (size_t t = 0; t < T; ++t) labels[t].push_back(b.labels[t]);
     for (size_t k = 0; k < K; ++k) {
+      MCOptions mo = opt.mc;
+      mo.seed = data::mix_seed(opt.mc.seed, static_cast<uint64_t>(k));
+      // The deterministic pass and (with share_prefix) the MC passes share one prefix.
+      std::vector<torch::Tensor> h;
       const Mode before = nets[k]->mode();
       nets[k]->set_mode(Mode::Eval);
       {
         torch::NoGradGuard ng;
         AutocastGuard ac(opt.mc.bf16, opt.device);
-        auto r = nets[k]->forward(b.inputs);
+        ForwardResult r;
+        if (mo.share_prefix) {
+          h = nets[k]->prefix(b.inputs);
+          r = nets[k]->suffix(h);
+        } else {
+          r = nets[k]->forward(b.inputs);
+        }
         for (size_t t = 0; t < T; ++t) det[k][t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu());
       }
       nets[k]->set_mode(before);
-      MCOptions mo = opt.mc;
-      mo.seed = data::mix_seed(opt.mc.seed, static_cast<uint64_t>(k));
       const auto t0 = std::chrono::steady_clock::now();
-      auto p = mc_sample(nets[k], b.inputs, ids, mo);
+      auto p = mo.share_prefix ? mc_sample_from_prefix(nets[k], h, ids, mo) : mc_sample(nets[k], b.inputs, ids, mo);
       s.mc_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       for (size_t t = 0; t < T; ++t) mc[k][t].push_back(p[t]);
     }
@@ -81,19 +90,13 @@ torch::Tensor ensemble_samples(const StudySamples& s, size_t t) {
   return torch::cat(v, 0);
 }
 
-std::vector<std::string> class_names(const ModelConfig& cfg, size_t t) {
-  std::vector<std::string> names;
-  for (int64_t k = 0; k < cfg.classes[t]; ++k) names.push_back(cfg.class_name(static_cast<int64_t>(t), k));
-  return names;
-}
-
 }  // namespace
 
 nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const std::vector<double>& coverages) {
   nlohmann::json tasks = nlohmann::json::object();
   const size_t K = s.mc.size();
   for (size_t t = 0; t < s.labels.size(); ++t) {
-    const auto names = class_names(cfg, t);
+    const auto names = cfg.task_class_names(static_cast<int64_t>(t));
     nlohmann::json j;
     j["deterministic"] = task_summary(s.labels[t], s.deterministic[0][t].unsqueeze(0), names, coverages);
     j["mc"] = task_summary(s.labels[t], s.mc[0][t], names, coverages);
@@ -111,33 +114,22 @@ nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const st
 void write_samples_csv(const std::string& path, const StudySamples& s, const std::vector<data::Example>& examples,
                        const ModelConfig& cfg) {
   std::ostringstream o;
-  o << "sample,task";
-  for (int64_t m = 0; m < cfg.modalities; ++m) o << ",path_" << data::csv_escape(cfg.modality_name(m));
-  int64_t kmax = 0;
-  for (auto k : cfg.classes) kmax = std::max(kmax, k);
-  o << ",true_label,predicted_label,correct,predictive_entropy,expected_entropy,mutual_information,spread";
-  for (int64_t k = 0; k < kmax; ++k) o << ",prob_" << k;
-  o << "\n";
-  o.precision(6);
+  o << evaluation::sample_csv_header(
+      cfg, "true_label,predicted_label,correct,predictive_entropy,expected_entropy,mutual_information,spread");
   for (size_t t = 0; t < s.labels.size(); ++t) {
     const auto m = sample_measures(s.mc.size() > 1 ? ensemble_samples(s, t) : s.mc[0][t]);
     auto y = s.labels[t].accessor<int64_t, 1>();
     auto pred = m.predicted.accessor<int64_t, 1>();
-    auto p = m.mean.accessor<float, 2>();
+    const auto p = m.mean.contiguous();
     auto pe = m.predictive_entropy.accessor<double, 1>(), ee = m.expected_entropy.accessor<double, 1>(),
          mi = m.mutual_information.accessor<double, 1>(), sp = m.spread.accessor<double, 1>();
     for (int64_t i = 0; i < y.size(0); ++i) {
       if (y[i] < 0) continue;
       const auto ti = static_cast<int64_t>(t);
-      o << i << "," << data::csv_escape(cfg.task_name(ti));
-      for (const auto& path : examples[static_cast<size_t>(i)].paths) o << "," << data::csv_escape(path);
-      o << "," << data::csv_escape(cfg.class_name(ti, y[i])) << "," << data::csv_escape(cfg.class_name(ti, pred[i])) << ","
-        << (y[i] == pred[i] ? 1 : 0) << "," << pe[i] << "," << ee[i] << "," << mi[i] << "," << sp[i];
-      for (int64_t k = 0; k < kmax; ++k) {
-        o << ",";
-        if (k < p.size(1)) o << p[i][k];
-      }
-      o << "\n";
+      std::ostringstream cols;
+      cols << data::csv_escape(cfg.class_name(ti, y[i])) << "," << data::csv_escape(cfg.class_name(ti, pred[i])) << ","
+           << (y[i] == pred[i] ? 1 : 0) << "," << pe[i] << "," << ee[i] << "," << mi[i] << "," << sp[i];
+      evaluation::sample_csv_row(o, cfg, i, ti, examples[static_cast<size_t>(i)], cols.str(), p.data_ptr<float>() + i * p.size(1), p.size(1));
     }
   }
   io::atomic_write_text(path, o.str());

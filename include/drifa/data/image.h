@@ -24,4 +24,8 @@ bool looks_like_dicom(const std::string& path);
 // Converts to the model's channel count: grey -> RGB replicates, RGB -> grey by luminance.
 cv::Mat to_channels(const cv::Mat& img, int channels);
 
+// Encodes by the path's extension (PNG, TIFF, ...) and writes atomically, creating the folder.
+// Throws drifa::Error naming the file.
+void write_image(const std::string& path, const cv::Mat& img);
+
 }  // namespace drifa::data

@@ -38,6 +38,13 @@ torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std
                              const std::vector<double>& weights);
 
 nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg);
+// The layout of every per-(sample, task) CSV (predictions.csv, the uncertainty study's
+// samples.csv): sample, task, path_<modality>..., the caller's columns, then prob_k, the
+// probability of class index k of the row's task (class names: metrics.json).
+std::string sample_csv_header(const ModelConfig& cfg, const std::string& columns);
+void sample_csv_row(std::ostream& o, const ModelConfig& cfg, int64_t sample, int64_t task, const data::Example& ex,
+                    const std::string& columns, const float* probs, int64_t classes);
+
 // predictions.csv: one row per scored (sample, task).
 void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
                        const ModelConfig& cfg);

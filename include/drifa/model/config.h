@@ -48,6 +48,7 @@ struct ModelConfig {
   std::string modality_name(int64_t m) const;
   std::string task_name(int64_t t) const;
   std::string class_name(int64_t t, int64_t k) const;
+  std::vector<std::string> task_class_names(int64_t t) const;  // class_name(t, k) for every k
 
   // Throws drifa::Error naming the first field that is wrong.
   void validate() const;

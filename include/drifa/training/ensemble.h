@@ -18,7 +18,9 @@ std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string
                                          const TrainOptions& opt, const DistributedEnv& ranks = {});
 
 // The run folders of an ensemble folder (from ensemble.json), or {dir} when dir is one run.
-std::vector<std::string> member_runs(const std::string& dir);
+// finished_only: every member must have finished (done.json), else drifa::Error; otherwise the
+// members that have started (config.json) are listed, and at least one must have.
+std::vector<std::string> member_runs(const std::string& dir, bool finished_only = true);
 
 // An ensemble (or one run) opened for the uncertainty study, predictions and explanations.
 struct Ensemble {

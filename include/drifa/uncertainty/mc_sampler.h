@@ -29,6 +29,11 @@ struct MCOptions {
 std::vector<torch::Tensor> mc_sample(DRIFANet& net, const std::vector<torch::Tensor>& inputs,
                                      const std::vector<int64_t>& ids, const MCOptions& opt);
 
+// The same from the batch's DRIFANet::prefix() already computed (the prefix has no dropout, so it
+// is the same in Eval and MCSample mode): callers that also need the deterministic pass share it.
+std::vector<torch::Tensor> mc_sample_from_prefix(DRIFANet& net, const std::vector<torch::Tensor>& prefix,
+                                                 const std::vector<int64_t>& ids, const MCOptions& opt);
+
 // The generator of one sample's masks in one pass.
 at::Generator pass_generator(uint64_t seed, int64_t id, int64_t pass);
 
