@@ -12,9 +12,11 @@
 
 #include "drifa/io/model_file.h"
 #include "drifa/model/drifa_net.h"
+#include "drifa/model/spatial_stats.h"
 #include "drifa/model/summary.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/layout.h"
+#include "drifa/runtime/memory.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/uncertainty/mc_sampler.h"
 #ifndef DRIFA_CORE_ONLY
@@ -68,8 +70,14 @@ int main(int argc, char** argv) {
   bool check_cpu = false;
   app.add_option("--device", device, "cpu | cuda | cuda:N");
   app.add_flag("--check-against-cpu", check_cpu, "compare the device's eval-mode logits with the CPU's and exit");
+  bool default_malloc = false;
+  app.add_flag("--default-malloc", default_malloc, "leave glibc's allocator as it is (every large tensor a fresh mmap)");
+  bool plain_attention = false;
+  app.add_flag("--plain-attention", plain_attention, "the attention arithmetic as plain ATen ops (no fused pooling kernels)");
   CLI11_PARSE(app, argc, argv);
+  if (plain_attention) drifa::set_fused_attention(false);
 
+  if (!default_malloc) drifa::keep_freed_memory();
   drifa::configure_threads(threads);
 #ifndef DRIFA_CORE_ONLY
   if (what == "loader") {
@@ -247,6 +255,6 @@ int main(int argc, char** argv) {
   nlohmann::json j{{"side", "drifa-c++"}, {"preset", preset}, {"what", what}, {"batch", batch},
                    {"threads", at::get_num_threads()}, {"device", device}, {"median_s", median}, {"min_s", secs.front()},
                    {"gflops", flops / median / 1e9}, {"steps", steps}, {"channels_last", channels_last},
-                   {"bf16", bf16}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
+                   {"bf16", bf16}, {"fused_attention", drifa::fused_attention()}, {"keep_freed_memory", !default_malloc}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   std::cout << j.dump() << std::endl;
 }

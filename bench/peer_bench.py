@@ -5,7 +5,9 @@ eager mode, on the same threads. One JSON line per run, like drifa_bench.
 
 authors:   float32, default (NCHW) layout, torch.no_grad() for inference: how the authors'
            notebooks, ported to PyTorch, would run.
-optimised: what DRIFA uses: channels-last memory and inference_mode (and bf16 autocast with --bf16).
+optimised: the settings DRIFA uses: for inference channels-last memory and inference_mode (bf16
+           autocast with --bf16); for training float32 NCHW, as DRIFA trains. run_bench.py also gives
+           this process DRIFA's allocator settings (MALLOC_* variables).
 """
 import argparse
 import json
@@ -47,7 +49,7 @@ def main():
     xs = [torch.rand(a.batch, 3, cfg["image_size"], cfg["image_size"], device=dev) for _ in range(cfg["modalities"])]
     ys = [torch.randint(k, (a.batch,), device=dev) for k in cfg["classes"]]
     opt_ = a.setting == "optimised"
-    if opt_:
+    if opt_ and a.what == "infer":
         net = net.to(memory_format=torch.channels_last)
         xs = [x.contiguous(memory_format=torch.channels_last) for x in xs]
     adam = torch.optim.Adam(net.parameters(), lr=1e-3)

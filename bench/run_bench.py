@@ -5,12 +5,14 @@
 Rows: a training step and an inference pass (batch 32, 128x128) of the paper configuration
 (2 modalities) and of the four-modality configuration, DRIFA (C++, build/drifa_bench) beside the
 peer (bench/peer_bench.py: Debian python3-torch, eager) as the authors' setting would run
-(float32, NCHW) and with DRIFA's optimisations (channels-last, inference mode); then the
+(float32, NCHW) and with DRIFA's optimisations that are settings rather than code (the same glibc
+allocator settings as drifa::keep_freed_memory, through MALLOC_* variables; channels-last and
+inference mode for inference); then the
 uncertainty study (5 models x 30 MC passes) naive vs DRIFA's path, and the data loader's rate
 against the model's. Each measurement runs in its own process so peak memory is its own.
 GFLOP/s count 2 FLOPs per multiply-add (analytic MACs from `drifa info`), a training step as
-3 forward passes. Peak = cores x 32 FP32 FLOP/cycle (2 AVX-512 FMA units) x the clock that
-/proc/cpuinfo reports.
+3 forward passes. Peak = cores x 32 FP32 FLOP/cycle (two 256-bit FMA pipes: 2 x 8 lanes x 2 FLOPs)
+x the clock that /proc/cpuinfo reports.
 """
 import argparse
 import json
@@ -23,11 +25,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = os.environ.get("DRIFA_PEER_PYTHON", "/usr/bin/python3")  # Debian's python3-torch
+# drifa::keep_freed_memory() (src/runtime/memory.cpp) as environment variables, for the optimised peer
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1),
+                     "MALLOC_TOP_PAD_": str(64 << 20)}
 
 
-def run_json(cmd):
+def run_json(cmd, env=None):
     t0 = time.time()
-    out = subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, env=None if env is None else {**os.environ, **env})
     if out.returncode != 0:
         sys.exit(f"failed ({out.returncode}): {' '.join(map(str, cmd))}\n{out.stdout}\n{out.stderr}")
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
@@ -76,10 +81,16 @@ def main():
             common = ["--preset", preset, "--what", what, "--threads", T, "--steps", str(steps), "--warmup", "3" if cuda else "1"]
             peer_cmd = [PY, str(ROOT / "bench/peer_bench.py"), "--device", a.device] + common
             peer = run_json(peer_cmd + ["--setting", "authors"])
-            peer_opt = run_json(peer_cmd + ["--setting", "optimised"])
-            settings = [("fp32 channels-last", ["--channels-last"])]
-            if preset == "paper" or cuda:
-                settings.insert(0, ("fp32 NCHW", []))
+            peer_opt = run_json(peer_cmd + ["--setting", "optimised"], env=None if cuda else KEEP_FREED_MEMORY)
+            # DRIFA's defaults first; for the paper configuration also what each optimisation is worth
+            if what == "train":
+                settings = [("fp32 (default)", [])]
+                if preset == "paper" and not cuda:
+                    settings += [("- fused pooling", ["--plain-attention"]), ("- allocator setting", ["--default-malloc"])]
+            else:
+                settings = [("fp32 channels-last", ["--channels-last"])]
+                if preset == "paper" or cuda:
+                    settings.insert(0, ("fp32 NCHW", []))
             for name, flags in settings:
                 d = run_json([bench, "--device", a.device] + common + flags)
                 gf = d["flops"] / d["median_s"] / 1e9

@@ -8,6 +8,7 @@
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
 #include "drifa/runtime/distributed.h"
+#include "drifa/runtime/memory.h"
 #include "drifa/runtime/threads.h"
 
 namespace drifa::cli {
@@ -18,7 +19,10 @@ void add_global_flags(CLI::App& app, GlobalFlags& g) {
   app.add_option("--device", g.device, "auto | cpu | cuda | cuda:N");
 }
 
-void apply_global_flags(const GlobalFlags& g) { configure_threads(g.threads); }
+void apply_global_flags(const GlobalFlags& g) {
+  keep_freed_memory();
+  configure_threads(g.threads);
+}
 
 void add_model_flags(CLI::App& cmd, ModelFlags& f) {
   cmd.add_option("--preset", f.preset, "paper (2 modalities, 5+7 classes) | four (4 modalities) | tiny");

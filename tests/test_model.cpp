@@ -1,8 +1,11 @@
-// The network of the spec: shapes, names, parameter counts, modes, gradients, learning.
+// The network of the spec: shapes, names, parameter counts, modes, gradients, learning; the fused
+// pooling kernels against the plain arithmetic; the allocator setting.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <set>
+
+#include <sys/resource.h>
 
 #include "drifa/drifa.h"
 
@@ -339,4 +342,141 @@ TEST(Model, WrongInputsGiveClearErrors) {
     EXPECT_NE(std::string(e.what()).find("input 1"), std::string::npos) << e.what();
   }
   EXPECT_THROW(net->forward({xs[0], torch::rand({3, 3, 32, 32})}), Error);
+}
+
+namespace {
+
+// Restores the process-wide attention arithmetic when a test ends, even on failure.
+struct FusedAttentionGuard {
+  bool before = fused_attention();
+  ~FusedAttentionGuard() { set_fused_attention(before); }
+};
+
+struct StatsRun {
+  SpatialStats values;
+  torch::Tensor grad;
+};
+
+StatsRun run_stats(const torch::Tensor& base, bool fused, bool max_only, const std::vector<torch::Tensor>& g) {
+  set_fused_attention(fused);
+  auto x = base.clone().requires_grad_(true);
+  StatsRun r;
+  torch::Tensor loss;
+  if (max_only) {
+    r.values.max = spatial_max(x);
+    loss = (r.values.max * g[2]).sum();
+  } else {
+    r.values = spatial_stats(x);
+    loss = (r.values.min * g[0] + r.values.mean * g[1] + r.values.max * g[2]).sum();
+  }
+  loss.backward();
+  r.grad = x.grad();
+  return r;
+}
+
+}  // namespace
+
+TEST(SpatialStats, FusedKernelEqualsATenInValuesAndGradientsWithTies) {
+  FusedAttentionGuard guard;
+  torch::manual_seed(3);
+  auto base = torch::rand({3, 4, 5, 7});
+  base[0][0].fill_(0.25);  // a constant plane: every element ties for both minimum and maximum
+  base[1][2][0][0] = 2;    // two maxima and three minima share their gradients
+  base[1][2][4][6] = 2;
+  base[1][2][1][1] = -1;
+  base[1][2][2][2] = -1;
+  base[1][2][3][3] = -1;
+  base[2][3].narrow(0, 0, 2).fill_(1.0);  // a saturated sigmoid: ten ties at the maximum
+  std::vector<torch::Tensor> g = {torch::randn({3, 4}), torch::randn({3, 4}), torch::randn({3, 4})};
+  for (bool max_only : {false, true}) {
+    auto plain = run_stats(base, false, max_only, g), fused = run_stats(base, true, max_only, g);
+    EXPECT_TRUE(torch::equal(plain.values.max, fused.values.max));
+    EXPECT_TRUE(torch::equal(plain.values.max, base.amax({2, 3})));
+    if (!max_only) {
+      EXPECT_TRUE(torch::equal(plain.values.min, fused.values.min));
+      EXPECT_LT((plain.values.mean - fused.values.mean).abs().max().item<double>(), 1e-6);
+    }
+    EXPECT_LT((plain.grad - fused.grad).abs().max().item<double>(), 1e-6) << "max_only " << max_only;
+  }
+  // hand check of the shared gradients on plane (1, 2): 35 elements, 2 maxima, 3 minima
+  auto fused = run_stats(base, true, false, g);
+  const double gmin = g[0][1][2].item<double>(), gmean = g[1][1][2].item<double>(), gmax = g[2][1][2].item<double>();
+  EXPECT_NEAR(fused.grad[1][2][0][0].item<double>(), gmean / 35 + gmax / 2, 1e-6);
+  EXPECT_NEAR(fused.grad[1][2][1][1].item<double>(), gmean / 35 + gmin / 3, 1e-6);
+  EXPECT_NEAR(fused.grad[1][2][0][1].item<double>(), gmean / 35, 1e-6);
+  // the constant plane: each element is a minimum and a maximum
+  EXPECT_NEAR(fused.grad[0][0][2][3].item<double>(),
+              (g[0][0][0].item<double>() + g[1][0][0].item<double>() + g[2][0][0].item<double>()) / 35, 1e-6);
+  // inputs the kernel does not take (channels-last, double) give the same through ATen
+  set_fused_attention(true);
+  auto cl = base.contiguous(at::MemoryFormat::ChannelsLast);
+  EXPECT_TRUE(torch::equal(spatial_stats(cl).max, base.amax({2, 3})));
+  EXPECT_TRUE(torch::equal(spatial_stats(base.to(torch::kFloat64)).min, base.to(torch::kFloat64).amin({2, 3})));
+}
+
+TEST(SpatialStats, FusedAndPlainAttentionArithmeticGiveTheSameNetwork) {
+  FusedAttentionGuard guard;
+  auto cfg = tiny();
+  torch::manual_seed(5);
+  DRIFANet net(cfg);
+  auto x = random_inputs(cfg, 6, 21);
+  auto y = torch::randint(5, {6});
+  struct Out {
+    std::vector<torch::Tensor> logits, grads;
+  };
+  auto run = [&](bool fused, Mode mode) {
+    set_fused_attention(fused);
+    net->set_mode(mode);
+    net->zero_grad();
+    torch::manual_seed(77);  // the same dropout masks in train mode
+    auto r = net->forward(x);
+    Out o;
+    for (auto& l : r.logits) o.logits.push_back(l.detach());
+    if (mode == Mode::Train) {
+      torch::nn::functional::cross_entropy(r.logits[0], y).backward();
+      for (const auto& p : net->parameters())
+        o.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+    }
+    return o;
+  };
+  for (Mode mode : {Mode::Eval, Mode::Train}) {
+    auto a = run(false, mode), b = run(true, mode);
+    for (size_t t = 0; t < a.logits.size(); ++t)
+      EXPECT_LT((a.logits[t] - b.logits[t]).abs().max().item<double>(), 1e-5);
+    double worst = 0;
+    size_t with_grad = 0;
+    for (size_t i = 0; i < a.grads.size(); ++i) {
+      ASSERT_EQ(a.grads[i].defined(), b.grads[i].defined());
+      if (!a.grads[i].defined()) continue;
+      ++with_grad;
+      worst = std::max(worst, (a.grads[i] - b.grads[i]).abs().max().item<double>() /
+                                  std::max(1.0, a.grads[i].abs().max().item<double>()));
+    }
+    if (mode == Mode::Train) EXPECT_GT(with_grad, 100u);
+    EXPECT_LT(worst, 1e-5);
+  }
+}
+
+namespace {
+long minor_faults() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_minflt;
+}
+}  // namespace
+
+TEST(Runtime, KeepFreedMemoryReusesLargeTensorsWithoutPageFaults) {
+  ASSERT_TRUE(keep_freed_memory());
+  constexpr int64_t floats = 64 << 18;  // 64 MB, above glibc's largest default mmap threshold (32 MB)
+  constexpr long pages = (floats * 4) / 4096;
+  { torch::empty({floats}).fill_(1); }  // first use: the pages are faulted in once
+  const long before = minor_faults();
+  {
+    auto t = torch::empty({floats});
+    t.fill_(2);  // touches every page of a same-size block
+    EXPECT_EQ(t[floats - 1].item<float>(), 2.0f);
+  }
+  const long faults = minor_faults() - before;
+  // With glibc's defaults this block would be a fresh mmap: one fault per page (16,384).
+  EXPECT_LT(faults, pages / 10) << faults << " page faults for " << pages << " pages";
 }

@@ -1,13 +1,14 @@
 #pragma once
 // libdrifa: the table of contents.
 //
-// model/       the network of the spec: HIFA + CLIA = MFA, MIFA (MGIFA + MLIFA), RRA, branches, DRIFANet
+// model/       the network of the spec: HIFA + CLIA = MFA, MIFA (MGIFA + MLIFA), RRA, branches, DRIFANet;
+//              the fused pooling kernels the attention blocks end in (spatial_stats)
 // data/        decoding (images, DICOM), data sources (folders, CSV, paired), splits and pairing,
 //              transforms and augmentation, the cached parallel loader, synthetic demo data
 // training/    run configuration, checkpoints, the resumable trainer
 // evaluation/  metrics and the evaluator (metrics.json, predictions.csv)
 // io/          safetensors, model files with their config, TOML configs, atomic writes
-// runtime/     threads, device, autocast, progress bars
+// runtime/     threads, device, autocast, memory (allocator), layout, progress bars
 #include "drifa/data/csv.h"
 #include "drifa/data/dataset.h"
 #include "drifa/data/dicom.h"
@@ -32,8 +33,11 @@
 #include "drifa/model/mfa.h"
 #include "drifa/model/mifa.h"
 #include "drifa/model/rra.h"
+#include "drifa/model/spatial_stats.h"
 #include "drifa/model/summary.h"
 #include "drifa/runtime/autocast.h"
+#include "drifa/runtime/layout.h"
+#include "drifa/runtime/memory.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/training/checkpoint.h"

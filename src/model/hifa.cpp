@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "drifa/model/spatial_stats.h"
+
 namespace drifa {
 
 namespace {
@@ -20,10 +22,14 @@ torch::Tensor HIFAImpl::forward(const torch::Tensor& x) {
   // Two levels; each level pools its pair of maps (average of the first, max of the second).
   auto a1 = torch::sigmoid(conv1(x));
   auto a2 = torch::sigmoid(conv2(a1));
-  auto s1 = a1.mean({2, 3}) + a2.amax({2, 3});
+  auto s1 = a1.mean({2, 3}) + spatial_max(a2);
   auto a3 = torch::sigmoid(conv3(a1 + a2));
-  auto a4 = torch::sigmoid(conv4(a3));
-  auto s2 = a3.mean({2, 3}) + a4.amax({2, 3});
+  // a4 = sigmoid(conv4(a3)) is only max-pooled, and sigmoid is increasing: pool conv4's output and
+  // take the sigmoid of [B, C] values instead of a full map (same value; same gradient, as
+  // sigmoid' is 0 where sigmoid saturates into ties).
+  torch::Tensor gmp_a4 = fused_attention() ? torch::sigmoid(spatial_max(conv4(a3)))
+                                           : torch::sigmoid(conv4(a3)).amax({2, 3});
+  auto s2 = a3.mean({2, 3}) + gmp_a4;
   auto g = torch::sigmoid(fc(torch::cat({s1, s2}, 1)));
   return g.unsqueeze(-1).unsqueeze(-1);
 }

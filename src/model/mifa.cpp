@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "drifa/model/spatial_stats.h"
+
 namespace drifa {
 
 MIFAImpl::MIFAImpl(int64_t c, int64_t modalities) : modalities_(modalities) {
@@ -19,10 +21,10 @@ MIFAImpl::MIFAImpl(int64_t c, int64_t modalities) : modalities_(modalities) {
 torch::Tensor MIFAImpl::mgifa(const std::vector<torch::Tensor>& xs) {
   torch::Tensor p_min, p_avg, p_max;
   for (const auto& x : xs) {
-    auto mn = x.amin({2, 3}), av = x.mean({2, 3}), mx = x.amax({2, 3});
-    p_min = p_min.defined() ? p_min + mn : mn;
-    p_avg = p_avg.defined() ? p_avg + av : av;
-    p_max = p_max.defined() ? p_max + mx : mx;
+    auto st = spatial_stats(x);
+    p_min = p_min.defined() ? p_min + st.min : st.min;
+    p_avg = p_avg.defined() ? p_avg + st.mean : st.mean;
+    p_max = p_max.defined() ? p_max + st.max : st.max;
   }
   // One fc shared by the three pooled descriptors: run it once on the stacked batch.
   const auto b = p_min.size(0);
@@ -35,10 +37,11 @@ torch::Tensor MIFAImpl::mlifa(const std::vector<torch::Tensor>& xs) {
   torch::Tensor l;
   for (size_t m = 0; m < xs.size(); ++m) {
     auto q = torch::sigmoid(local[m]->as<torch::nn::Conv2dImpl>()->forward(xs[m]));
-    auto t = q.amin({2, 3}, true) + q.mean({2, 3}, true) + q.amax({2, 3}, true);
+    auto st = spatial_stats(q);
+    auto t = st.min + st.mean + st.max;
     l = l.defined() ? l + t : t;
   }
-  return l;
+  return l.unsqueeze(-1).unsqueeze(-1);
 }
 
 std::vector<torch::Tensor> MIFAImpl::forward(const std::vector<torch::Tensor>& xs) {
