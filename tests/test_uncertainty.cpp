@@ -1,5 +1,6 @@
 // Monte Carlo sampling (fast path = naive loop), uncertainty and calibration measures on values
-// worked out by hand, t-SNE against scikit-learn, Grad-CAM mechanics.
+// worked out by hand, t-SNE against scikit-learn, Grad-CAM mechanics; channels-last and bf16
+// autocast against the plain float32 path.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -10,6 +11,7 @@
 #include "drifa/error.h"
 #include "drifa/explain/gradcam.h"
 #include "drifa/explain/tsne.h"
+#include "drifa/runtime/autocast.h"
 #include "drifa/runtime/layout.h"
 #include "drifa/uncertainty/mc_sampler.h"
 #include "drifa/uncertainty/measures.h"
@@ -320,4 +322,29 @@ TEST(Layout, ChannelsLastGivesThePlainOutputsAndGradients) {
   uncertainty::MCOptions o;
   o.passes = 5;
   EXPECT_LT(max_diff(uncertainty::mc_sample(plain, x, ids(6), o), uncertainty::mc_sample(fast, xc, ids(6), o)), 1e-5);
+}
+
+// bfloat16 autocast keeps 8 bits of mantissa: the stated tolerance is on probabilities, where a
+// user reads the result (0.05 absolute), and the predicted classes must mostly agree.
+TEST(Layout, BFloat16AutocastStaysWithinItsStatedToleranceOfFloat32) {
+  torch::manual_seed(13);
+  DRIFANet net(tiny_config());
+  net->set_mode(Mode::Eval);
+  auto x = inputs(16, 29);
+  torch::NoGradGuard ng;
+  auto fp32 = net->forward(x);
+  ForwardResult bf16;
+  {
+    drifa::AutocastGuard ac(true, torch::kCPU);
+    bf16 = net->forward(x);
+  }
+  for (size_t t = 0; t < fp32.logits.size(); ++t) {
+    EXPECT_EQ(bf16.logits[t].scalar_type(), torch::kBFloat16);  // autocast really ran
+    auto p32 = torch::softmax(fp32.logits[t], 1), p16 = torch::softmax(bf16.logits[t].to(torch::kFloat32), 1);
+    const double worst = (p32 - p16).abs().max().item<double>();
+    EXPECT_LT(worst, 0.05) << "task " << t;
+    EXPECT_GT(worst, 0.0) << "bf16 and fp32 agree to the bit: autocast did not change the arithmetic";
+    const auto agree = p32.argmax(1).eq(p16.argmax(1)).sum().item<int64_t>();
+    EXPECT_GE(agree, 14) << "task " << t;
+  }
 }
