@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <limits>
 
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
@@ -77,12 +76,15 @@ torch::Tensor backward_kernel(const torch::Tensor& x, const torch::Tensor& mn, c
       const float lo = pmn[k], hi = pmx[k];
       const float spread = pgmean ? pgmean[k] / static_cast<float>(n) : 0.f;
       float at_min = 0.f, at_max = 0.f;
-      if (pgmin || pgmax) {
-        int64_t n_lo = 0, n_hi = 0;
-        for (int64_t i = 0; i < n; ++i) n_lo += p[i] == lo, n_hi += p[i] == hi;
-        if (pgmin && n_lo) at_min = pgmin[k] / static_cast<float>(n_lo);
-        if (pgmax && n_hi) at_max = pgmax[k] / static_cast<float>(n_hi);
-      }
+      // Each tied element's share, counting ties only for a statistic that has a gradient
+      // (spatial_max: the maximum only). No match (a NaN plane) gives no share.
+      auto share = [&](float g, float v) {
+        int64_t c = 0;
+        for (int64_t i = 0; i < n; ++i) c += p[i] == v;
+        return c ? g / static_cast<float>(c) : 0.f;
+      };
+      if (pgmin) at_min = share(pgmin[k], lo);
+      if (pgmax) at_max = share(pgmax[k], hi);
       for (int64_t i = 0; i < n; ++i)
         g[i] = spread + (p[i] == lo ? at_min : 0.f) + (p[i] == hi ? at_max : 0.f);
     }

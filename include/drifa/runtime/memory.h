@@ -9,8 +9,8 @@
 
 namespace drifa {
 
-// Serve every allocation up to 1 GiB from the heap and keep up to 4 GiB of freed memory for
-// reuse (glibc mallopt). Idempotent; returns false where the C library refused (non-glibc).
+// Serve every allocation up to 1 GiB from the heap and keep up to 2 GiB of freed memory for
+// reuse (glibc mallopt; bench/run_bench.py gives the peer the same values as MALLOC_* variables). Idempotent; returns false where the C library refused (non-glibc).
 // Entry points (the CLI, the benchmark) call it once at start-up; a C++ caller may do the same.
 bool keep_freed_memory();
 
