@@ -10,6 +10,7 @@
 #include "drifa/report/report.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/training/ensemble.h"
+#include "drifa/training/run_files.h"
 
 namespace fs = std::filesystem;
 
@@ -24,7 +25,7 @@ void register_gradcam(CLI::App& app, GlobalFlags& g) {
   auto* cmd = app.add_subcommand("gradcam", "Grad-CAM heat maps over a run's test split (overlays, raw maps, lesion scores)");
   cmd->add_option("dir", o->dir, "training run or ensemble folder (member 0's model is explained)")->required();
   cmd->add_option("--part", o->go.part, "test | val");
-  cmd->add_option("-n,--count", o->go.count, "overlays to write");
+  cmd->add_option("-n,--count", o->go.count, "overlays to write")->check(bounded(settings::limits::kCount));
   cmd->add_option("--select", o->go.select, "auto (most uncertain after `drifa uq`, else first) | first | uncertain");
   cmd->add_option("--modality", o->go.modality, "modality index (default: each task's own)");
   cmd->add_option("--stage", o->go.stage, "stage index (default: the last)");
@@ -35,9 +36,10 @@ void register_gradcam(CLI::App& app, GlobalFlags& g) {
     auto go = o->go;
     go.device = pick_device(g.device);
     auto e = training::open_ensemble(o->dir, go.device);
-    go.uq_samples_csv = (fs::path(o->dir) / "uq" / "samples.csv").string();
+    namespace rf = training::run_files;
+    go.uq_samples_csv = rf::path(o->dir, rf::kUqDir, rf::kUqSamples);
     data::ImageCache cache(e.run.cfg.data.image_options());
-    const std::string out = o->out.empty() ? (fs::path(o->dir) / "gradcam").string() : o->out;
+    const std::string out = o->out.empty() ? rf::path(o->dir, rf::kGradcamDir) : o->out;
     const auto j = explain::gradcam_run(e.nets[0], e.run, cache, go, out);
     if (g.quiet) return;
     std::cout << "wrote " << j["images"].size() << " Grad-CAM overlays (stage " << j["stage"] << ") to " << out << "\n";
@@ -59,8 +61,8 @@ void register_tsne(CLI::App& app, GlobalFlags& g) {
   auto* cmd = app.add_subcommand("tsne", "t-SNE of the fused features of a run's test split (CSV, PNG, trustworthiness)");
   cmd->add_option("dir", o->dir, "training run or ensemble folder (member 0's model)")->required();
   cmd->add_option("--part", o->eo.part, "test | val");
-  cmd->add_option("--perplexity", o->eo.tsne.perplexity);
-  cmd->add_option("--iterations", o->eo.tsne.iterations);
+  cmd->add_option("--perplexity", o->eo.tsne.perplexity)->check(bounded(settings::limits::kPerplexity));
+  cmd->add_option("--iterations", o->eo.tsne.iterations)->check(bounded(settings::limits::kTsneIterations));
   cmd->add_option("--seed", o->eo.tsne.seed, "with --random-init");
   cmd->add_flag("--per-modality", o->eo.per_modality, "also embed each modality's own features");
   cmd->add_flag("!--random-init", o->eo.tsne.pca_init, "random initialisation instead of PCA");
@@ -71,7 +73,7 @@ void register_tsne(CLI::App& app, GlobalFlags& g) {
     eo.device = pick_device(g.device);
     auto e = training::open_ensemble(o->dir, eo.device);
     data::ImageCache cache(e.run.cfg.data.image_options());
-    const std::string out = o->out.empty() ? (fs::path(o->dir) / "tsne").string() : o->out;
+    const std::string out = o->out.empty() ? training::run_files::path(o->dir, training::run_files::kTsneDir) : o->out;
     const auto j = explain::tsne_run(e.nets[0], e.run, cache, eo, out);
     if (g.quiet) return;
     for (auto it = j["embeddings"].begin(); it != j["embeddings"].end(); ++it)
@@ -91,7 +93,7 @@ void register_report(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("-o,--out", *out, "HTML file (default DIR/report.html)");
   cmd->callback([dir, out, &g] {
     apply_global_flags(g);
-    const std::string path = out->empty() ? (fs::path(*dir) / "report.html").string() : *out;
+    const std::string path = out->empty() ? training::run_files::path(*dir, training::run_files::kReport) : *out;
     const auto missing = report::write_report(*dir, path);
     if (g.quiet) return;
     std::cout << "wrote " << path << "\n";

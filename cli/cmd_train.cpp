@@ -38,9 +38,10 @@ void register_synth(CLI::App& app, GlobalFlags& g) {
   auto o = std::make_shared<data::SynthOptions>();
   auto* cmd = app.add_subcommand("synth", "write the synthetic two-modality demo data set (with lesion masks and demo.toml)");
   cmd->add_option("-o,--out", o->out, "output folder")->required();
-  cmd->add_option("--train-per-class", o->train_per_class, "training images per class");
-  cmd->add_option("--test-per-class", o->test_per_class, "test images per class");
-  cmd->add_option("--size", o->size, "image size in pixels");
+  namespace L = settings::limits;
+  cmd->add_option("--train-per-class", o->train_per_class, "training images per class")->check(bounded(L::kSynthPerClass));
+  cmd->add_option("--test-per-class", o->test_per_class, "test images per class")->check(bounded(L::kSynthPerClass));
+  cmd->add_option("--size", o->size, "image size in pixels")->check(bounded(L::kSynthSize));
   cmd->add_option("--seed", o->seed, "random seed");
   cmd->callback([o, &g] {
     data::write_synthetic(*o);
@@ -52,11 +53,8 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   struct Opts {
     std::string config, out;
     bool resume = false, bf16 = false, skip_bad = false, no_test = false;
-    std::optional<int> epochs, batch_size, workers;
+    std::optional<int64_t> epochs, batch_size, workers, seed, steps_per_epoch, micro_batches;
     std::optional<double> lr;
-    std::optional<uint64_t> seed;
-    std::optional<int64_t> steps_per_epoch;
-    std::optional<int> micro_batches;
     int nproc = 0, dist_timeout = 60;
   };
   auto o = std::make_shared<Opts>();
@@ -74,8 +72,10 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
   cmd->add_flag("--no-test", o->no_test, "do not evaluate on the test part at the end");
   cmd->add_option("--micro-batches", o->micro_batches, "gradient accumulation: micro-batches per optimizer step");
-  cmd->add_option("--nproc", o->nproc, "data-parallel: run N local worker processes (Gloo on loopback)");
-  cmd->add_option("--dist-timeout", o->dist_timeout, "seconds a rank waits for the others before giving up");
+  cmd->add_option("--nproc", o->nproc, "data-parallel: run N local worker processes (Gloo on loopback)")
+      ->check(bounded(settings::limits::kNproc));
+  cmd->add_option("--dist-timeout", o->dist_timeout, "seconds a rank waits for the others before giving up")
+      ->check(bounded(settings::limits::kTimeoutSeconds));
   cmd->callback([o, &g] {
     if (o->nproc > 0) return launch_local_workers(g, o->nproc, o->dist_timeout);
     apply_global_flags(g);
@@ -83,16 +83,18 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     std::unique_ptr<ProcessGroup> group;
     if (env.active()) group = std::make_unique<ProcessGroup>(env, std::chrono::seconds(o->dist_timeout));
     auto cfg = training::RunConfig::from_toml(o->config);
-    if (o->epochs) cfg.train.epochs = *o->epochs;
-    if (o->batch_size) cfg.train.batch_size = *o->batch_size;
-    if (o->lr) cfg.train.lr = *o->lr;
-    if (o->seed) cfg.seed = *o->seed;
-    if (o->workers) cfg.data.workers = *o->workers;
-    if (o->steps_per_epoch) cfg.train.steps_per_epoch = *o->steps_per_epoch;
-    if (o->micro_batches) cfg.train.micro_batches = *o->micro_batches;
-    if (o->bf16) cfg.train.bf16 = true;
+    // The flags go through the settings validator, as the config file's own values did.
+    nlohmann::json train = nlohmann::json::object();
+    if (o->epochs) train["epochs"] = *o->epochs;
+    if (o->batch_size) train["batch_size"] = *o->batch_size;
+    if (o->lr) train["lr"] = *o->lr;
+    if (o->steps_per_epoch) train["steps_per_epoch"] = *o->steps_per_epoch;
+    if (o->micro_batches) train["micro_batches"] = *o->micro_batches;
+    if (o->bf16) train["bf16"] = true;
+    cfg.train = training::TrainConfig::from_json(train, "command line", cfg.train);
+    if (o->seed) cfg.seed = static_cast<uint64_t>(settings::check_integer("command line", "--seed", *o->seed, settings::limits::kSeed));
+    if (o->workers) cfg.data.workers = static_cast<int>(settings::check_integer("command line", "--workers", *o->workers, settings::limits::kWorkers));
     if (o->skip_bad) cfg.data.skip_bad = true;
-    cfg.train = training::TrainConfig::from_json(cfg.train.to_json());  // re-validate after overrides
     training::TrainOptions to;
     to.resume = o->resume;
     to.quiet = g.quiet;

@@ -11,6 +11,7 @@
 #include "drifa/io/model_file.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/training/ensemble.h"
+#include "drifa/training/run_files.h"
 #include "drifa/uncertainty/predict.h"
 #include "drifa/uncertainty/study.h"
 
@@ -60,16 +61,17 @@ void register_ensemble(CLI::App& app, GlobalFlags& g) {
   auto* cmd = app.add_subcommand("ensemble", "train K models of one run config with different seeds (resumable model by model)");
   cmd->add_option("-c,--config", o->config, "run config (TOML)")->required();
   cmd->add_option("-o,--out", o->out, "ensemble folder (member-0 .. member-K-1)")->required();
-  cmd->add_option("-k,--members", o->members, "number of models (the authors: 5)");
+  cmd->add_option("-k,--members", o->members, "number of models (the authors: 5)")->check(bounded(settings::limits::kEnsembleMembers));
   cmd->add_option("--epochs", o->epochs);
   cmd->add_flag("--no-test", o->no_test, "do not evaluate each member on the test part");
-  cmd->add_option("--nproc", o->nproc, "spread the members over N local worker processes");
+  cmd->add_option("--nproc", o->nproc, "spread the members over N local worker processes")->check(bounded(settings::limits::kNproc));
   cmd->callback([o, &g] {
     if (o->nproc > 0) return launch_local_workers(g, o->nproc, 60);
     apply_global_flags(g);
     auto cfg = training::RunConfig::from_toml(o->config);
-    if (o->epochs) cfg.train.epochs = *o->epochs;
-    cfg.train = training::TrainConfig::from_json(cfg.train.to_json());
+    nlohmann::json train = nlohmann::json::object();
+    if (o->epochs) train["epochs"] = *o->epochs;
+    cfg.train = training::TrainConfig::from_json(train, "command line", cfg.train);
     training::TrainOptions to;
     to.quiet = g.quiet;
     to.device = pick_device(g.device);
@@ -92,10 +94,10 @@ void register_uq(CLI::App& app, GlobalFlags& g) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("uq", "Monte Carlo dropout uncertainty of an ensemble (or one run) on its test split");
   cmd->add_option("dir", o->dir, "ensemble folder or training run folder")->required();
-  cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model");
+  cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model")->check(bounded(settings::IntRange{1, settings::limits::kPasses.hi}));
   cmd->add_option("--seed", o->seed, "fixes the dropout masks");
   cmd->add_option("--part", o->part, "test | val");
-  cmd->add_option("--batch-size", o->batch_size);
+  cmd->add_option("--batch-size", o->batch_size)->check(bounded(settings::limits::kBatchSize));
   cmd->add_option("--out", o->out, "output folder (default DIR/uq)");
   cmd->add_flag("--naive", o->naive, "one full forward pass per MC pass (for comparison; same numbers, slower)");
   cmd->callback([o, &g] {
@@ -118,10 +120,11 @@ void register_uq(CLI::App& app, GlobalFlags& g) {
     j["seed"] = o->seed;
     j["mc_seconds"] = s.mc_seconds;
     j["shared_prefix"] = !o->naive;
-    const std::string out = o->out.empty() ? (fs::path(o->dir) / "uq").string() : o->out;
+    namespace rf = training::run_files;
+    const std::string out = o->out.empty() ? rf::path(o->dir, rf::kUqDir) : o->out;
     fs::create_directories(out);
-    uncertainty::write_samples_csv((fs::path(out) / "samples.csv").string(), s, examples, e.nets[0]->config());
-    io::atomic_write_text((fs::path(out) / "uq.json").string(), j.dump(2));
+    uncertainty::write_samples_csv(rf::path(out, rf::kUqSamples), s, examples, e.nets[0]->config());
+    io::atomic_write_text(rf::path(out, rf::kUq), j.dump(2));
     if (!g.quiet) {
       print_uq(j);
       std::cout << "\nMC passes took " << std::fixed << std::setprecision(1) << s.mc_seconds << " s; wrote " << out
@@ -142,7 +145,7 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("model", o->models, "a model file (.safetensors), a training run folder or an ensemble folder")->required();
   cmd->add_option("-i,--images", o->images, "one image per modality, in the model's modality order");
   cmd->add_option("--cases", o->cases_csv, "CSV with one column per modality (named as the model's modalities)");
-  cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model (0 = deterministic)");
+  cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model (0 = deterministic)")->check(bounded(settings::limits::kPasses));
   cmd->add_option("--seed", o->seed);
   cmd->add_option("--gradcam", o->gradcam, "also write Grad-CAM overlays into this folder");
   cmd->add_option("-o,--out", o->out, "write the JSON here instead of printing it");

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 #include "drifa/io/config_file.h"
 #include "drifa/runtime/distributed.h"
 #include "drifa/runtime/memory.h"
@@ -13,13 +14,43 @@
 
 namespace drifa::cli {
 
+CLI::Validator bounded(settings::IntRange r) {
+  return CLI::Validator(
+      [r](std::string& s) -> std::string {
+        try {
+          size_t used = 0;
+          const long long v = std::stoll(s, &used);
+          if (used == s.size() && settings::contains(r, v)) return "";
+        } catch (const std::exception&) {
+        }
+        return "found " + s + ", allowed " + settings::describe(r);
+      },
+      settings::describe(r));
+}
+
+CLI::Validator bounded(settings::RealRange r) {
+  return CLI::Validator(
+      [r](std::string& s) -> std::string {
+        try {
+          size_t used = 0;
+          const double v = std::stod(s, &used);
+          if (used == s.size() && settings::contains(r, v)) return "";
+        } catch (const std::exception&) {
+        }
+        return "found " + s + ", allowed " + settings::describe(r);
+      },
+      settings::describe(r));
+}
+
 void add_global_flags(CLI::App& app, GlobalFlags& g) {
-  app.add_option("--threads", g.threads, "intra-op CPU threads (default: all cores)");
+  app.add_option("--threads", g.threads, "intra-op CPU threads (default: all cores)")
+      ->check(bounded(settings::IntRange{0, int64_t{settings::limits::kThreadsPerCore} * 1024}));
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
   app.add_option("--device", g.device, "auto | cpu | cuda | cuda:N");
 }
 
 void apply_global_flags(const GlobalFlags& g) {
+  pick_device(g.device);  // a bad --device is refused by every command, not only those that compute
   keep_freed_memory();
   configure_threads(g.threads);
 }
@@ -27,12 +58,12 @@ void apply_global_flags(const GlobalFlags& g) {
 void add_model_flags(CLI::App& cmd, ModelFlags& f) {
   cmd.add_option("--preset", f.preset, "paper (2 modalities, 5+7 classes) | four (4 modalities) | tiny");
   cmd.add_option("--config", f.config, "TOML file with a [model] table");
-  cmd.add_option("--modalities", f.modalities, "number of modalities M >= 2");
+  cmd.add_option("--modalities", f.modalities, "number of modalities M >= 2")->check(bounded(settings::limits::kModalities));
   cmd.add_option("--classes", f.classes, "classes per task, comma separated, e.g. 5,7");
   cmd.add_option("--widths", f.widths, "stage widths: resnet18 | resnet34 | tiny | comma list");
-  cmd.add_option("--in-channels", f.in_channels, "input channels (3 = RGB)");
-  cmd.add_option("--image-size", f.image_size, "input size (square)");
-  cmd.add_option("--dropout", f.dropout, "Monte Carlo dropout probability");
+  cmd.add_option("--in-channels", f.in_channels, "input channels (3 = RGB)")->check(bounded(settings::limits::kInChannels));
+  cmd.add_option("--image-size", f.image_size, "input size (square)")->check(bounded(settings::limits::kImageSize));
+  cmd.add_option("--dropout", f.dropout, "Monte Carlo dropout probability")->check(bounded(settings::limits::kDropout));
   cmd.add_option("--attention", f.attention, "none | mfa | mifa | drifa");
 }
 
@@ -46,10 +77,10 @@ std::vector<int64_t> parse_int_list(const std::string& s, const std::string& wha
       out.push_back(std::stoll(item, &used));
       if (used != item.size()) throw std::invalid_argument(item);
     } catch (const std::exception&) {
-      throw Error(what + ": '" + item + "' is not an integer (in '" + s + "')");
+      throw Error("command line: " + what + ": found '" + item + "' in '" + s + "', allowed a comma-separated list of integers");
     }
   }
-  if (out.empty()) throw Error(what + ": empty list");
+  if (out.empty()) throw Error("command line: " + what + ": found an empty list, allowed a comma-separated list of integers");
   return out;
 }
 
@@ -63,35 +94,32 @@ ModelConfig model_config_from(const ModelFlags& f) {
     c.widths = widths_preset("tiny");
     c.image_size = 32;
   } else {
-    throw Error("--preset must be paper, four or tiny, got '" + f.preset + "'");
+    throw Error("command line: --preset: found '" + f.preset + "', allowed paper | four | tiny");
   }
   if (!f.config.empty()) {
     auto j = io::read_toml(f.config);
-    if (!j.contains("model")) throw Error(f.config + ": no [model] table");
-    nlohmann::json merged = c.to_json();
-    merged.update(j["model"]);
-    try {
-      c = ModelConfig::from_json(merged);
-    } catch (const Error& e) {
-      throw Error(f.config + ": " + e.what());
-    }
+    if (!j.is_object() || !j.contains("model")) throw Error(f.config + ": model: missing (a [model] table)");
+    c = ModelConfig::from_json(j["model"], f.config, c, "model");
   }
-  if (f.modalities) c.modalities = *f.modalities;
-  if (!f.classes.empty()) c.classes = parse_int_list(f.classes, "--classes");
+  // The flags go through the same validator as a config file's [model] table.
+  nlohmann::json flags = nlohmann::json::object();
+  if (f.modalities) flags["modalities"] = *f.modalities;
+  if (!f.classes.empty()) flags["classes"] = parse_int_list(f.classes, "--classes");
   if (!f.widths.empty())
-    c.widths = (f.widths.find(',') == std::string::npos && !std::isdigit(static_cast<unsigned char>(f.widths[0])))
-                   ? widths_preset(f.widths)
-                   : parse_int_list(f.widths, "--widths");
-  if (f.in_channels) c.in_channels = *f.in_channels;
-  if (f.image_size) c.image_size = *f.image_size;
-  if (f.dropout) c.dropout = *f.dropout;
-  if (!f.attention.empty()) c.attention = parse_attention(f.attention);
+    flags["widths"] = (f.widths.find(',') == std::string::npos && !std::isdigit(static_cast<unsigned char>(f.widths[0])))
+                          ? nlohmann::json(f.widths)
+                          : nlohmann::json(parse_int_list(f.widths, "--widths"));
+  if (f.in_channels) flags["in_channels"] = *f.in_channels;
+  if (f.image_size) flags["image_size"] = *f.image_size;
+  if (f.dropout) flags["dropout"] = *f.dropout;
+  if (!f.attention.empty()) flags["attention"] = f.attention;
   // Names must follow the counts they describe.
-  if (c.modality_names.size() != static_cast<size_t>(c.modalities)) c.modality_names.clear();
-  if (c.task_names.size() != c.classes.size()) c.task_names.clear();
-  if (c.class_names.size() != c.classes.size()) c.class_names.clear();
-  c.validate();
-  return c;
+  if (flags.contains("modalities")) c.modality_names.clear();
+  if (flags.contains("classes")) {
+    c.task_names.clear();
+    c.class_names.clear();
+  }
+  return ModelConfig::from_json(flags, "command line", c);
 }
 
 void launch_local_workers(const GlobalFlags& g, int nproc, int timeout_seconds) {
@@ -105,6 +133,8 @@ void launch_local_workers(const GlobalFlags& g, int nproc, int timeout_seconds) 
     if (a.rfind("--nproc=", 0) == 0 || a.rfind("--threads=", 0) == 0) continue;
     args.push_back(a);
   }
+  settings::check_integer("command line", "--nproc", nproc, {1, max_threads()});
+  settings::check_integer("command line", "--threads", g.threads, {0, max_threads()});
   const int cores = static_cast<int>(std::thread::hardware_concurrency());
   const int threads = g.threads > 0 ? g.threads : std::max(1, cores / nproc);
   const int rc = spawn_local_workers(nproc, args, threads, timeout_seconds);

@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "drifa/io/settings.h"
 #include "drifa/model/config.h"
 
 namespace drifa::cli {
@@ -34,5 +35,10 @@ void add_model_flags(CLI::App& cmd, ModelFlags& f);
 ModelConfig model_config_from(const ModelFlags& f);
 
 std::vector<int64_t> parse_int_list(const std::string& s, const std::string& what);
+
+// CLI11 checks built from the settings bounds (io/settings.h), so a flag is held to the same
+// limits as the setting it mirrors: "--passes: found -5, allowed an integer from 0 to 10000".
+CLI::Validator bounded(settings::IntRange r);
+CLI::Validator bounded(settings::RealRange r);
 
 }  // namespace drifa::cli

@@ -26,8 +26,14 @@ int main(int argc, char** argv) {
   drifa::cli::register_report(app, g);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Flag errors read like every other refusal: "drifa: error: command line: --passes: found -5, allowed ..."
+    std::cerr << "drifa: error: command line: " << e.what() << "\nRun with --help for more information.\n";
+    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
   } catch (const drifa::Error& e) {
     std::cerr << "drifa: error: " << e.what() << "\n";
     return 1;

@@ -57,13 +57,13 @@ TEST(Cli, BadInputsExitNonZeroWithAClearMessage) {
   test::write_bytes(dir / "one.toml", "[model]\nmodalities = 1\n");
   test::write_bytes(dir / "junk.safetensors", "this is not a model");
   const Case cases[] = {
-      {"info --modalities 1", "modalities must be >= 2"},
-      {"info --classes 5,x", "--classes: 'x' is not an integer"},
-      {"info --attention both", "none|mfa|mifa|drifa"},
+      {"info --modalities 1", "--modalities: found 1, allowed an integer from 2 to 64"},
+      {"info --classes 5,x", "--classes: found 'x' in '5,x', allowed a comma-separated list of integers"},
+      {"info --attention both", "attention: found \"both\", allowed none | mfa | mifa | drifa"},
       {"info --widths resnet50", "unknown widths preset"},
-      {"info --preset huge", "--preset must be"},
+      {"info --preset huge", "--preset: found 'huge', allowed paper | four | tiny"},
       {"info --config " + (dir / "bad.toml"), "bad.toml:2"},
-      {"info --config " + (dir / "one.toml"), "one.toml: model config: modalities must be >= 2"},
+      {"info --config " + (dir / "one.toml"), "one.toml: model.modalities: found 1, allowed an integer from 2 to 64"},
       {"info --config " + (dir / "missing.toml"), "cannot open config file"},
       {"info " + (dir / "junk.safetensors"), "junk.safetensors: not a valid safetensors file"},
       {"info " + (dir / "nothere.safetensors"), "nothere.safetensors: cannot open"},

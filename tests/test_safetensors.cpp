@@ -121,7 +121,7 @@ TEST(Safetensors, MalformedHeadersGiveClearErrors) {
   std::string huge(8, '\xff');
   std::vector<Case> cases = {
       {huge + "{}", "larger than the file"},
-      {header_only("{not json"), "not valid JSON"},
+      {header_only("{not json"), "safetensors header: malformed JSON"},
       {header_only("[1,2]"), "not a JSON object"},
       {header_only(R"({"a":{"dtype":"F99","shape":[1],"data_offsets":[0,4]}})") + "xxxx", "unsupported dtype"},
       {header_only(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})") + "xxxx", "negative"},
@@ -167,8 +167,9 @@ TEST(ModelFile, WrongNamesShapesAndConfigsGiveClearErrors) {
   // no config
   EXPECT_NE(save_and_load(state, {}).find("not a DRIFA model file"), std::string::npos);
   // malformed config JSON and invalid values
-  EXPECT_NE(save_and_load(state, {{io::kConfigKey, "{oops"}}).find("not valid JSON"), std::string::npos);
-  EXPECT_NE(save_and_load(state, {{io::kConfigKey, R"({"modalities":1})"}}).find("modalities must be >= 2"),
+  EXPECT_NE(save_and_load(state, {{io::kConfigKey, "{oops"}}).find("metadata drifa.config: malformed JSON"), std::string::npos);
+  EXPECT_NE(save_and_load(state, {{io::kConfigKey, R"({"modalities":1})"}})
+                .find("x.safetensors: drifa.config.modalities: found 1, allowed an integer from 2 to 64"),
             std::string::npos);
   // a model file for other modalities
   auto other = tiny();
@@ -193,17 +194,19 @@ TEST(ModelFile, AtomicWriteLeavesNoTemporaryFiles) {
 
 TEST(Config, InvalidConfigsGiveClearErrors) {
   auto msg = [](const nlohmann::json& j) { return expect_error([&] { ModelConfig::from_json(j); }); };
-  EXPECT_NE(msg({{"modalities", 1}}).find("modalities must be >= 2"), std::string::npos);
-  EXPECT_NE(msg({{"classes", {5, 1}}}).find("task 1 needs >= 2 classes"), std::string::npos);
-  EXPECT_NE(msg({{"classes", nlohmann::json::array()}}).find("at least one task"), std::string::npos);
-  EXPECT_NE(msg({{"widths", {64}}}).find("at least 2 stages"), std::string::npos);
-  EXPECT_NE(msg({{"widths", {64, 0}}}).find("widths[1]"), std::string::npos);
-  EXPECT_NE(msg({{"dropout", 1.0}}).find("dropout must be in [0, 1)"), std::string::npos);
-  EXPECT_NE(msg({{"attention", "both"}}).find("none|mfa|mifa|drifa"), std::string::npos);
-  EXPECT_NE(msg({{"modalitis", 2}}).find("unknown key 'modalitis'"), std::string::npos);
-  EXPECT_NE(msg({{"modalities", "two"}}).find("wrong type"), std::string::npos);
-  EXPECT_NE(msg({{"image_size", 4}}).find("image_size must be >= 16"), std::string::npos);
-  EXPECT_NE(msg({{"modality_names", {"a"}}}).find("modality_names has 1 names for 2"), std::string::npos);
+  EXPECT_NE(msg({{"modalities", 1}}).find("model config: modalities: found 1, allowed an integer from 2 to 64"), std::string::npos);
+  EXPECT_NE(msg({{"classes", {5, 1}}}).find("classes[1]: found 1, allowed an integer from 2 to 10000"), std::string::npos);
+  EXPECT_NE(msg({{"classes", nlohmann::json::array()}}).find("classes: found a list of 0 entries, allowed 1 to 64 entries"),
+            std::string::npos);
+  EXPECT_NE(msg({{"widths", {64}}}).find("widths: found a list of 1 entries, allowed 2 to 64 entries"), std::string::npos);
+  EXPECT_NE(msg({{"widths", {64, 0}}}).find("widths[1]: found 0"), std::string::npos);
+  EXPECT_NE(msg({{"dropout", 1.0}}).find("dropout: found 1, allowed a finite number in [0, 1)"), std::string::npos);
+  EXPECT_NE(msg({{"attention", "both"}}).find("allowed none | mfa | mifa | drifa"), std::string::npos);
+  EXPECT_NE(msg({{"modalitis", 2}}).find("modalitis: unknown key; allowed: modalities,"), std::string::npos);
+  EXPECT_NE(msg({{"modalities", "two"}}).find("modalities: found \"two\" (a string), allowed an integer"), std::string::npos);
+  EXPECT_NE(msg({{"image_size", 4}}).find("image_size: found 4, allowed an integer from 16 to 2048"), std::string::npos);
+  EXPECT_NE(msg({{"modality_names", {"a"}}}).find("modality_names: found 1 names, allowed one per modality (2)"),
+            std::string::npos);
   EXPECT_NE(expect_error([] { widths_preset("resnet50"); }).find("unknown widths preset"), std::string::npos);
   // JSON round trip
   auto c = ModelConfig::four_modality();

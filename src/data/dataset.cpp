@@ -51,7 +51,10 @@ ModalitySet load_class_folders(const std::string& root, const std::string& name)
 
 namespace {
 
-std::string resolve(const std::string& tmpl, const std::string& value, const fs::path& base) {
+std::string resolve(const std::string& tmpl, const std::string& value, const fs::path& base, const std::string& where) {
+  // A NUL byte would cut the path short where the system reads it, naming another file.
+  for (unsigned char c : value)
+    if (c < 0x20) throw Error(where + ": the path holds a NUL byte or another control character");
   std::string p = tmpl;
   const auto pos = p.find("{}");
   if (pos != std::string::npos) p.replace(pos, 2, value);
@@ -90,7 +93,7 @@ ModalitySet load_manifest(const ManifestSpec& spec, const std::string& name) {
     if (r[pc].empty()) throw Error(where + ": empty " + spec.path_column);
     const int64_t label = index_of(s.classes, r[lc]);
     if (label < 0) throw Error(where + ": unknown label '" + r[lc] + "' in column " + spec.label_column);
-    const std::string path = resolve(spec.path_template, r[pc], base);
+    const std::string path = resolve(spec.path_template, r[pc], base, where);
     if (!fs::exists(path)) throw Error(where + ": image " + path + " not found");
     s.records.push_back({path, label});
   }
@@ -123,7 +126,7 @@ PairedSet load_paired_manifest(const PairedSpec& spec) {
     PairedRecord rec;
     for (size_t m = 0; m < ic.size(); ++m) {
       if (r[ic[m]].empty()) throw Error(where + ": empty " + spec.image_columns[m]);
-      rec.paths.push_back(resolve(spec.path_template, r[ic[m]], base));
+      rec.paths.push_back(resolve(spec.path_template, r[ic[m]], base, where));
       if (!fs::exists(rec.paths.back())) throw Error(where + ": image " + rec.paths.back() + " not found");
     }
     for (size_t t = 0; t < lc.size(); ++t) {

@@ -1,5 +1,8 @@
 #include "drifa/data/dicom.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <sstream>
 #include <vector>
 
@@ -29,8 +32,8 @@ bool first_ds(const gdcm::DataSet& ds, uint16_t group, uint16_t element, double*
 
 // GDCM zero-fills a Pixel Data element that the file ends before; refuse such files. Finds the
 // last Pixel Data tag (little or big endian) and checks its declared length against the file.
-void check_pixel_data_complete(const std::string& path) {
-  const std::string bytes = io::read_file(path, "DICOM file");
+// Returns the declared length (0xFFFFFFFF for encapsulated data), or -1 when there is no Pixel Data.
+int64_t check_pixel_data_complete(const std::string& bytes, const std::string& path) {
   auto u32 = [&](size_t at, bool big) {
     uint32_t v = 0;
     for (int i = 0; i < 4; ++i) {
@@ -47,65 +50,92 @@ void check_pixel_data_complete(const std::string& path) {
     const bool explicit_long = vr == "OB" || vr == "OW" || vr == "OF" || vr == "UN";
     const size_t header = explicit_long ? 12 : 8;
     const uint32_t len = u32(at + (explicit_long ? 8 : 4), big);
-    if (len == 0xFFFFFFFFu) return;  // encapsulated (compressed): the codec checks its own data
+    if (len == 0xFFFFFFFFu) return len;  // encapsulated (compressed): the codec checks its own data
     if (at + header + len > bytes.size())
       throw Error(path + ": truncated DICOM pixel data (" + std::to_string(bytes.size() - at - header) + " of " +
                   std::to_string(len) + " bytes present)");
-    return;
+    return len;
   }
+  return -1;
 }
 
 template <typename T>
-void widen(const char* buf, size_t n, std::vector<double>& out) {
-  const T* p = reinterpret_cast<const T*>(buf);
+void widen(const std::vector<char>& buf, size_t n, std::vector<double>& out, const std::string& path) {
+  if (n > buf.size() / sizeof(T))
+    throw Error(path + ": DICOM pixel buffer (" + std::to_string(buf.size()) + " bytes) is shorter than its " +
+                std::to_string(n) + " samples need");
   out.resize(n);
-  for (size_t i = 0; i < n; ++i) out[i] = static_cast<double>(p[i]);
+  for (size_t i = 0; i < n; ++i) {
+    T x;
+    std::memcpy(&x, buf.data() + i * sizeof(T), sizeof(T));
+    out[i] = static_cast<double>(x);
+  }
 }
 
 }  // namespace
 
-cv::Mat decode_dicom(const std::string& path, const DicomOptions& opt) {
+cv::Mat decode_dicom_bytes(const std::string& bytes, const std::string& path, const DicomOptions& opt, int64_t max_pixels) {
+  // Before GDCM reads anything: a Pixel Data length that runs past the end of the file is refused
+  // here (GDCM would allocate the declared length and zero-fill it).
+  const int64_t declared = check_pixel_data_complete(bytes, path);
+  if (declared < 0) throw Error(path + ": DICOM file without pixel data (no image)");
+  std::istringstream stream(bytes);
   gdcm::ImageReader reader;
-  reader.SetFileName(path.c_str());
+  reader.SetStream(stream);
   if (!reader.Read()) throw Error(path + ": cannot read DICOM image (truncated, corrupt or no pixel data)");
   const gdcm::Image& img = reader.GetImage();
   const unsigned int* dims = img.GetDimensions();
   if (img.GetNumberOfDimensions() == 3 && dims[2] > 1)
     throw Error(path + ": multi-frame DICOM (" + std::to_string(dims[2]) + " frames) is not supported; export single frames");
+  if (dims[0] < 1 || dims[1] < 1) throw Error(path + ": DICOM image of " + std::to_string(dims[0]) + "x" + std::to_string(dims[1]) + " pixels");
+  if (static_cast<int64_t>(dims[0]) > max_pixels / static_cast<int64_t>(dims[1]))
+    throw Error(path + ": DICOM header claims " + std::to_string(dims[0]) + "x" + std::to_string(dims[1]) +
+                " pixels, more than the limit of " + std::to_string(max_pixels) + " (data.max_image_pixels); refused before decoding");
   const int cols = static_cast<int>(dims[0]), rows = static_cast<int>(dims[1]);
   const gdcm::PixelFormat& pf = img.GetPixelFormat();
   const int spp = pf.GetSamplesPerPixel();
   if (spp != 1 && spp != 3) throw Error(path + ": unsupported samples per pixel " + std::to_string(spp));
-
-  check_pixel_data_complete(path);
-  std::vector<char> buf(img.GetBufferLength());
-  if (buf.empty() || !img.GetBuffer(buf.data()))
+  const size_t need = img.GetBufferLength();
+  if (need == 0 || need > static_cast<size_t>(max_pixels) * 3 * 8)
+    throw Error(path + ": DICOM pixel buffer of " + std::to_string(need) + " bytes does not fit its " + std::to_string(cols) +
+                "x" + std::to_string(rows) + " pixels");
+  if (declared != 0xFFFFFFFFll && static_cast<size_t>(declared) < need)
+    throw Error(path + ": DICOM pixel data holds " + std::to_string(declared) + " bytes, its " + std::to_string(cols) + "x" +
+                std::to_string(rows) + " pixels need " + std::to_string(need) + " (truncated or corrupt)");
+  std::vector<char> buf(need);
+  if (!img.GetBuffer(buf.data()))
     throw Error(path + ": cannot decode DICOM pixel data (truncated or unsupported transfer syntax)");
 
   const size_t n = static_cast<size_t>(rows) * cols * spp;
   std::vector<double> v;
   switch (pf.GetScalarType()) {
-    case gdcm::PixelFormat::UINT8: widen<uint8_t>(buf.data(), n, v); break;
-    case gdcm::PixelFormat::INT8: widen<int8_t>(buf.data(), n, v); break;
-    case gdcm::PixelFormat::UINT16: widen<uint16_t>(buf.data(), n, v); break;
-    case gdcm::PixelFormat::INT16: widen<int16_t>(buf.data(), n, v); break;
-    case gdcm::PixelFormat::UINT32: widen<uint32_t>(buf.data(), n, v); break;
-    case gdcm::PixelFormat::INT32: widen<int32_t>(buf.data(), n, v); break;
-    case gdcm::PixelFormat::FLOAT32: widen<float>(buf.data(), n, v); break;
-    case gdcm::PixelFormat::FLOAT64: widen<double>(buf.data(), n, v); break;
+    case gdcm::PixelFormat::UINT8: widen<uint8_t>(buf, n, v, path); break;
+    case gdcm::PixelFormat::INT8: widen<int8_t>(buf, n, v, path); break;
+    case gdcm::PixelFormat::UINT16: widen<uint16_t>(buf, n, v, path); break;
+    case gdcm::PixelFormat::INT16: widen<int16_t>(buf, n, v, path); break;
+    case gdcm::PixelFormat::UINT32: widen<uint32_t>(buf, n, v, path); break;
+    case gdcm::PixelFormat::INT32: widen<int32_t>(buf, n, v, path); break;
+    case gdcm::PixelFormat::FLOAT32: widen<float>(buf, n, v, path); break;
+    case gdcm::PixelFormat::FLOAT64: widen<double>(buf, n, v, path); break;
     default: throw Error(path + ": unsupported DICOM pixel type " + std::string(pf.GetScalarTypeAsString()));
   }
+  if (!std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); }))
+    throw Error(path + ": DICOM image with non-finite pixel values (NaN or infinity)");
 
   if (spp == 3) {  // colour DICOM: 8-bit RGB (GDCM has converted YBR/planar for us)
     cv::Mat out(rows, cols, CV_32FC3);
-    const double maxv = pf.GetBitsStored() > 8 ? (1 << pf.GetBitsStored()) - 1 : 255.0;
+    const double maxv = pf.GetBitsStored() > 8 ? std::ldexp(1.0, std::min<int>(pf.GetBitsStored(), 32)) - 1 : 255.0;
     float* o = out.ptr<float>();
     for (size_t i = 0; i < n; ++i) o[i] = static_cast<float>(std::min(1.0, std::max(0.0, v[i] / maxv)));
     return out;
   }
 
   const double slope = img.GetSlope(), intercept = img.GetIntercept();
-  for (auto& x : v) x = x * slope + intercept;
+  for (auto& x : v) {
+    x = x * slope + intercept;
+    if (!std::isfinite(x))
+      throw Error(path + ": DICOM image with non-finite values (NaN or infinite pixels, rescale slope or intercept)");
+  }
   double lo, hi;
   double center = 0, width = 0;
   const auto& ds = reader.GetFile().GetDataSet();

@@ -9,8 +9,10 @@
 #include <opencv2/imgproc.hpp>
 
 #include "drifa/data/dicom.h"
+#include "drifa/data/image_header.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::data {
 
@@ -22,24 +24,12 @@ std::string lower_ext(const std::string& path) {
   return e;
 }
 
-std::string read_tail(const std::string& path, size_t n, size_t* size) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  *size = static_cast<size_t>(in.tellg());
-  const size_t k = std::min(n, *size);
-  std::string s(k, '\0');
-  in.seekg(static_cast<std::streamoff>(*size - k));
-  in.read(s.data(), static_cast<std::streamsize>(k));
-  return s;
-}
-
 // libjpeg decodes a truncated JPEG with only a warning and grey fill; refuse it instead.
-void check_jpeg_complete(const std::string& path) {
-  size_t size = 0;
-  std::string tail = read_tail(path, 64, &size);
-  while (!tail.empty() && (tail.back() == '\0' || tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
-  if (tail.size() < 2 || static_cast<unsigned char>(tail[tail.size() - 2]) != 0xFF ||
-      static_cast<unsigned char>(tail.back()) != 0xD9)
-    throw Error(path + ": truncated JPEG (no end-of-image marker)");
+void check_jpeg_complete(const std::string& bytes, const std::string& source) {
+  size_t n = bytes.size();
+  while (n > 0 && (bytes[n - 1] == '\0' || bytes[n - 1] == '\n' || bytes[n - 1] == '\r')) --n;
+  if (n < 4 || static_cast<unsigned char>(bytes[n - 2]) != 0xFF || static_cast<unsigned char>(bytes[n - 1]) != 0xD9)
+    throw Error(source + ": truncated JPEG (no end-of-image marker)");
 }
 
 }  // namespace
@@ -50,46 +40,65 @@ bool is_image_path(const std::string& path) {
   return std::any_of(std::begin(exts), std::end(exts), [&](const char* x) { return e == x; });
 }
 
-bool looks_like_dicom(const std::string& path) {
-  const auto e = lower_ext(path);
-  if (e == ".dcm" || e == ".dicom") return true;
-  std::ifstream in(path, std::ios::binary);
-  char buf[132] = {};
-  in.read(buf, 132);
-  return in.gcount() == 132 && std::string(buf + 128, 4) == "DICM";
+std::string read_image_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (!fs::exists(st)) throw Error(path + ": file not found");
+  if (fs::is_directory(st)) throw Error(path + ": is a folder, not an image");
+  if (!fs::is_regular_file(st)) throw Error(path + ": not a regular file (a device, FIFO or socket), not an image");
+  const auto size = fs::file_size(path, ec);
+  if (ec) throw Error(path + ": cannot read the file size (" + ec.message() + ")");
+  if (size == 0) throw Error(path + ": empty file");
+  if (size > static_cast<uintmax_t>(settings::limits::kMaxFileBytes))
+    throw Error(path + ": " + std::to_string(size) + " bytes, larger than any image DRIFA reads (" +
+                std::to_string(settings::limits::kMaxFileBytes) + ")");
+  return io::read_file(path, "image");
 }
 
-cv::Mat decode_image(const std::string& path, const DicomOptions& dicom) {
-  if (!std::filesystem::exists(path)) throw Error(path + ": file not found");
-  if (std::filesystem::is_directory(path)) throw Error(path + ": is a folder, not an image");
-  if (std::filesystem::file_size(path) == 0) throw Error(path + ": empty file");
-  if (looks_like_dicom(path)) return decode_dicom(path, dicom);
+cv::Mat decode_image(const std::string& path, const DicomOptions& dicom, int64_t max_pixels) {
+  return decode_image_bytes(read_image_file(path), path, dicom, max_pixels);
+}
 
-  const auto e = lower_ext(path);
-  if (e == ".jpg" || e == ".jpeg") check_jpeg_complete(path);
+cv::Mat decode_image_bytes(const std::string& bytes, const std::string& source, const DicomOptions& dicom,
+                           int64_t max_pixels) {
+  if (bytes.empty()) throw Error(source + ": empty file");
+  const auto e = lower_ext(source);
+  if (e == ".dcm" || e == ".dicom" || (bytes.size() >= 132 && bytes.compare(128, 4, "DICM") == 0))
+    return decode_dicom_bytes(bytes, source, dicom, max_pixels);
+
+  const ImageHeader header = probe_image_header(bytes, source);
+  check_image_size(header, max_pixels, source);
+  if (header.format == "JPEG") check_jpeg_complete(bytes, source);
   cv::Mat raw;
   try {
-    raw = cv::imread(path, cv::IMREAD_UNCHANGED);
+    const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));
+    raw = cv::imdecode(buf, cv::IMREAD_UNCHANGED);
   } catch (const cv::Exception& ex) {
-    throw Error(path + ": cannot decode image (" + ex.msg + ")");
+    throw Error(source + ": cannot decode " + header.format + " image (" + ex.msg + ")");
   }
-  if (raw.empty()) throw Error(path + ": cannot decode image (corrupt, truncated or unsupported format)");
-  if (raw.dims != 2 || raw.rows < 1 || raw.cols < 1) throw Error(path + ": not a 2-D image");
+  if (raw.empty()) throw Error(source + ": cannot decode " + header.format + " image (corrupt or truncated)");
+  if (raw.dims != 2 || raw.rows < 1 || raw.cols < 1) throw Error(source + ": not a 2-D image");
+  if (raw.cols != header.width || raw.rows != header.height)
+    throw Error(source + ": decoded " + std::to_string(raw.cols) + "x" + std::to_string(raw.rows) + " pixels, the " +
+                header.format + " header says " + std::to_string(header.width) + "x" + std::to_string(header.height));
 
   double scale = 1.0;
   switch (raw.depth()) {
     case CV_8U: scale = 1.0 / 255; break;
     case CV_16U: scale = 1.0 / 65535; break;
     case CV_32F: scale = 1.0; break;
-    default: throw Error(path + ": unsupported pixel depth (only 8/16-bit integer and 32-bit float)");
+    default: throw Error(source + ": unsupported pixel depth (only 8/16-bit integer and 32-bit float)");
   }
+  if (raw.depth() == CV_32F && !cv::checkRange(raw, true))
+    throw Error(source + ": float image with non-finite pixel values (NaN or infinity)");
   cv::Mat f;
   raw.convertTo(f, CV_32F, scale);
   switch (f.channels()) {
     case 1: break;
     case 3: cv::cvtColor(f, f, cv::COLOR_BGR2RGB); break;
     case 4: cv::cvtColor(f, f, cv::COLOR_BGRA2RGB); break;
-    default: throw Error(path + ": unsupported channel count " + std::to_string(f.channels()));
+    default: throw Error(source + ": unsupported channel count " + std::to_string(f.channels()));
   }
   if (raw.depth() == CV_32F) cv::min(cv::max(f, 0.0), 1.0, f);
   return f;

@@ -27,7 +27,7 @@ cv::Mat ImageCache::get(const std::string& path) {
   }
   cv::Mat img;
   try {
-    img = preprocess(decode_image(path, opt_.dicom), opt_.size, opt_.channels, opt_.min_side, path);
+    img = preprocess(decode_image(path, opt_.dicom, opt_.max_pixels), opt_.size, opt_.channels, opt_.min_side, path);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mu_);
     promise.set_exception(std::current_exception());

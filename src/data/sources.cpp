@@ -9,6 +9,7 @@
 
 #include "drifa/data/split.h"
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 
 namespace fs = std::filesystem;
 
@@ -20,19 +21,6 @@ std::string abs_path(const std::string& p, const std::string& base) {
   if (p.empty()) return p;
   fs::path fp(p);
   return (fp.is_absolute() ? fp : fs::path(base) / fp).lexically_normal().string();
-}
-
-template <typename T>
-T get_or(const nlohmann::json& j, const char* key, T def) {
-  return j.contains(key) ? j.at(key).get<T>() : def;
-}
-
-void check_keys(const nlohmann::json& j, const std::string& where, std::initializer_list<const char*> known) {
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool ok = false;
-    for (const char* k : known) ok = ok || it.key() == k;
-    if (!ok) throw Error(where + ": unknown key '" + it.key() + "'");
-  }
 }
 
 ModalitySet subset(const ModalitySet& s, const std::vector<size_t>& idx) {
@@ -49,25 +37,10 @@ nlohmann::json records_json(const ModalitySet& s) {
   return a;
 }
 
-ModalitySet records_from(const nlohmann::json& a, const std::string& name, const std::vector<std::string>& classes) {
-  ModalitySet s;
-  s.name = name;
-  s.classes = classes;
-  for (const auto& r : a) s.records.push_back({r.at(0).get<std::string>(), r.at(1).get<int64_t>()});
-  return s;
-}
-
 nlohmann::json cases_json(const std::vector<PairedRecord>& v) {
   nlohmann::json a = nlohmann::json::array();
   for (const auto& r : v) a.push_back({{"paths", r.paths}, {"labels", r.labels}});
   return a;
-}
-
-std::vector<PairedRecord> cases_from(const nlohmann::json& a) {
-  std::vector<PairedRecord> v;
-  for (const auto& r : a)
-    v.push_back({r.at("paths").get<std::vector<std::string>>(), r.at("labels").get<std::vector<int64_t>>()});
-  return v;
 }
 
 // Stratify paired cases on their first task's label (unknown labels form their own stratum).
@@ -98,6 +71,7 @@ nlohmann::json DataConfig::to_json() const {
   nlohmann::json j{{"val_fraction", val_fraction}, {"test_fraction", test_fraction}, {"image_size", image_size},
                    {"channels", channels},         {"min_side", min_side},           {"workers", workers},
                    {"skip_bad", skip_bad}};
+  if (max_image_pixels != settings::limits::kDefaultImagePixels) j["max_image_pixels"] = max_image_pixels;
   if (dicom.window_center) j["window_center"] = *dicom.window_center;
   if (dicom.window_width) j["window_width"] = *dicom.window_width;
   if (paired) {
@@ -105,6 +79,7 @@ nlohmann::json DataConfig::to_json() const {
                    {"images", paired_spec.image_columns},
                    {"labels", paired_spec.label_columns},
                    {"path_template", paired_spec.path_template}};
+    if (!paired_spec.classes.empty()) j["paired"]["classes"] = paired_spec.classes;
     if (!paired_test_csv.empty()) j["paired"]["test_manifest"] = paired_test_csv;
   } else {
     j["modality"] = mods;
@@ -112,60 +87,64 @@ nlohmann::json DataConfig::to_json() const {
   return j;
 }
 
-DataConfig DataConfig::from_json(const nlohmann::json& j, const std::string& base) {
+DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
+  namespace L = settings::limits;
   DataConfig c;
-  try {
-    check_keys(j, "[data]", {"val_fraction", "test_fraction", "image_size", "channels", "min_side", "workers", "skip_bad",
-                             "window_center", "window_width", "paired", "modality"});
-    c.val_fraction = get_or(j, "val_fraction", c.val_fraction);
-    c.test_fraction = get_or(j, "test_fraction", c.test_fraction);
-    c.image_size = get_or(j, "image_size", c.image_size);
-    c.channels = get_or(j, "channels", c.channels);
-    c.min_side = get_or(j, "min_side", c.min_side);
-    c.workers = get_or(j, "workers", c.workers);
-    c.skip_bad = get_or(j, "skip_bad", c.skip_bad);
-    if (j.contains("window_center")) c.dicom.window_center = j["window_center"].get<double>();
-    if (j.contains("window_width")) c.dicom.window_width = j["window_width"].get<double>();
-    if (j.contains("paired")) {
-      const auto& p = j["paired"];
-      check_keys(p, "[data.paired]", {"manifest", "images", "labels", "path_template", "test_manifest", "classes"});
-      c.paired = true;
-      c.paired_spec.csv = abs_path(p.at("manifest").get<std::string>(), base);
-      c.paired_spec.image_columns = p.at("images").get<std::vector<std::string>>();
-      c.paired_spec.label_columns = p.at("labels").get<std::vector<std::string>>();
-      c.paired_spec.path_template = get_or<std::string>(p, "path_template", "{}");
-      if (p.contains("classes")) c.paired_spec.classes = p["classes"].get<std::vector<std::vector<std::string>>>();
-      c.paired_test_csv = abs_path(get_or<std::string>(p, "test_manifest", ""), base);
-    }
-    if (j.contains("modality")) {
-      if (c.paired) throw Error("[data]: give either [data.paired] or [[data.modality]] entries, not both");
-      for (const auto& m : j["modality"]) {
-        check_keys(m, "[[data.modality]]", {"name", "train", "test", "manifest", "path_column", "label_column",
-                                            "path_template", "classes", "test_manifest"});
-        ModalitySource s;
-        s.name = m.at("name").get<std::string>();
-        s.train = abs_path(get_or<std::string>(m, "train", ""), base);
-        s.test = abs_path(get_or<std::string>(m, "test", ""), base);
-        s.manifest.csv = abs_path(get_or<std::string>(m, "manifest", ""), base);
-        s.manifest.path_column = get_or<std::string>(m, "path_column", "path");
-        s.manifest.label_column = get_or<std::string>(m, "label_column", "label");
-        s.manifest.path_template = get_or<std::string>(m, "path_template", "{}");
-        s.manifest.classes = get_or<std::vector<std::string>>(m, "classes", {});
-        s.test_manifest = abs_path(get_or<std::string>(m, "test_manifest", ""), base);
-        if (s.train.empty() == s.manifest.csv.empty())
-          throw Error("[[data.modality]] '" + s.name + "': give exactly one of train (class folders) or manifest (CSV)");
-        c.modalities.push_back(s);
-      }
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("[data]: missing or wrong-typed value: ") + e.what());
+  c.val_fraction = t.real("val_fraction", c.val_fraction, L::kFraction);
+  c.test_fraction = t.real("test_fraction", c.test_fraction, L::kFraction);
+  c.image_size = static_cast<int>(t.integer("image_size", c.image_size, L::kImageSize));
+  c.channels = static_cast<int>(t.integer("channels", c.channels, {1, 3}));
+  if (c.channels == 2) t.fail("channels", "found 2, allowed 1 or 3");
+  c.min_side = static_cast<int>(t.integer("min_side", c.min_side, L::kMinSide));
+  c.workers = static_cast<int>(t.integer("workers", c.workers, L::kWorkers));
+  c.skip_bad = t.boolean("skip_bad", c.skip_bad);
+  c.max_image_pixels = t.integer("max_image_pixels", c.max_image_pixels, L::kImagePixels);
+  if (t.has("window_center")) c.dicom.window_center = t.real("window_center", 0, L::kWindow);
+  if (t.has("window_width")) c.dicom.window_width = t.real("window_width", 1, L::kWindowWidth);
+  if (c.dicom.window_center.has_value() != c.dicom.window_width.has_value())
+    t.fail(c.dicom.window_center ? "window_width" : "window_center", "missing; window_center and window_width go together");
+  auto path = [&](settings::Table& tt, const char* key) { return abs_path(tt.string(key, "", false), base); };
+  auto opt_path = [&](settings::Table& tt, const char* key) { return tt.has(key) ? path(tt, key) : std::string(); };
+  if (t.has("paired")) {
+    auto p = t.table("paired");
+    c.paired = true;
+    if (!p.has("manifest")) p.fail("manifest", "missing (the paired manifest CSV)");
+    c.paired_spec.csv = path(p, "manifest");
+    c.paired_spec.image_columns = p.names("images", {}, L::kModalities, true);
+    c.paired_spec.label_columns = p.names("labels", {}, L::kTasks, true);
+    if (c.paired_spec.image_columns.empty()) p.fail("images", "missing (one image column per modality)");
+    if (c.paired_spec.label_columns.empty()) p.fail("labels", "missing (one label column per task)");
+    c.paired_spec.path_template = p.string("path_template", "{}", false);
+    if (p.has("classes")) c.paired_spec.classes = p.name_lists("classes", {0, L::kTasks.hi}, L::kClasses);
+    c.paired_test_csv = opt_path(p, "test_manifest");
+    p.finish();
   }
+  auto mods = t.tables("modality", {0, L::kModalities.hi});
+  if (!mods.empty() && c.paired) t.fail("modality", "give either [data.paired] or [[data.modality]] entries, not both");
+  std::set<std::string> names;
+  for (auto& m : mods) {
+    ModalitySource s;
+    if (!m.has("name")) m.fail("name", "missing");
+    s.name = m.string("name", "", false);
+    settings::check_name(t.source(), m.key_path("name"), s.name);
+    if (!names.insert(s.name).second) m.fail("name", "found '" + s.name + "' twice, allowed distinct modality names");
+    s.train = opt_path(m, "train");
+    s.test = opt_path(m, "test");
+    s.manifest.csv = opt_path(m, "manifest");
+    s.manifest.path_column = m.string("path_column", "path", false);
+    s.manifest.label_column = m.string("label_column", "label", false);
+    s.manifest.path_template = m.string("path_template", "{}", false);
+    s.manifest.classes = m.names("classes", {}, {0, L::kClasses.hi}, true);
+    s.test_manifest = opt_path(m, "test_manifest");
+    if (s.train.empty() == s.manifest.csv.empty())
+      m.fail("train", "give exactly one of train (class folders) or manifest (CSV) for modality '" + s.name + "'");
+    m.finish();
+    c.modalities.push_back(s);
+  }
+  t.finish();
   if (!c.paired && c.modalities.size() < 2)
-    throw Error("[data]: at least 2 modalities are needed ([[data.modality]] entries or [data.paired])");
-  if (!(c.val_fraction > 0 && c.val_fraction < 1)) throw Error("[data]: val_fraction must be in (0, 1)");
-  if (!(c.test_fraction > 0 && c.test_fraction < 1)) throw Error("[data]: test_fraction must be in (0, 1)");
-  if (c.channels != 1 && c.channels != 3) throw Error("[data]: channels must be 1 or 3");
-  if (c.image_size < 16) throw Error("[data]: image_size must be >= 16");
+    t.fail("modality", "found " + std::to_string(c.modalities.size()) +
+                           " modalities, allowed at least 2 ([[data.modality]] entries, or one [data.paired] table)");
   return c;
 }
 
@@ -294,27 +273,81 @@ nlohmann::json PreparedData::to_json() const {
   return j;
 }
 
-PreparedData PreparedData::from_json(const nlohmann::json& j) {
+PreparedData PreparedData::from_json(const nlohmann::json& j, const std::string& source) {
+  namespace L = settings::limits;
+  settings::Table t(j, source);
+  t.require({"paired", "modalities", "tasks", "classes", "train", "val", "test"});
   PreparedData d;
-  try {
-    d.paired = j.at("paired").get<bool>();
-    d.modalities = j.at("modalities").get<std::vector<std::string>>();
-    d.tasks = j.at("tasks").get<std::vector<std::string>>();
-    d.classes = j.at("classes").get<std::vector<std::vector<std::string>>>();
+  d.paired = t.boolean("paired", false);
+  d.modalities = t.names("modalities", {}, L::kModalities, true);
+  d.tasks = t.names("tasks", {}, L::kTasks, true);
+  d.classes = t.name_lists("classes", L::kTasks, L::kClasses);
+  const size_t M = d.modalities.size(), T = d.tasks.size();
+  if (d.classes.size() != T)
+    t.fail("classes", "found " + std::to_string(d.classes.size()) + " class lists, allowed one per task (" + std::to_string(T) + ")");
+  for (size_t k = 0; k < T; ++k)
+    if (d.classes[k].size() < 2) t.fail("classes[" + std::to_string(k) + "]", "found fewer than 2 classes, allowed 2 or more");
+  if (!d.paired && T != M)
+    t.fail("tasks", "found " + std::to_string(T) + " tasks for " + std::to_string(M) +
+                        " modalities, allowed one task per modality (unpaired data)");
+  auto check_path = [&](const nlohmann::json& v, const std::string& key) {
+    if (!v.is_string() || v.get_ref<const std::string&>().empty() ||
+        v.get_ref<const std::string&>().find('\0') != std::string::npos)
+      throw Error(source + ": " + key + ": found " + settings::show(v) + ", allowed an image path");
+    return v.get<std::string>();
+  };
+  auto check_label = [&](const nlohmann::json& v, const std::string& key, size_t task, bool allow_unknown) {
+    const int64_t lo = allow_unknown ? -1 : 0, hi = static_cast<int64_t>(d.classes[task].size()) - 1;
+    if (!v.is_number_integer() || v.get<int64_t>() < lo || v.get<int64_t>() > hi)
+      throw Error(source + ": " + key + ": found " + settings::show(v) + ", allowed a label from " + std::to_string(lo) +
+                  " to " + std::to_string(hi) + " (task " + d.tasks[task] + ")");
+    return v.get<int64_t>();
+  };
+  for (const char* part : {"train", "val", "test"}) {
+    const auto& a = t.raw(part);
+    if (!a.is_array()) t.fail(part, "found " + settings::show(a) + ", allowed a list");
     if (d.paired) {
-      d.cases_train = cases_from(j.at("train"));
-      d.cases_val = cases_from(j.at("val"));
-      d.cases_test = cases_from(j.at("test"));
-    } else {
-      for (size_t m = 0; m < d.modalities.size(); ++m) {
-        d.train.push_back(records_from(j.at("train").at(m), d.modalities[m], d.classes[m]));
-        d.val.push_back(records_from(j.at("val").at(m), d.modalities[m], d.classes[m]));
-        d.test.push_back(records_from(j.at("test").at(m), d.modalities[m], d.classes[m]));
+      auto& cases = std::string(part) == "train" ? d.cases_train : std::string(part) == "val" ? d.cases_val : d.cases_test;
+      if (a.empty()) t.fail(part, "found no cases, allowed at least one");
+      for (size_t i = 0; i < a.size(); ++i) {
+        const std::string where = std::string(part) + "[" + std::to_string(i) + "]";
+        settings::Table c(a[i], source, where);
+        c.require({"paths", "labels"});
+        const auto& paths = c.raw("paths");
+        const auto& labels = c.raw("labels");
+        if (!paths.is_array() || paths.size() != M)
+          c.fail("paths", "found " + settings::show(paths) + ", allowed one image path per modality (" + std::to_string(M) + ")");
+        if (!labels.is_array() || labels.size() != T)
+          c.fail("labels", "found " + settings::show(labels) + ", allowed one label per task (" + std::to_string(T) + ")");
+        PairedRecord rec;
+        for (size_t m = 0; m < M; ++m) rec.paths.push_back(check_path(paths[m], where + ".paths[" + std::to_string(m) + "]"));
+        for (size_t k = 0; k < T; ++k)
+          rec.labels.push_back(check_label(labels[k], where + ".labels[" + std::to_string(k) + "]", k, true));
+        c.finish();
+        cases.push_back(std::move(rec));
       }
+      continue;
     }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("split record is malformed: ") + e.what());
+    auto& sets = std::string(part) == "train" ? d.train : std::string(part) == "val" ? d.val : d.test;
+    if (a.size() != M)
+      t.fail(part, "found " + std::to_string(a.size()) + " record lists, allowed one per modality (" + std::to_string(M) + ")");
+    for (size_t m = 0; m < M; ++m) {
+      const std::string where = std::string(part) + "[" + std::to_string(m) + "]";
+      if (!a[m].is_array() || a[m].empty())
+        throw Error(source + ": " + where + ": found " + settings::show(a[m]) + ", allowed a non-empty list of [path, label] records");
+      ModalitySet set;
+      set.name = d.modalities[m];
+      set.classes = d.classes[m];
+      for (size_t i = 0; i < a[m].size(); ++i) {
+        const auto& r = a[m][i];
+        const std::string rw = where + "[" + std::to_string(i) + "]";
+        if (!r.is_array() || r.size() != 2) throw Error(source + ": " + rw + ": found " + settings::show(r) + ", allowed [path, label]");
+        set.records.push_back({check_path(r[0], rw + "[0]"), check_label(r[1], rw + "[1]", m, false)});
+      }
+      sets.push_back(std::move(set));
+    }
   }
+  t.finish();
   return d;
 }
 

@@ -6,6 +6,7 @@
 
 #include "drifa/data/image.h"
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::data {
 
@@ -17,27 +18,19 @@ nlohmann::json AugmentConfig::to_json() const {
           {"vflip", vflip}};
 }
 
-AugmentConfig AugmentConfig::from_json(const nlohmann::json& j) {
+AugmentConfig AugmentConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  namespace L = settings::limits;
+  settings::Table t(j, source, "augment");
   AugmentConfig a;
-  try {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const auto& k = it.key();
-      if (k == "rotation") a.rotation_deg = it->get<double>();
-      else if (k == "translate") a.translate_px = it->get<double>();
-      else if (k == "brightness") {
-        auto b = it->get<std::vector<double>>();
-        if (b.size() != 2) throw Error("augment.brightness must be [low, high]");
-        a.brightness_lo = b[0];
-        a.brightness_hi = b[1];
-      } else if (k == "hflip") a.hflip = it->get<bool>();
-      else if (k == "vflip") a.vflip = it->get<bool>();
-      else throw Error("augment: unknown key '" + k + "'");
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("augment: wrong type: ") + e.what());
-  }
-  if (a.rotation_deg < 0 || a.translate_px < 0 || a.brightness_lo <= 0 || a.brightness_hi < a.brightness_lo)
-    throw Error("augment: rotation and translate must be >= 0 and 0 < brightness low <= high");
+  a.rotation_deg = t.real("rotation", a.rotation_deg, L::kRotation);
+  a.translate_px = t.real("translate", a.translate_px, L::kTranslate);
+  const auto b = t.reals("brightness", {a.brightness_lo, a.brightness_hi}, L::kBrightness, {2, 2});
+  if (b[0] > b[1]) t.fail("brightness", "found [" + settings::show(b[0]) + ", " + settings::show(b[1]) + "], allowed [low, high] with low <= high");
+  a.brightness_lo = b[0];
+  a.brightness_hi = b[1];
+  a.hflip = t.boolean("hflip", a.hflip);
+  a.vflip = t.boolean("vflip", a.vflip);
+  t.finish();
   return a;
 }
 

@@ -15,7 +15,9 @@
 #include "drifa/data/synth.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/settings.h"
 #include "drifa/report/plots.h"
+#include "drifa/training/run_files.h"
 
 namespace fs = std::filesystem;
 
@@ -43,11 +45,9 @@ std::vector<std::pair<size_t, int64_t>> gallery_rows(const std::vector<data::Exa
   if (by_uq) {
     if (opt.uq_samples_csv.empty() || !fs::exists(opt.uq_samples_csv))
       throw Error("--select uncertain needs the uncertainty study's samples.csv (run `drifa uq` first)");
-    const auto t = data::read_csv(opt.uq_samples_csv);
-    const int cs = t.column("sample", opt.uq_samples_csv), ct = t.column("task", opt.uq_samples_csv),
-              ce = t.column("predictive_entropy", opt.uq_samples_csv);
     std::map<std::pair<size_t, std::string>, double> ent;
-    for (const auto& r : t.rows) ent[{std::stoul(r[cs]), r[ct]}] = std::stod(r[ce]);
+    for (const auto& r : training::run_files::read_uq_samples(opt.uq_samples_csv))
+      ent[{static_cast<size_t>(r.sample), r.task}] = r.predictive_entropy;
     std::stable_sort(rows.begin(), rows.end(), [&](const auto& a, const auto& b) {
       auto ea = ent.find({a.first, cfg.task_name(a.second)}), eb = ent.find({b.first, cfg.task_name(b.second)});
       const double va = ea == ent.end() ? -1 : ea->second, vb = eb == ent.end() ? -1 : eb->second;
@@ -70,6 +70,13 @@ torch::Tensor load_mask(const std::string& path, int64_t h, int64_t w) {
 nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::ImageCache& cache,
                            const GalleryOptions& opt, const std::string& out_dir) {
   const auto& cfg = net->config();
+  // -1 selects the default (the last stage, each task's own modality, the predicted class).
+  const std::string src = "Grad-CAM options";
+  settings::check_integer(src, "stage", opt.stage, {-1, cfg.stages() - 1});
+  settings::check_integer(src, "modality", opt.modality, {-1, cfg.modalities - 1});
+  const int64_t fewest_classes = *std::min_element(cfg.classes.begin(), cfg.classes.end());
+  settings::check_integer(src, "class", opt.target_class, {-1, fewest_classes - 1});
+  settings::check_integer(src, "count", opt.count, settings::limits::kCount);
   const auto examples = run.examples(opt.part);
   const auto rows = gallery_rows(examples, cfg, opt);
   std::map<std::pair<size_t, int64_t>, int> chosen;  // row -> gallery position
@@ -143,7 +150,7 @@ nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::
                    {"uniform_mean", uniform / double(scored)},
                    {"pointing_hit_rate", hits / double(scored)},
                    {"pointing_uniform_expectation", uniform / double(scored)}};
-  io::atomic_write_text((fs::path(out_dir) / "gradcam.json").string(), j.dump(2));
+  io::atomic_write_text(training::run_files::path(out_dir, training::run_files::kGradcam), j.dump(2));
   return j;
 }
 
@@ -220,7 +227,7 @@ nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::Ima
                                  {"csv", name + ".csv"}, {"png", name + ".png"}};
     }
   }
-  io::atomic_write_text((fs::path(out_dir) / "tsne.json").string(), out.dump(2));
+  io::atomic_write_text(training::run_files::path(out_dir, training::run_files::kTsne), out.dump(2));
   return out;
 }
 

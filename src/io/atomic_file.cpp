@@ -8,6 +8,7 @@
 #include <iterator>
 
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::io {
 
@@ -39,9 +40,21 @@ void atomic_write(const std::string& path, const std::function<void(std::ostream
 }
 
 std::string read_file(const std::string& path, const std::string& what) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (!fs::exists(st)) throw Error(path + ": cannot open " + what + " (no such file)");
+  if (fs::is_directory(st)) throw Error(path + ": cannot open " + what + ": it is a folder, not a file");
+  if (!fs::is_regular_file(st)) throw Error(path + ": cannot open " + what + ": not a regular file (a FIFO, device or socket)");
+  const auto size = fs::file_size(path, ec);
+  if (!ec && size > static_cast<uintmax_t>(settings::limits::kMaxFileBytes))
+    throw Error(path + ": " + what + " of " + std::to_string(size) + " bytes, larger than DRIFA reads (" +
+                std::to_string(settings::limits::kMaxFileBytes) + ")");
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open " + what);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in) throw Error(path + ": cannot open " + what + " (no permission?)");
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (in.bad()) throw Error(path + ": reading the " + what + " failed");
+  return bytes;
 }
 
 void atomic_write_text(const std::string& path, const std::string& text) {

@@ -8,6 +8,7 @@
 
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::io {
 
@@ -28,7 +29,9 @@ nlohmann::json to_json(const toml::node& node) {
   if (auto* v = node.as_integer()) return v->get();
   if (auto* v = node.as_floating_point()) return v->get();
   if (auto* v = node.as_boolean()) return v->get();
-  throw Error("unsupported TOML value (dates and times are not used in DRIFA configs)");
+  throw Error(node.source().path ? *node.source().path + ":" + std::to_string(node.source().begin.line) +
+                  ": a date or time value; DRIFA settings take numbers, strings, booleans, lists and tables"
+                                 : std::string("a TOML date or time value; DRIFA settings take numbers, strings, booleans, lists and tables"));
 }
 
 }  // namespace
@@ -45,13 +48,6 @@ nlohmann::json parse_toml(const std::string& text, const std::string& source) {
 
 nlohmann::json read_toml(const std::string& path) { return parse_toml(read_file(path, "config file"), path); }
 
-nlohmann::json read_json(const std::string& path) {
-  const std::string text = read_file(path);
-  try {
-    return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": malformed JSON: " + e.what());
-  }
-}
+nlohmann::json read_json(const std::string& path) { return settings::parse_json(read_file(path, "JSON file"), path); }
 
 }  // namespace drifa::io

@@ -6,14 +6,15 @@
 #include <torch/torch.h>
 
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::io {
 
 namespace {
-bool is_counter(const std::string& name) {
-  const std::string suffix = "num_batches_tracked";
+bool ends_with(const std::string& name, const std::string& suffix) {
   return name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
+bool is_counter(const std::string& name) { return ends_with(name, "num_batches_tracked"); }
 }  // namespace
 
 NamedTensors model_state(const torch::nn::Module& module) {
@@ -52,6 +53,14 @@ void load_state(torch::nn::Module& module, const NamedTensors& tensors, const st
                   c10::str(dst.sizes()));
     if (!src.is_floating_point())
       throw Error(source + ": tensor '" + n + "' is not floating point (" + c10::toString(src.scalar_type()) + ")");
+    // A NaN or infinite weight makes every prediction NaN; refuse the file rather than answer null.
+    const auto finite = torch::isfinite(src);
+    if (!finite.all().item<bool>())
+      throw Error(source + ": tensor '" + n + "' holds " + std::to_string((~finite).sum().item<int64_t>()) +
+                  " non-finite values (NaN or infinity); the model file is corrupt");
+    if (ends_with(n, "running_var") && src.numel() > 0 && src.min().item<double>() < 0)
+      throw Error(source + ": tensor '" + n + "' (a BatchNorm running variance) has a negative entry (" +
+                  std::to_string(src.min().item<double>()) + "); the model file is corrupt");
     dst.copy_(src);
   }
 }
@@ -68,13 +77,8 @@ ModelConfig read_model_config(const SafetensorsFile& file, const std::string& so
   auto it = file.metadata.find(kConfigKey);
   if (it == file.metadata.end())
     throw Error(source + ": no '" + std::string(kConfigKey) + "' in the metadata; not a DRIFA model file");
-  try {
-    return ModelConfig::from_json(nlohmann::json::parse(it->second));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(source + ": '" + std::string(kConfigKey) + "' is not valid JSON: " + e.what());
-  } catch (const Error& e) {
-    throw Error(source + ": " + e.what());
-  }
+  return ModelConfig::from_json(settings::parse_json(it->second, source + ": metadata " + kConfigKey), source,
+                                ModelConfig{}, kConfigKey);
 }
 
 LoadedModel load_model(const std::string& path) {

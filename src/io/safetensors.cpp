@@ -10,6 +10,7 @@
 
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::io {
 
@@ -91,12 +92,8 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
     fail("header length " + std::to_string(n) + " is larger than the file (" + std::to_string(bytes.size()) +
          " bytes); the file is truncated or not safetensors");
   if (n > kMaxHeader) fail("header length " + std::to_string(n) + " exceeds 100 MB");
-  nlohmann::json header;
-  try {
-    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<std::ptrdiff_t>(n));
-  } catch (const nlohmann::json::exception& e) {
-    fail(std::string("header is not valid JSON (") + e.what() + ")");
-  }
+  // parse_json refuses duplicate tensor names (plain JSON parsing would keep the later silently).
+  const nlohmann::json header = settings::parse_json(bytes.substr(8, n), source + ": safetensors header");
   if (!header.is_object()) fail("header is not a JSON object");
 
   SafetensorsFile file;
@@ -115,11 +112,14 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
       if (!v.is_object()) fail("__metadata__ is not an object");
       for (auto m = v.begin(); m != v.end(); ++m) {
         if (!m.value().is_string()) fail("__metadata__ value '" + m.key() + "' is not a string");
+        if (m.value().get_ref<const std::string&>().size() > kMaxHeader) fail("__metadata__ value is too long");
         file.metadata[m.key()] = m.value().get<std::string>();
       }
       continue;
     }
-    const std::string where = "tensor '" + it.key() + "'";
+    const std::string where = "tensor " + settings::show(it.key());
+    if (it.key().empty() || it.key().size() > 1000 || it.key().find('\0') != std::string::npos)
+      fail("a tensor name is empty, longer than 1000 bytes or holds a NUL byte");
     if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
       fail(where + " needs dtype, shape and data_offsets");
     Entry e{it.key(), torch::kFloat32, {}, 0, 0};
@@ -162,7 +162,7 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
-  return decode_safetensors(read_file(path, "(missing file or no permission)"), path);
+  return decode_safetensors(read_file(path, "safetensors file"), path);
 }
 
 }  // namespace drifa::io

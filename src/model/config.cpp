@@ -1,10 +1,12 @@
 #include "drifa/model/config.h"
 
+#include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 
 namespace drifa {
 
@@ -57,32 +59,48 @@ std::string ModelConfig::class_name(int64_t t, int64_t k) const {
   return std::to_string(k);
 }
 
-void ModelConfig::validate() const {
-  auto fail = [](const std::string& msg) { throw Error("model config: " + msg); };
-  if (modalities < 2) fail("modalities must be >= 2 (DRIFA fuses modalities), got " + std::to_string(modalities));
-  if (modalities > 64) fail("modalities must be <= 64, got " + std::to_string(modalities));
-  if (classes.empty()) fail("at least one task is needed (classes is empty)");
-  for (size_t t = 0; t < classes.size(); ++t)
-    if (classes[t] < 2) fail("task " + std::to_string(t) + " needs >= 2 classes, got " + std::to_string(classes[t]));
-  if (in_channels < 1 || in_channels > 4) fail("in_channels must be 1..4, got " + std::to_string(in_channels));
-  if (image_size < 16) fail("image_size must be >= 16, got " + std::to_string(image_size));
-  if (widths.size() < 2) fail("widths needs at least 2 stages, got " + std::to_string(widths.size()));
-  for (size_t i = 0; i < widths.size(); ++i)
-    if (widths[i] < 1) fail("widths[" + std::to_string(i) + "] must be positive");
-  if (!(dropout >= 0.0 && dropout < 1.0)) fail("dropout must be in [0, 1), got " + std::to_string(dropout));
-  if (!(bn_momentum > 0.0 && bn_momentum <= 1.0)) fail("bn_momentum must be in (0, 1], got " + std::to_string(bn_momentum));
+void ModelConfig::validate(const std::string& source, const std::string& prefix) const {
+  namespace L = settings::limits;
+  auto key = [&](const std::string& k) { return prefix.empty() ? k : prefix + "." + k; };
+  auto int_in = [&](const std::string& k, int64_t v, settings::IntRange r) { settings::check_integer(source, key(k), v, r); };
+  auto real_in = [&](const std::string& k, double v, settings::RealRange r) { settings::check_real(source, key(k), v, r); };
+  int_in("modalities", modalities, L::kModalities);
+  int_in("tasks (entries of classes)", static_cast<int64_t>(classes.size()), L::kTasks);
+  for (size_t t = 0; t < classes.size(); ++t) int_in("classes[" + std::to_string(t) + "]", classes[t], L::kClasses);
+  int_in("in_channels", in_channels, L::kInChannels);
+  int_in("image_size", image_size, L::kImageSize);
+  int_in("stages (entries of widths)", static_cast<int64_t>(widths.size()), L::kStages);
+  for (size_t i = 0; i < widths.size(); ++i) int_in("widths[" + std::to_string(i) + "]", widths[i], L::kWidth);
+  real_in("dropout", dropout, L::kDropout);
+  real_in("bn_momentum", bn_momentum, L::kBnMomentum);
+  auto fail = [&](const std::string& k, const std::string& msg) { throw Error(source + ": " + key(k) + ": " + msg); };
+  auto check_names = [&](const std::string& what, const std::vector<std::string>& names) {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const std::string k = what + "[" + std::to_string(i) + "]";
+      settings::check_name(source, key(k), names[i]);
+      if (!seen.insert(names[i]).second) fail(k, "found '" + names[i] + "' twice, allowed distinct names");
+    }
+  };
   if (!modality_names.empty() && static_cast<int64_t>(modality_names.size()) != modalities)
-    fail("modality_names has " + std::to_string(modality_names.size()) + " names for " +
-         std::to_string(modalities) + " modalities");
+    fail("modality_names", "found " + std::to_string(modality_names.size()) + " names, allowed one per modality (" +
+                               std::to_string(modalities) + ")");
+  check_names("modality_names", modality_names);
   if (!task_names.empty() && task_names.size() != classes.size())
-    fail("task_names has " + std::to_string(task_names.size()) + " names for " +
-         std::to_string(classes.size()) + " tasks");
+    fail("task_names", "found " + std::to_string(task_names.size()) + " names, allowed one per task (" +
+                           std::to_string(classes.size()) + ")");
+  check_names("task_names", task_names);
   if (!class_names.empty()) {
-    if (class_names.size() != classes.size()) fail("class_names must list one set per task");
-    for (size_t t = 0; t < classes.size(); ++t)
+    if (class_names.size() != classes.size())
+      fail("class_names", "found " + std::to_string(class_names.size()) + " lists, allowed one per task (" +
+                              std::to_string(classes.size()) + ")");
+    for (size_t t = 0; t < classes.size(); ++t) {
+      const std::string k = "class_names[" + std::to_string(t) + "]";
       if (!class_names[t].empty() && static_cast<int64_t>(class_names[t].size()) != classes[t])
-        fail("class_names for task " + std::to_string(t) + " has " + std::to_string(class_names[t].size()) +
-             " names for " + std::to_string(classes[t]) + " classes");
+        fail(k, "found " + std::to_string(class_names[t].size()) + " names, allowed one per class (" +
+                      std::to_string(classes[t]) + ")");
+      check_names(k, class_names[t]);
+    }
   }
 }
 
@@ -100,34 +118,30 @@ nlohmann::json ModelConfig::to_json() const {
                         {"class_names", class_names}};
 }
 
-ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
-  if (!j.is_object()) throw Error("model config: expected a JSON object");
-  static const char* known[] = {"modalities", "classes", "in_channels", "image_size", "widths", "dropout",
-                                "bn_momentum", "attention", "modality_names", "task_names", "class_names"};
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool ok = false;
-    for (const char* k : known) ok = ok || it.key() == k;
-    if (!ok) throw Error("model config: unknown key '" + it.key() + "'");
-  }
-  ModelConfig c;
-  try {
-    if (j.contains("modalities")) c.modalities = j.at("modalities").get<int64_t>();
-    if (j.contains("classes")) c.classes = j.at("classes").get<std::vector<int64_t>>();
-    if (j.contains("in_channels")) c.in_channels = j.at("in_channels").get<int64_t>();
-    if (j.contains("image_size")) c.image_size = j.at("image_size").get<int64_t>();
-    if (j.contains("widths")) c.widths = j.at("widths").get<std::vector<int64_t>>();
-    if (j.contains("dropout")) c.dropout = j.at("dropout").get<double>();
-    if (j.contains("bn_momentum")) c.bn_momentum = j.at("bn_momentum").get<double>();
-    if (j.contains("attention")) c.attention = parse_attention(j.at("attention").get<std::string>());
-    if (j.contains("modality_names")) c.modality_names = j.at("modality_names").get<std::vector<std::string>>();
-    if (j.contains("task_names")) c.task_names = j.at("task_names").get<std::vector<std::string>>();
-    if (j.contains("class_names"))
-      c.class_names = j.at("class_names").get<std::vector<std::vector<std::string>>>();
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("model config: wrong type: ") + e.what());
-  }
-  c.validate();
+ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source, const ModelConfig& base,
+                                   const std::string& prefix) {
+  namespace L = settings::limits;
+  settings::Table t(j, source, prefix);
+  ModelConfig c = base;
+  c.modalities = t.integer("modalities", c.modalities, L::kModalities);
+  c.classes = t.integers("classes", c.classes, L::kClasses, L::kTasks);
+  c.in_channels = t.integer("in_channels", c.in_channels, L::kInChannels);
+  c.image_size = t.integer("image_size", c.image_size, L::kImageSize);
+  if (t.has("widths") && t.raw("widths").is_string()) c.widths = widths_preset(t.string("widths", ""));
+  else c.widths = t.integers("widths", c.widths, L::kWidth, L::kStages);
+  c.dropout = t.real("dropout", c.dropout, L::kDropout);
+  c.bn_momentum = t.real("bn_momentum", c.bn_momentum, L::kBnMomentum);
+  c.attention = parse_attention(t.choice("attention", to_string(c.attention), {"none", "mfa", "mifa", "drifa"}));
+  c.modality_names = t.names("modality_names", c.modality_names, {0, L::kModalities.hi}, true);
+  c.task_names = t.names("task_names", c.task_names, {0, L::kTasks.hi}, true);
+  if (t.has("class_names")) c.class_names = t.name_lists("class_names", {0, L::kTasks.hi}, L::kClasses);
+  t.finish();
+  c.validate(source, prefix);
   return c;
+}
+
+ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  return from_json(j, source, ModelConfig{});
 }
 
 ModelConfig ModelConfig::paper() { return ModelConfig{}; }

@@ -3,11 +3,13 @@
 #include <torch/torch.h>
 
 #include "drifa/error.h"
+#include "drifa/model/summary.h"
 
 namespace drifa {
 
 DRIFANetImpl::DRIFANetImpl(const ModelConfig& cfg) : cfg_(cfg) {
   cfg_.validate();
+  check_fits_in_memory(cfg_, 1, false, "model");  // before any weight is allocated
   branches = register_module("branches", torch::nn::ModuleList());
   for (int64_t m = 0; m < cfg_.modalities; ++m) {
     Branch b(cfg_);

@@ -1,9 +1,12 @@
 #include "drifa/model/summary.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <sstream>
 
+#include "drifa/error.h"
 #include "drifa/model/branch.h"
+#include "drifa/runtime/memory.h"
 
 namespace drifa {
 
@@ -21,6 +24,38 @@ int64_t conv_params(int64_t in, int64_t out, int64_t k) { return in * out * k * 
 int64_t conv_macs(int64_t in, int64_t out, int64_t k, int64_t out_hw) { return in * out * k * k * out_hw; }
 
 }  // namespace
+
+int64_t estimate_memory_bytes(const ModelConfig& cfg, int64_t batch, bool training) {
+  const auto s = summarize(cfg);  // bounded configurations: no int64 overflow below
+  const bool attention = cfg.attention != Attention::None;
+  const double params = double(s.total_params) * 4.0 * (training ? 4.0 : 1.0);
+  double kept = 0, largest = 0;
+  for (const auto& st : s.stages) {
+    const double side = st.index < 0 ? 2.0 * double(st.out_size) : double(st.out_size);  // the stem's conv runs before its pool
+    const double map = double(batch) * double(cfg.modalities) * double(st.out_channels) * side * side * 4.0;
+    kept += map * (attention ? 40.0 : 12.0);
+    largest = std::max(largest, map);
+  }
+  const double total = params + (training ? kept : 4.0 * largest);
+  return total > 9e18 ? int64_t(9e18) : static_cast<int64_t>(total);
+}
+
+void check_fits_in_memory(const ModelConfig& cfg, int64_t batch, bool training, const std::string& source) {
+  const int64_t need = estimate_memory_bytes(cfg, batch, training);
+  const int64_t have = available_memory_bytes();
+  if (have > 0 && need > have) {
+    auto gb = [](int64_t b) {
+      std::ostringstream o;
+      o << std::fixed << std::setprecision(1) << double(b) / double(1ll << 30) << " GiB";
+      return o.str();
+    };
+    throw Error(source + ": this model (widths " + std::to_string(cfg.widths.front()) + ".." + std::to_string(cfg.widths.back()) +
+                ", " + std::to_string(cfg.stages()) + " stages, " + std::to_string(cfg.image_size) + " px, " +
+                std::to_string(summarize(cfg).total_params) + " parameters) needs about " + gb(need) + " for " +
+                (training ? "a training step" : "a forward pass") + " of " + std::to_string(batch) +
+                " sample(s); this machine has " + gb(have) + " available");
+  }
+}
 
 ModelSummary summarize(const ModelConfig& cfg) {
   cfg.validate();

@@ -1,5 +1,6 @@
 #include "drifa/report/report.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -13,6 +14,8 @@
 #include "drifa/io/config_file.h"
 #include "drifa/report/plots.h"
 #include "drifa/training/ensemble.h"
+#include "drifa/training/run_files.h"
+#include "drifa/training/run_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -114,37 +117,36 @@ void section_curves(Builder& b, const std::vector<std::string>& runs) {
   acc.ylabel = "accuracy";
   acc.yrange = std::make_pair(0.0, 1.0);
   for (size_t k = 0; k < runs.size(); ++k) {
-    const auto log = (fs::path(runs[k]) / "log.csv").string();
-    if (!fs::exists(log)) continue;
-    const auto t = data::read_csv(log);
-    const int ce = t.column("epoch", log), ct = t.column("train_loss", log), cv = t.column("val_loss", log);
+    if (!fs::exists(training::run_files::path(runs[k], training::run_files::kLogCsv))) continue;
+    const auto log = training::run_files::read_log_csv(runs[k]);
     Series tr, va;
     const std::string who = runs.size() > 1 ? " (member " + std::to_string(k) + ")" : "";
     tr.title = "train" + who;
     va.title = "validation" + who;
     tr.style = va.style = "linespoints pt 7 ps 0.5";
-    for (const auto& r : t.rows) {
-      tr.x.push_back(std::stod(r[ce]));
-      tr.y.push_back(std::stod(r[ct]));
-      va.x.push_back(std::stod(r[ce]));
-      va.y.push_back(std::stod(r[cv]));
+    // A value that was not a number when it was logged (NaN) is left out of its curve.
+    auto add = [](Series& s, double x, double y) {
+      if (std::isfinite(y)) {
+        s.x.push_back(x);
+        s.y.push_back(y);
+      }
+    };
+    for (size_t r = 0; r < log.epoch.size(); ++r) {
+      add(tr, log.epoch[r], log.train_loss[r]);
+      add(va, log.epoch[r], log.val_loss[r]);
     }
     if (runs.size() == 1 || k < 5) {
       loss.series.push_back(tr);
       loss.series.push_back(va);
     }
     if (k == 0)
-      for (size_t c = 0; c < t.header.size(); ++c)
-        if (t.header[c].rfind("val_acc_", 0) == 0) {
-          Series s;
-          s.title = t.header[c].substr(8);
-          s.style = "linespoints pt 7 ps 0.5";
-          for (const auto& r : t.rows) {
-            s.x.push_back(std::stod(r[ce]));
-            s.y.push_back(std::stod(r[c]));
-          }
-          acc.series.push_back(s);
-        }
+      for (size_t c = 0; c < log.acc_tasks.size(); ++c) {
+        Series s;
+        s.title = log.acc_tasks[c];
+        s.style = "linespoints pt 7 ps 0.5";
+        for (size_t r = 0; r < log.epoch.size(); ++r) add(s, log.epoch[r], log.val_acc[c][r]);
+        acc.series.push_back(s);
+      }
   }
   if (loss.series.empty()) {
     b.missing.push_back("training curves: no log.csv");
@@ -155,13 +157,12 @@ void section_curves(Builder& b, const std::vector<std::string>& runs) {
 }
 
 void section_metrics(Builder& b, const std::string& run) {
-  const auto path = (fs::path(run) / "metrics.json").string();
   b.html << "<h2>Test metrics</h2>";
-  if (!fs::exists(path)) {
+  if (!fs::exists(training::run_files::path(run, training::run_files::kMetrics))) {
     b.not_run("test metrics", "drifa evaluate " + run);
     return;
   }
-  const auto m = io::read_json(path);
+  const auto m = training::run_files::read_metrics(run);
   b.html << "<p>Model " << esc(m.value("model", "")) << ", deterministic evaluation on the " << esc(m.value("part", "test"))
          << " split.</p>";
   std::vector<std::vector<std::string>> rows;
@@ -190,13 +191,15 @@ void section_metrics(Builder& b, const std::string& run) {
 }
 
 void section_uq(Builder& b) {
-  const auto path = (fs::path(b.dir) / "uq" / "uq.json").string();
+  namespace rf = training::run_files;
   b.html << "<h2>Uncertainty</h2>";
-  if (!fs::exists(path)) {
+  if (!fs::exists(rf::path(b.dir, rf::kUqDir, rf::kUq))) {
     b.not_run("uncertainty", "drifa uq " + b.dir);
     return;
   }
-  const auto j = io::read_json(path);
+  const auto j = rf::read_uq(b.dir);
+  const auto samples_csv = rf::path(b.dir, rf::kUqDir, rf::kUqSamples);
+  const auto samples = fs::exists(samples_csv) ? rf::read_uq_samples(samples_csv) : std::vector<rf::UqSample>{};
   b.html << "<p>" << j["models"] << " model(s) &times; " << j["passes"]
          << " Monte Carlo dropout passes. deterministic = model 0 without dropout; mc = model 0 with MC dropout; "
             "ensemble_deterministic = the models without dropout; ensemble = all models &times; all passes. "
@@ -238,18 +241,15 @@ void section_uq(Builder& b) {
       }
     p.series.push_back(s);
     std::string hist;
-    const auto samples = (fs::path(b.dir) / "uq" / "samples.csv").string();
-    if (fs::exists(samples)) {
-      const auto t = data::read_csv(samples);
-      const int ct = t.column("task", samples), cc = t.column("correct", samples), ce = t.column("predictive_entropy", samples),
-                cm = t.column("mutual_information", samples);
-      for (const auto& [col, label] : std::vector<std::pair<int, std::string>>{{ce, "predictive entropy"}, {cm, "mutual information"}}) {
+    if (!samples.empty()) {
+      for (const bool mutual : {false, true}) {
+        const std::string label = mutual ? "mutual information" : "predictive entropy";
         std::vector<double> right, wrong;
         double hi = 1e-9;
-        for (const auto& r : t.rows)
-          if (r[ct] == it.key()) {
-            const double v = std::stod(r[col]);
-            (r[cc] == "1" ? right : wrong).push_back(v);
+        for (const auto& r : samples)
+          if (r.task == it.key()) {
+            const double v = mutual ? r.mutual_information : r.predictive_entropy;
+            (r.correct ? right : wrong).push_back(v);
             hi = std::max(hi, v);
           }
         Plot h;
@@ -262,7 +262,7 @@ void section_uq(Builder& b) {
           hs.title = name + " (" + std::to_string(vals->size()) + ")";
           hs.style = "steps lw 2";
           std::vector<double> count(nb, 0);
-          for (double v : *vals) count[std::min(nb - 1, static_cast<int>(v / hi * nb))] += 1;
+          for (double v : *vals) count[std::clamp(static_cast<int>(v / hi * nb), 0, nb - 1)] += 1;
           for (int k = 0; k <= nb; ++k) {
             hs.x.push_back(hi * k / nb);
             hs.y.push_back(count[std::min(k, nb - 1)]);
@@ -277,13 +277,13 @@ void section_uq(Builder& b) {
 }
 
 void section_gradcam(Builder& b) {
-  const auto dir = fs::path(b.dir) / "gradcam";
+  namespace rf = training::run_files;
   b.html << "<h2>Grad-CAM</h2>";
-  if (!fs::exists(dir / "gradcam.json")) {
+  if (!fs::exists(rf::path(b.dir, rf::kGradcamDir, rf::kGradcam))) {
     b.not_run("Grad-CAM", "drifa gradcam " + b.dir);
     return;
   }
-  const auto j = io::read_json((dir / "gradcam.json").string());
+  const auto j = rf::read_gradcam(b.dir);  // every image path resolved inside gradcam/
   b.html << "<p>Stage " << j["stage"] << ", cases ordered by " << (j["selection"] == "first" ? "position" : "uncertainty (most uncertain first, when the study was run)") << ".";
   if (j.contains("lesion"))
     b.html << " Against the known lesion masks (" << j["lesion"]["maps"] << " maps): <b>" << fmt(j["lesion"]["energy_inside_mean"])
@@ -292,7 +292,7 @@ void section_gradcam(Builder& b) {
            << fmt(j["lesion"]["pointing_uniform_expectation"]) << ").";
   b.html << "</p><div class=gallery>";
   for (const auto& e : j["images"]) {
-    b.html << "<figure>" << img((dir / e["image"].get<std::string>()).string(), e["path"].get<std::string>(), 200)
+    b.html << "<figure>" << img(e["image"].get<std::string>(), e["path"].get<std::string>(), 200)
            << "<figcaption>" << esc(e["task"].get<std::string>()) << " / " << esc(e["modality"].get<std::string>())
            << "<br>true <b>" << esc(e["true_label"].get<std::string>()) << "</b>, predicted <b>"
            << esc(e["predicted_label"].get<std::string>()) << "</b> (" << fmt(e["probability"], 2) << ")</figcaption></figure>";
@@ -301,16 +301,16 @@ void section_gradcam(Builder& b) {
 }
 
 void section_tsne(Builder& b) {
-  const auto dir = fs::path(b.dir) / "tsne";
+  namespace rf = training::run_files;
   b.html << "<h2>t-SNE of the fused features</h2>";
-  if (!fs::exists(dir / "tsne.json")) {
+  if (!fs::exists(rf::path(b.dir, rf::kTsneDir, rf::kTsne))) {
     b.not_run("t-SNE", "drifa tsne " + b.dir);
     return;
   }
-  const auto j = io::read_json((dir / "tsne.json").string());
+  const auto j = rf::read_tsne(b.dir);  // every png path resolved inside tsne/
   b.html << "<div class=row>";
   for (auto it = j["embeddings"].begin(); it != j["embeddings"].end(); ++it)
-    b.html << "<figure>" << img((dir / it.value()["png"].get<std::string>()).string(), "t-SNE " + it.key())
+    b.html << "<figure>" << img(it.value()["png"].get<std::string>(), "t-SNE " + it.key())
            << "<figcaption>" << esc(it.key()) << ": " << it.value()["samples"] << " samples, perplexity "
            << fmt(it.value()["perplexity"], 1) << ", trustworthiness " << fmt(it.value()["trustworthiness"]) << "</figcaption></figure>";
   b.html << "</div>";
@@ -322,9 +322,9 @@ std::vector<std::string> write_report(const std::string& dir, const std::string&
   const auto runs = training::member_runs(dir, /*finished_only=*/false);  // a report may show a run in progress
   Builder b;
   b.dir = dir;
-  b.plots = (fs::path(dir) / "plots").string();
+  b.plots = training::run_files::path(dir, training::run_files::kPlotsDir);
+  const auto cfg = training::RunFolder::open(runs[0]).cfg.to_json();
   fs::create_directories(b.plots);
-  const auto cfg = io::read_json((fs::path(runs[0]) / "config.json").string());
   b.html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>DRIFA report: " << esc(dir) << "</title><style>"
          << "body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"
          << "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"

@@ -1,5 +1,10 @@
 #include "drifa/runtime/memory.h"
 
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
 #include <limits>
 
 #if defined(__GLIBC__)
@@ -19,6 +24,17 @@ bool keep_freed_memory() {
 #else
   return false;
 #endif
+}
+
+long long available_memory_bytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  long long kb = 0;
+  std::string unit;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") return kb * 1024;
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0 ? static_cast<long long>(pages) * page : 0;
 }
 
 }  // namespace drifa

@@ -1,14 +1,22 @@
 #include "drifa/runtime/threads.h"
 
+#include <algorithm>
 #include <thread>
 
 #include <torch/torch.h>
 
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 
 namespace drifa {
 
+int max_threads() {
+  const int cores = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  return settings::limits::kThreadsPerCore * cores;
+}
+
 int configure_threads(int requested) {
+  settings::check_integer("command line", "--threads", requested, {0, max_threads()});
   int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
   if (n <= 0) n = 1;
   at::set_num_threads(n);

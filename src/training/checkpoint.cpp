@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "drifa/error.h"
+#include "drifa/io/settings.h"
 #include "drifa/io/model_file.h"
 
 namespace drifa::training {
@@ -14,15 +15,20 @@ nlohmann::json TrainerState::to_json() const {
           {"plateau_best", plateau_best}, {"plateau_wait", plateau_wait}, {"early_wait", early_wait}};
 }
 
-TrainerState TrainerState::from_json(const nlohmann::json& j) {
+TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& source) {
+  namespace L = settings::limits;
+  settings::Table t(j, source, "drifa.trainer_state");
+  for (const char* k : {"epoch", "best_val_loss", "best_epoch", "lr", "plateau_best", "plateau_wait", "early_wait"})
+    if (!t.has(k)) t.fail(k, "missing");
   TrainerState s;
-  s.epoch = j.at("epoch").get<int64_t>();
-  s.best_val_loss = j.at("best_val_loss").get<double>();
-  s.best_epoch = j.at("best_epoch").get<int64_t>();
-  s.lr = j.at("lr").get<double>();
-  s.plateau_best = j.at("plateau_best").get<double>();
-  s.plateau_wait = j.at("plateau_wait").get<int>();
-  s.early_wait = j.at("early_wait").get<int>();
+  s.epoch = t.integer("epoch", 0, {0, L::kEpochs.hi});
+  s.best_val_loss = t.real("best_val_loss", 0, {0.0, 1e300});
+  s.best_epoch = t.integer("best_epoch", 0, {0, s.epoch});
+  s.lr = t.real("lr", 0, L::kLearningRate);
+  s.plateau_best = t.real("plateau_best", 0, {0.0, 1e300});
+  s.plateau_wait = static_cast<int>(t.integer("plateau_wait", 0, {0, L::kPatience.hi}));
+  s.early_wait = static_cast<int>(t.integer("early_wait", 0, {0, L::kPatience.hi}));
+  t.finish();
   return s;
 }
 
@@ -61,15 +67,13 @@ TrainerState load_checkpoint(const std::string& path, DRIFANet& net, torch::opti
     archive.load_from(in);
     opt.load(archive);
   } catch (const c10::Error& e) {
-    throw Error(path + ": optimizer state is unreadable: " + e.what_without_backtrace());
+    throw Error(path + ": optimizer state is unreadable (" + std::string(e.what_without_backtrace()).substr(0, 200) + ")");
+  } catch (const std::exception& e) {
+    throw Error(path + ": optimizer state is unreadable (" + std::string(e.what()).substr(0, 200) + ")");
   }
   auto it = f.metadata.find("drifa.trainer_state");
   if (it == f.metadata.end()) throw Error(path + ": checkpoint has no trainer state");
-  try {
-    return TrainerState::from_json(nlohmann::json::parse(it->second));
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(path + ": trainer state is malformed: " + e.what());
-  }
+  return TrainerState::from_json(settings::parse_json(it->second, path + ": metadata drifa.trainer_state"), path);
 }
 
 }  // namespace drifa::training

@@ -8,6 +8,8 @@
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/config_file.h"
+#include "drifa/io/settings.h"
+#include "drifa/training/run_files.h"
 
 namespace fs = std::filesystem;
 
@@ -17,36 +19,37 @@ std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string
                                          const TrainOptions& opt, const DistributedEnv& ranks) {
   if (members < 1) throw Error("an ensemble needs at least 1 member, got " + std::to_string(members));
   fs::create_directories(dir);
-  const auto manifest = (fs::path(dir) / "ensemble.json").string();
+  settings::check_integer("command line", "--members", members, settings::limits::kEnsembleMembers);
+  const auto manifest = run_files::path(dir, run_files::kEnsemble);
   nlohmann::json names = nlohmann::json::array();
   for (int k = 0; k < members; ++k) names.push_back("member-" + std::to_string(k));
   const nlohmann::json j = {{"config", cfg.to_json()}, {"members", names}};
   if (fs::exists(manifest)) {
-    const auto old = io::read_json(manifest);
-    if (old.value("config", nlohmann::json()) != j["config"])
+    const auto old = run_files::read_ensemble(dir);
+    if (old.config != j["config"])
       throw Error(dir + ": holds an ensemble of another configuration (ensemble.json); choose another folder");
-    if (old.value("members", nlohmann::json::array()).size() > names.size())
-      throw Error(dir + ": holds an ensemble of " + std::to_string(old["members"].size()) + " members; ask for at least as many");
+    if (old.members.size() > names.size())
+      throw Error(dir + ": holds an ensemble of " + std::to_string(old.members.size()) + " members; ask for at least as many");
   }
   if (ranks.rank == 0) io::atomic_write_text(manifest, j.dump(2));
   std::vector<TrainSummary> out;
   for (int k = 0; k < members; ++k) {
     if (k % ranks.world_size != ranks.rank) continue;
     const auto run = (fs::path(dir) / names[k].get<std::string>()).string();
-    if (fs::exists(fs::path(run) / "done.json")) {
+    if (fs::exists(run_files::path(run, run_files::kDone))) {
       if (!opt.quiet) std::cerr << "member " << k << ": already trained (" << run << ")\n";
       TrainSummary s;
-      const auto done = io::read_json((fs::path(run) / "done.json").string());
-      s.best_epoch = done.value("best_epoch", 0);
-      s.best_val_loss = done.value("best_val_loss", 0.0);
-      s.best_model = (fs::path(run) / "best.safetensors").string();
+      const auto done = run_files::read_done(run);
+      s.best_epoch = done.best_epoch;
+      s.best_val_loss = done.best_val_loss;
+      s.best_model = run_files::path(run, run_files::kBestModel);
       out.push_back(s);
       continue;
     }
     RunConfig c = cfg;
     c.member = k;
     TrainOptions o = opt;
-    o.resume = fs::exists(fs::path(run) / "checkpoint.safetensors");
+    o.resume = fs::exists(run_files::path(run, run_files::kCheckpoint));
     if (!opt.quiet)
       std::cerr << "member " << k + 1 << "/" << members << (o.resume ? " (resuming)" : "")
                 << (ranks.active() ? " on rank " + std::to_string(ranks.rank) : std::string()) << "\n";
@@ -56,21 +59,21 @@ std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string
 }
 
 std::vector<std::string> member_runs(const std::string& dir, bool finished_only) {
-  const auto manifest = fs::path(dir) / "ensemble.json";
-  if (!fs::exists(manifest)) {
-    if (!fs::exists(fs::path(dir) / "config.json"))
+  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder (a training run or ensemble folder was expected)");
+  if (!fs::exists(run_files::path(dir, run_files::kEnsemble))) {
+    if (!fs::exists(run_files::path(dir, run_files::kConfig)))
       throw Error(dir + ": neither an ensemble folder (ensemble.json) nor a training run folder (config.json)");
     return {dir};
   }
-  const auto j = io::read_json(manifest.string());
+  const auto manifest = run_files::read_ensemble(dir);
   std::vector<std::string> runs;
-  for (const auto& n : j.at("members")) {
-    const auto run = (fs::path(dir) / n.get<std::string>()).string();
+  for (const auto& n : manifest.members) {
+    const auto run = run_files::path(dir, n);
     if (!finished_only) {
-      if (fs::exists(fs::path(run) / "config.json")) runs.push_back(run);
+      if (fs::exists(run_files::path(run, run_files::kConfig))) runs.push_back(run);
       continue;
     }
-    if (!fs::exists(fs::path(run) / "done.json"))
+    if (!fs::exists(run_files::path(run, run_files::kDone)))
       throw Error(run + ": this ensemble member has not finished training; run `drifa ensemble` again to complete it");
     runs.push_back(run);
   }

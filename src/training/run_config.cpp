@@ -1,10 +1,12 @@
 #include "drifa/training/run_config.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::training {
 
@@ -23,63 +25,81 @@ nlohmann::json TrainConfig::to_json() const {
   return j;
 }
 
-TrainConfig TrainConfig::from_json(const nlohmann::json& j) {
-  TrainConfig c;
-  try {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const auto& k = it.key();
-      if (k == "epochs") c.epochs = it->get<int>();
-      else if (k == "batch_size") c.batch_size = it->get<int>();
-      else if (k == "lr") c.lr = it->get<double>();
-      else if (k == "task_weights") c.task_weights = it->get<std::vector<double>>();
-      else if (k == "plateau_factor") c.plateau_factor = it->get<double>();
-      else if (k == "plateau_patience") c.plateau_patience = it->get<int>();
-      else if (k == "min_lr") c.min_lr = it->get<double>();
-      else if (k == "early_stop_patience") c.early_stop_patience = it->get<int>();
-      else if (k == "bf16") c.bf16 = it->get<bool>();
-      else if (k == "steps_per_epoch") c.steps_per_epoch = it->get<int64_t>();
-      else if (k == "micro_batches") c.micro_batches = it->get<int>();
-      else throw Error("[train]: unknown key '" + k + "'");
-    }
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("[train]: wrong type: ") + e.what());
-  }
-  if (c.epochs < 1) throw Error("[train]: epochs must be >= 1");
-  if (c.micro_batches < 1) throw Error("[train]: micro_batches must be >= 1");
-  if (c.batch_size < 2) throw Error("[train]: batch_size must be >= 2 (BatchNorm needs two samples)");
-  if (!(c.lr > 0)) throw Error("[train]: lr must be > 0");
-  if (!(c.plateau_factor > 0 && c.plateau_factor < 1)) throw Error("[train]: plateau_factor must be in (0, 1)");
+TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& source, const TrainConfig& base) {
+  namespace L = settings::limits;
+  settings::Table t(j, source, "train");
+  TrainConfig c = base;
+  c.epochs = static_cast<int>(t.integer("epochs", c.epochs, L::kEpochs));
+  c.batch_size = static_cast<int>(t.integer("batch_size", c.batch_size, L::kBatchSize));
+  c.lr = t.real("lr", c.lr, L::kLearningRate);
+  c.task_weights = t.reals("task_weights", c.task_weights, L::kTaskWeight, {0, L::kTasks.hi});
+  c.plateau_factor = t.real("plateau_factor", c.plateau_factor, L::kPlateauFactor);
+  c.plateau_patience = static_cast<int>(t.integer("plateau_patience", c.plateau_patience, L::kPatience));
+  c.min_lr = t.real("min_lr", c.min_lr, L::kMinLr);
+  c.early_stop_patience = static_cast<int>(t.integer("early_stop_patience", c.early_stop_patience, L::kPatience));
+  c.bf16 = t.boolean("bf16", c.bf16);
+  c.steps_per_epoch = t.integer("steps_per_epoch", c.steps_per_epoch, L::kStepsPerEpoch);
+  c.micro_batches = static_cast<int>(t.integer("micro_batches", c.micro_batches, L::kMicroBatches));
+  t.finish();
+  c.validate(source);
   return c;
 }
 
-RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base) {
+TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& source) {
+  return from_json(j, source, TrainConfig{});
+}
+
+void TrainConfig::validate(const std::string& source) const {
+  namespace L = settings::limits;
+  using settings::check_integer;
+  using settings::check_real;
+  check_integer(source, "train.epochs", epochs, L::kEpochs);
+  check_integer(source, "train.batch_size", batch_size, L::kBatchSize);
+  check_real(source, "train.lr", lr, L::kLearningRate);
+  for (size_t i = 0; i < task_weights.size(); ++i)
+    check_real(source, "train.task_weights[" + std::to_string(i) + "]", task_weights[i], L::kTaskWeight);
+  if (!task_weights.empty() && std::all_of(task_weights.begin(), task_weights.end(), [](double w) { return w == 0; }))
+    throw Error(source + ": train.task_weights: found all zeros, allowed weights with a positive sum");
+  check_real(source, "train.plateau_factor", plateau_factor, L::kPlateauFactor);
+  check_integer(source, "train.plateau_patience", plateau_patience, L::kPatience);
+  check_real(source, "train.min_lr", min_lr, L::kMinLr);
+  check_integer(source, "train.early_stop_patience", early_stop_patience, L::kPatience);
+  check_integer(source, "train.steps_per_epoch", steps_per_epoch, L::kStepsPerEpoch);
+  check_integer(source, "train.micro_batches", micro_batches, L::kMicroBatches);
+  if (micro_batches > batch_size)
+    throw Error(source + ": train.micro_batches: found " + std::to_string(micro_batches) +
+                ", allowed at most batch_size (" + std::to_string(batch_size) + ")");
+}
+
+RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base, const std::string& source) {
+  namespace L = settings::limits;
+  settings::Table t(j, source);
   RunConfig r;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const auto& k = it.key();
-    if (k == "seed") r.seed = it->get<uint64_t>();
-    else if (k == "member") r.member = it->get<int>();
-    else if (k == "model") {
-      for (auto m = it->begin(); m != it->end(); ++m)
-        if (m.key() != "widths" && m.key() != "dropout" && m.key() != "attention" && m.key() != "bn_momentum")
-          throw Error("[model]: '" + m.key() + "' is not set here (modalities, tasks and classes come from [data]; "
-                      "allowed: widths, dropout, attention, bn_momentum)");
-      r.model = *it;
-    } else if (k == "data") r.data = data::DataConfig::from_json(*it, base);
-    else if (k == "train") r.train = TrainConfig::from_json(*it);
-    else if (k == "augment") r.augment = data::AugmentConfig::from_json(*it);
-    else throw Error("unknown table or key '" + k + "' (known: seed, [model], [data], [train], [augment])");
+  r.seed = static_cast<uint64_t>(t.integer("seed", 0, L::kSeed));
+  r.member = static_cast<int>(t.integer("member", 0, L::kMember));
+  if (t.has("model")) {
+    auto m = t.table("model");
+    // Only the network's shape is set here; modalities, tasks and classes come from [data].
+    // The values are checked now, so a bad [model] fails before any data is read.
+    ModelConfig probe;
+    nlohmann::json sub = nlohmann::json::object();
+    for (const char* k : {"widths", "dropout", "attention", "bn_momentum"}) {
+      m.allow(k);
+      if (m.has(k)) sub[k] = m.raw(k);
+    }
+    m.finish();
+    ModelConfig::from_json(sub, source, probe, "model");
+    r.model = sub;
   }
-  if (!j.contains("data")) throw Error("no [data] table");
+  r.data = data::DataConfig::from_json(t.table("data"), base);
+  if (t.has("train")) r.train = TrainConfig::from_json(t.raw("train"), source);
+  if (t.has("augment")) r.augment = data::AugmentConfig::from_json(t.raw("augment"), source);
+  t.finish();
   return r;
 }
 
 RunConfig RunConfig::from_toml(const std::string& path) {
-  auto j = io::read_toml(path);
-  try {
-    return from_json(j, std::filesystem::absolute(path).parent_path().string());
-  } catch (const Error& e) {
-    throw Error(path + ": " + e.what());
-  }
+  return from_json(io::read_toml(path), std::filesystem::absolute(path).parent_path().string(), path);
 }
 
 nlohmann::json RunConfig::to_json() const {
@@ -102,21 +122,11 @@ ModelConfig RunConfig::model_config(const data::PreparedData& d) const {
   c.modality_names = d.modalities;
   c.task_names = d.tasks;
   c.class_names = d.classes;
-  try {
-    if (model.contains("widths")) {
-      if (model["widths"].is_string()) c.widths = widths_preset(model["widths"].get<std::string>());
-      else c.widths = model["widths"].get<std::vector<int64_t>>();
-    }
-    if (model.contains("dropout")) c.dropout = model["dropout"].get<double>();
-    if (model.contains("bn_momentum")) c.bn_momentum = model["bn_momentum"].get<double>();
-    if (model.contains("attention")) c.attention = parse_attention(model["attention"].get<std::string>());
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("[model]: wrong type: ") + e.what());
-  }
+  c = ModelConfig::from_json(model, "run config", c, "model");
   if (!train.task_weights.empty() && train.task_weights.size() != d.tasks.size())
-    throw Error("[train]: task_weights has " + std::to_string(train.task_weights.size()) + " entries for " +
-                std::to_string(d.tasks.size()) + " tasks");
-  c.validate();
+    throw Error("run config: train.task_weights: found " + std::to_string(train.task_weights.size()) +
+                " weights, allowed one per task (" + std::to_string(d.tasks.size()) + ")");
+  c.validate("run config");
   return c;
 }
 

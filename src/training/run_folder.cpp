@@ -7,22 +7,31 @@
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
 #include "drifa/io/model_file.h"
+#include "drifa/training/run_files.h"
 
 namespace fs = std::filesystem;
 
 namespace drifa::training {
 
 RunFolder RunFolder::open(const std::string& dir) {
-  const auto cfg_path = (fs::path(dir) / "config.json").string();
+  if (!fs::is_directory(dir)) throw Error(dir + ": no such folder (a training run folder was expected)");
+  const auto cfg_path = run_files::path(dir, run_files::kConfig);
   if (!fs::exists(cfg_path)) throw Error(dir + ": not a training run folder (no config.json)");
   RunFolder r;
   r.dir = dir;
-  r.cfg = RunConfig::from_json(io::read_json(cfg_path), dir);
-  r.data = data::PreparedData::from_json(io::read_json((fs::path(dir) / "split.json").string()));
+  r.cfg = RunConfig::from_json(io::read_json(cfg_path), dir, cfg_path);
+  const auto split_path = run_files::path(dir, run_files::kSplit);
+  r.data = data::PreparedData::from_json(io::read_json(split_path), split_path);
+  // The two files must describe the same data: modalities and the unpaired/paired setting.
+  const size_t config_modalities = r.cfg.data.paired ? r.cfg.data.paired_spec.image_columns.size() : r.cfg.data.modalities.size();
+  if (r.data.paired != r.cfg.data.paired || r.data.modalities.size() != config_modalities)
+    throw Error(split_path + ": modalities: found " + std::to_string(r.data.modalities.size()) + (r.data.paired ? " paired" : " unpaired") +
+                ", allowed what config.json describes (" + std::to_string(config_modalities) +
+                (r.cfg.data.paired ? " paired" : " unpaired") + ")");
   return r;
 }
 
-std::string RunFolder::best_model() const { return (fs::path(dir) / "best.safetensors").string(); }
+std::string RunFolder::best_model() const { return run_files::path(dir, run_files::kBestModel); }
 
 std::vector<data::Example> RunFolder::examples(const std::string& part) const {
   if (part != "test" && part != "val") throw Error("part must be test or val, got '" + part + "'");

@@ -14,9 +14,11 @@
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/config_file.h"
 #include "drifa/io/model_file.h"
+#include "drifa/model/summary.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/training/checkpoint.h"
+#include "drifa/training/run_files.h"
 #include "drifa/training/run_folder.h"
 
 namespace fs = std::filesystem;
@@ -47,11 +49,11 @@ void set_lr(torch::optim::Adam& opt, double lr) {
 
 TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
   fs::create_directories(run_dir);
-  const std::string ckpt = (fs::path(run_dir) / "checkpoint.safetensors").string();
-  const std::string best = (fs::path(run_dir) / "best.safetensors").string();
-  const std::string cfg_path = (fs::path(run_dir) / "config.json").string();
-  const std::string split_path = (fs::path(run_dir) / "split.json").string();
-  const std::string log_path = (fs::path(run_dir) / "log.json").string();
+  const std::string ckpt = run_files::path(run_dir, run_files::kCheckpoint);
+  const std::string best = run_files::path(run_dir, run_files::kBestModel);
+  const std::string cfg_path = run_files::path(run_dir, run_files::kConfig);
+  const std::string split_path = run_files::path(run_dir, run_files::kSplit);
+  const std::string log_path = run_files::path(run_dir, run_files::kLogJson);
   const int world = opt.group ? opt.group->size() : 1, rank = opt.group ? opt.group->rank() : 0;
   const bool lead = rank == 0;  // rank 0 alone writes the run folder and prints
   const bool quiet = opt.quiet || !lead;
@@ -65,7 +67,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     if (!fs::exists(ckpt)) throw Error(run_dir + ": nothing to resume (no checkpoint.safetensors)");
     if (io::read_json(cfg_path) != cfg.to_json())
       throw Error(run_dir + ": the configuration differs from the one this run was started with (config.json)");
-    d = data::PreparedData::from_json(io::read_json(split_path));
+    d = data::PreparedData::from_json(io::read_json(split_path), split_path);
   } else {
     if (fs::exists(ckpt))
       throw Error(run_dir + ": already holds a training run; use --resume to continue it or choose another --out");
@@ -85,6 +87,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   }
   const ModelConfig mcfg = cfg.model_config(d);
   const auto& tc = cfg.train;
+  check_fits_in_memory(mcfg, tc.batch_size, true, run_dir + ": training");
 
   // The split and the evaluation partners follow cfg.seed; everything random in training
   // follows train_seed(), which differs between ensemble members.
@@ -107,7 +110,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     st = load_checkpoint(ckpt, net, adam);
     set_lr(adam, st.lr);
     if (fs::exists(log_path)) {
-      log = io::read_json(log_path);
+      log = run_files::read_log_json(run_dir);
       // Rows written after the checkpoint (an interrupted epoch) are dropped.
       while (!log.empty() && log.back().at("epoch").get<int64_t>() > st.epoch) log.erase(log.size() - 1);
     }
@@ -259,7 +262,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     // The checkpoint is written last: a run killed before it resumes from the previous epoch.
     if (lead) {
       io::atomic_write_text(log_path, log.dump(1));
-      io::atomic_write_text((fs::path(run_dir) / "log.csv").string(), csv_of(log));
+      io::atomic_write_text(run_files::path(run_dir, run_files::kLogCsv), csv_of(log));
       save_checkpoint(ckpt, net, adam, st);
     }
     if (opt.group) opt.group->barrier();  // no rank runs ahead of the checkpoint
@@ -277,7 +280,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   sum.best_val_loss = st.best_val_loss;
   sum.best_model = best;
   if (!lead) return sum;
-  io::atomic_write_text((fs::path(run_dir) / "done.json").string(),
+  io::atomic_write_text(run_files::path(run_dir, run_files::kDone),
                         nlohmann::json{{"epochs", st.epoch}, {"best_epoch", st.best_epoch}, {"best_val_loss", st.best_val_loss},
                                        {"early_stopped", sum.early_stopped}}.dump(2));
   if (opt.evaluate_test) sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, opt.device, tc.bf16, &cache);
@@ -306,8 +309,8 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   j["part"] = part;
   j["model"] = model_path;
   fs::create_directories(out_dir);
-  io::atomic_write_text((fs::path(out_dir) / "metrics.json").string(), j.dump(2));
-  evaluation::write_predictions((fs::path(out_dir) / "predictions.csv").string(), r, examples, mc);
+  io::atomic_write_text(run_files::path(out_dir, run_files::kMetrics), j.dump(2));
+  evaluation::write_predictions(run_files::path(out_dir, run_files::kPredictions), r, examples, mc);
   return j;
 }
 

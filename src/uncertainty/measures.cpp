@@ -70,8 +70,14 @@ Reliability reliability(const torch::Tensor& labels, const torch::Tensor& probs,
   const int64_t n = p.size(0);
   auto c = conf.accessor<double, 1>();
   auto ok = correct.accessor<double, 1>();
+  bool finite = true;
   for (int64_t i = 0; i < n; ++i) {
-    const int b = std::min(bins - 1, static_cast<int>(c[i] * bins));
+    // A non-finite probability has no bin; the calibration error is then undefined (NaN -> null).
+    if (!std::isfinite(c[i])) {
+      finite = false;
+      continue;
+    }
+    const int b = std::clamp(static_cast<int>(c[i] * bins), 0, bins - 1);
     r.count[b] += 1;
     r.confidence[b] += c[i];
     r.accuracy[b] += ok[i];
@@ -82,6 +88,7 @@ Reliability reliability(const torch::Tensor& labels, const torch::Tensor& probs,
     r.accuracy[b] /= double(r.count[b]);
     r.ece += double(r.count[b]) / double(n) * std::abs(r.accuracy[b] - r.confidence[b]);
   }
+  if (!finite) r.ece = std::nan("");
   return r;
 }
 

@@ -26,7 +26,10 @@ std::vector<std::vector<std::string>> read_cases_csv(const std::string& path, co
   for (const auto& r : t.rows) {
     std::vector<std::string> c;
     for (int col : cols) {
-      fs::path p(r[static_cast<size_t>(col)]);
+      const auto& cell = r[static_cast<size_t>(col)];
+      if (cell.empty() || cell.find('\0') != std::string::npos)
+        throw Error(path + ": case " + std::to_string(cases.size() + 1) + ": an empty image path or one with a NUL byte");
+      fs::path p(cell);
       c.push_back((p.is_absolute() ? p : base / p).string());
     }
     cases.push_back(c);

@@ -9,6 +9,10 @@
 
 namespace drifa::data {
 
-cv::Mat decode_dicom(const std::string& path, const DicomOptions& opt);
+// From the file's bytes (source names it). The Pixel Data element's declared length is checked
+// against the file before GDCM reads it, and the dimensions against max_pixels before the
+// pixel buffer is allocated. Throws drifa::Error naming source.
+cv::Mat decode_dicom_bytes(const std::string& bytes, const std::string& source, const DicomOptions& opt,
+                           int64_t max_pixels = settings::limits::kDefaultImagePixels);
 
 }  // namespace drifa::data

@@ -7,6 +7,8 @@
 
 #include <opencv2/core.hpp>
 
+#include "drifa/io/settings.h"
+
 namespace drifa::data {
 
 struct DicomOptions {
@@ -16,10 +18,19 @@ struct DicomOptions {
 };
 
 // Returns CV_32FC1 (grey) or CV_32FC3 (RGB order), values in [0, 1]. Alpha is dropped.
-cv::Mat decode_image(const std::string& path, const DicomOptions& dicom = {});
+// The format comes from the file's signature (DICOM also by extension), never from its name
+// alone; the header's dimensions are checked against max_pixels before anything is decoded;
+// truncated JPEGs and float images with NaN/infinite pixels are refused.
+cv::Mat decode_image(const std::string& path, const DicomOptions& dicom = {},
+                     int64_t max_pixels = settings::limits::kDefaultImagePixels);
+// The same from the file's bytes; source names it in messages (and its extension marks DICOM).
+cv::Mat decode_image_bytes(const std::string& bytes, const std::string& source, const DicomOptions& dicom = {},
+                           int64_t max_pixels = settings::limits::kDefaultImagePixels);
+// A file's bytes for decoding: refuses a missing, empty, non-regular (folder, FIFO) or
+// oversized (settings::limits::kMaxFileBytes) file, naming it.
+std::string read_image_file(const std::string& path);
 
 bool is_image_path(const std::string& path);  // by extension, including .dcm
-bool looks_like_dicom(const std::string& path);
 
 // Converts to the model's channel count: grey -> RGB replicates, RGB -> grey by luminance.
 cv::Mat to_channels(const cv::Mat& img, int channels);

@@ -36,6 +36,7 @@ struct ImageOptions {
   int channels = 3;
   int min_side = 8;
   DicomOptions dicom;
+  int64_t max_pixels = settings::limits::kDefaultImagePixels;  // refused before decoding when larger
 };
 
 // Thread-safe cache of preprocessed (decoded, channel-converted, resized) images by path.

@@ -14,6 +14,7 @@
 
 #include "drifa/data/dataset.h"
 #include "drifa/data/loader.h"
+#include "drifa/io/settings.h"
 
 namespace drifa::data {
 
@@ -32,12 +33,15 @@ struct DataConfig {
   double val_fraction = 0.2, test_fraction = 0.2;  // test_fraction applies when no test source is given
   int image_size = 128, channels = 3, min_side = 8, workers = 2;
   bool skip_bad = false;
+  // Images whose header claims more pixels are refused before they are decoded.
+  int64_t max_image_pixels = settings::limits::kDefaultImagePixels;
   DicomOptions dicom;
 
-  ImageOptions image_options() const { return {image_size, channels, min_side, dicom}; }
+  ImageOptions image_options() const { return {image_size, channels, min_side, dicom, max_image_pixels}; }
   nlohmann::json to_json() const;
-  // base: folder that relative paths are taken from (the config file's folder).
-  static DataConfig from_json(const nlohmann::json& j, const std::string& base);
+  // The [data] table, through the settings validator; base: folder that relative paths are
+  // taken from (the config file's folder).
+  static DataConfig from_json(settings::Table t, const std::string& base);
 };
 
 struct PreparedData {
@@ -54,7 +58,9 @@ struct PreparedData {
   std::vector<std::string> all_paths() const;
 
   nlohmann::json to_json() const;  // the split record saved in the run folder
-  static PreparedData from_json(const nlohmann::json& j);
+  // Checks the record against itself: class lists per task, one record list per modality (or
+  // one path per modality and one label per task in every case), labels within their class lists.
+  static PreparedData from_json(const nlohmann::json& j, const std::string& source);
 };
 
 // Reads, aligns, splits. Does not decode (see verify_prepared).

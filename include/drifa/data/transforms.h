@@ -20,7 +20,7 @@ struct AugmentConfig {
     return rotation_deg > 0 || translate_px > 0 || brightness_lo != 1 || brightness_hi != 1 || hflip || vflip;
   }
   nlohmann::json to_json() const;
-  static AugmentConfig from_json(const nlohmann::json& j);  // throws drifa::Error
+  static AugmentConfig from_json(const nlohmann::json& j, const std::string& source = "run config");  // validated
 };
 
 // decoded image -> `channels` channels, size x size (area interpolation when shrinking).

@@ -50,11 +50,16 @@ struct ModelConfig {
   std::string class_name(int64_t t, int64_t k) const;
   std::vector<std::string> task_class_names(int64_t t) const;  // class_name(t, k) for every k
 
-  // Throws drifa::Error naming the first field that is wrong.
-  void validate() const;
+  // Throws drifa::Error "SOURCE: KEY: found .., allowed .." for the first field out of its bounds
+  // (settings::limits); source names where the configuration came from.
+  void validate(const std::string& source = "model config", const std::string& prefix = "") const;
 
   nlohmann::json to_json() const;
-  static ModelConfig from_json(const nlohmann::json& j);  // validates
+  // Reads the keys present in j on top of base, through the settings validator (io/settings.h),
+  // then validates the whole. source names the file (and key) the JSON came from.
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source, const ModelConfig& base,
+                               const std::string& prefix = "");
+  static ModelConfig from_json(const nlohmann::json& j, const std::string& source = "model config");  // on the defaults
 
   // The authors' configurations (spec section 5 table).
   static ModelConfig paper();          // 2 modalities, tasks 5 and 7, ResNet-18 widths

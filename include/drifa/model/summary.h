@@ -28,4 +28,13 @@ struct ModelSummary {
 ModelSummary summarize(const ModelConfig& cfg);
 std::string format_summary(const ModelSummary& s);
 
+// A rough upper estimate of the memory a forward pass (or, with training, a training step with
+// Adam) of `batch` samples needs: float32 parameters (x4 in training: weights, gradients, two
+// Adam moments) plus the activations kept for the backward pass (about 40 maps per stage with
+// attention) or, in inference, a few of the largest maps.
+int64_t estimate_memory_bytes(const ModelConfig& cfg, int64_t batch, bool training);
+// Refuses, naming source and both numbers, a configuration whose estimate exceeds the memory
+// this machine has available (runtime/memory: available_memory_bytes).
+void check_fits_in_memory(const ModelConfig& cfg, int64_t batch, bool training, const std::string& source);
+
 }  // namespace drifa

@@ -14,4 +14,8 @@ namespace drifa {
 // Entry points (the CLI, the benchmark) call it once at start-up; a C++ caller may do the same.
 bool keep_freed_memory();
 
+// Memory the process could still get (MemAvailable of /proc/meminfo, else physical memory);
+// 0 when unknown. Used to refuse models that cannot fit before they are allocated.
+long long available_memory_bytes();
+
 }  // namespace drifa

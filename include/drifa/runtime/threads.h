@@ -7,8 +7,10 @@
 namespace drifa {
 
 // LibTorch here defaults to one intra-op thread; DRIFA defaults to all cores.
-// requested <= 0 means all cores. Returns the number in effect.
+// requested 0 means all cores; more than max_threads() (a small multiple of the cores, where
+// more threads only add contention) or a negative number is refused. Returns the number in effect.
 int configure_threads(int requested);
+int max_threads();
 
 // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N". Throws drifa::Error when
 // CUDA is asked for and not available.

@@ -19,7 +19,7 @@ struct TrainerState {
   double plateau_best = 1e300;
   int plateau_wait = 0, early_wait = 0;
   nlohmann::json to_json() const;
-  static TrainerState from_json(const nlohmann::json& j);
+  static TrainerState from_json(const nlohmann::json& j, const std::string& source);  // validated
 };
 
 void save_checkpoint(const std::string& path, DRIFANet& net, torch::optim::Adam& opt, const TrainerState& s);

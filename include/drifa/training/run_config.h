@@ -28,7 +28,11 @@ struct TrainConfig {
   // batch_size / micro_batches samples (per rank, batch_size / (ranks * micro_batches)).
   int micro_batches = 1;
   nlohmann::json to_json() const;
-  static TrainConfig from_json(const nlohmann::json& j);
+  // The [train] table, read through the settings validator on top of base (a config file's
+  // values, when the JSON holds command-line overrides).
+  static TrainConfig from_json(const nlohmann::json& j, const std::string& source, const TrainConfig& base);
+  static TrainConfig from_json(const nlohmann::json& j, const std::string& source = "run config");  // on the defaults
+  void validate(const std::string& source) const;  // bounds and cross-field rules
 };
 
 struct RunConfig {
@@ -43,7 +47,8 @@ struct RunConfig {
   data::AugmentConfig augment;
 
   static RunConfig from_toml(const std::string& path);
-  static RunConfig from_json(const nlohmann::json& j, const std::string& base);
+  // base: folder that relative data paths are taken from; source: the file, for messages.
+  static RunConfig from_json(const nlohmann::json& j, const std::string& base, const std::string& source = "run config");
   nlohmann::json to_json() const;
 
   // The network for this data: modalities, tasks and class names from the prepared data.

@@ -1,0 +1,289 @@
+#include "drifa/training/run_files.h"
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <set>
+
+#include "drifa/data/csv.h"
+#include "drifa/error.h"
+#include "drifa/io/config_file.h"
+#include "drifa/io/settings.h"
+
+namespace fs = std::filesystem;
+
+namespace drifa::training::run_files {
+
+namespace {
+
+using settings::IntRange;
+using settings::RealRange;
+using settings::Table;
+
+constexpr RealRange kUnit{0.0, 1.0};
+constexpr RealRange kNonNegative{0.0, 1e300};
+constexpr RealRange kAnyFinite{-1e300, 1e300};
+constexpr IntRange kCount{0, std::numeric_limits<int64_t>::max()};
+constexpr IntRange kListSize{0, 10000000};
+
+// A JSON file of a run, parsed (duplicate keys refused) and required to be an object.
+nlohmann::json read_object(const std::string& file) {
+  auto j = io::read_json(file);
+  if (!j.is_object()) throw Error(file + ": found " + settings::show(j) + ", allowed a JSON object");
+  return j;
+}
+
+double csv_number(const std::string& cell, const std::string& file, size_t row, const std::string& column, bool allow_nan) {
+  if (allow_nan && (cell.empty() || cell == "null")) return std::nan("");
+  try {
+    size_t used = 0;
+    const double v = std::stod(cell, &used);
+    if (used == cell.size() && std::isfinite(v)) return v;
+  } catch (const std::exception&) {
+  }
+  throw Error(file + ": row " + std::to_string(row + 2) + ", column " + column + ": found " + settings::show(cell) +
+              ", allowed a finite number");
+}
+
+}  // namespace
+
+std::string path(const std::string& dir, const std::string& name) { return (fs::path(dir) / name).string(); }
+std::string path(const std::string& dir, const std::string& sub, const std::string& name) {
+  return (fs::path(dir) / sub / name).string();
+}
+
+std::string inside(const std::string& dir, const std::string& rel, const std::string& source, const std::string& key) {
+  auto refuse = [&](const std::string& why) {
+    throw Error(source + ": " + key + ": found " + settings::show(rel) + ", allowed " + why);
+  };
+  if (rel.empty() || rel.find('\0') != std::string::npos) refuse("a non-empty file name");
+  const fs::path p(rel);
+  if (p.is_absolute() || p.has_root_name() || p.has_root_directory()) refuse("a path relative to " + dir);
+  for (const auto& part : p)
+    if (part == "..") refuse("a path inside " + dir + " (no '..')");
+  std::error_code ec;
+  const auto base = fs::weakly_canonical(fs::absolute(dir), ec);
+  const auto full = fs::weakly_canonical(fs::absolute(dir) / p, ec);
+  if (ec) refuse("a path that can be resolved inside " + dir);
+  const auto rel_to = full.lexically_relative(base);
+  if (rel_to.empty() || *rel_to.begin() == "..") refuse("a path inside " + dir + " (it leads elsewhere through a link)");
+  return full.string();
+}
+
+Done read_done(const std::string& run_dir) {
+  const auto file = path(run_dir, kDone);
+  const auto j = read_object(file);
+  Table t(j, file);
+  t.require({"best_epoch", "best_val_loss"});
+  Done d;
+  d.best_epoch = t.integer("best_epoch", 0, {0, settings::limits::kEpochs.hi});
+  d.best_val_loss = t.real("best_val_loss", 0, kNonNegative);
+  return d;
+}
+
+EnsembleManifest read_ensemble(const std::string& dir) {
+  const auto file = path(dir, kEnsemble);
+  const auto j = read_object(file);
+  Table t(j, file);
+  t.require({"config", "members"});
+  EnsembleManifest m;
+  m.config = t.raw("config");
+  if (!m.config.is_object()) t.fail("config", "found " + settings::show(m.config) + ", allowed a table");
+  m.members = t.names("members", {}, settings::limits::kEnsembleMembers, true);
+  for (size_t k = 0; k < m.members.size(); ++k)
+    inside(dir, m.members[k], file, "members[" + std::to_string(k) + "]");
+  for (const auto& n : m.members)
+    if (n.find('/') != std::string::npos) t.fail("members", "found " + settings::show(n) + ", allowed plain folder names");
+  return m;
+}
+
+nlohmann::json read_log_json(const std::string& run_dir) {
+  const auto file = path(run_dir, kLogJson);
+  auto j = io::read_json(file);
+  if (!j.is_array()) throw Error(file + ": found " + settings::show(j) + ", allowed a list of epoch records");
+  int64_t last = 0;
+  for (size_t i = 0; i < j.size(); ++i) {
+    if (!j[i].is_object()) throw Error(file + ": [" + std::to_string(i) + "]: found " + settings::show(j[i]) + ", allowed an epoch record");
+    Table t(j[i], file, "[" + std::to_string(i) + "]");
+    t.require({"epoch"});
+    const int64_t e = t.integer("epoch", 0, {last + 1, settings::limits::kEpochs.hi});
+    last = e;
+  }
+  return j;
+}
+
+LogTable read_log_csv(const std::string& run_dir) {
+  const auto file = path(run_dir, kLogCsv);
+  const auto t = data::read_csv(file);
+  const int ce = t.column("epoch", file), ct = t.column("train_loss", file), cv = t.column("val_loss", file);
+  LogTable log;
+  std::vector<int> acc_cols;
+  for (size_t c = 0; c < t.header.size(); ++c)
+    if (t.header[c].rfind("val_acc_", 0) == 0) {
+      acc_cols.push_back(static_cast<int>(c));
+      log.acc_tasks.push_back(t.header[c].substr(8));
+    }
+  log.val_acc.resize(acc_cols.size());
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    const auto& row = t.rows[r];
+    log.epoch.push_back(csv_number(row[ce], file, r, "epoch", false));
+    log.train_loss.push_back(csv_number(row[ct], file, r, "train_loss", true));
+    log.val_loss.push_back(csv_number(row[cv], file, r, "val_loss", true));
+    for (size_t k = 0; k < acc_cols.size(); ++k) {
+      const double a = csv_number(row[acc_cols[k]], file, r, t.header[acc_cols[k]], true);
+      if (!std::isnan(a) && (a < 0 || a > 1))
+        throw Error(file + ": row " + std::to_string(r + 2) + ", column " + t.header[acc_cols[k]] + ": found " +
+                    settings::show(a) + ", allowed an accuracy in [0, 1]");
+      log.val_acc[k].push_back(a);
+    }
+  }
+  return log;
+}
+
+nlohmann::json read_metrics(const std::string& run_dir) {
+  const auto file = path(run_dir, kMetrics);
+  const auto j = read_object(file);
+  Table top(j, file);
+  top.string("model", "");
+  top.string("part", "test");
+  top.require({"tasks"});
+  const auto& tasks = top.raw("tasks");
+  if (!tasks.is_object() || tasks.empty())
+    top.fail("tasks", "found " + settings::show(tasks) + ", allowed a table with one entry per task");
+  for (auto it = tasks.begin(); it != tasks.end(); ++it) {
+    Table t(it.value(), file, "tasks." + it.key());
+    t.require({"samples", "accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc_macro", "classes", "confusion_matrix"});
+    const int64_t n = t.integer("samples", 0, kCount);
+    for (const char* k : {"accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc_macro"}) t.real_or_null(k, kUnit);
+    const auto classes = t.names("classes", {}, settings::limits::kClasses, false);
+    const auto& cm = t.raw("confusion_matrix");
+    const size_t K = classes.size();
+    if (!cm.is_array() || cm.size() != K)
+      t.fail("confusion_matrix", "found " + settings::show(cm) + ", allowed " + std::to_string(K) + " rows (one per class)");
+    int64_t total = 0;
+    for (size_t r = 0; r < K; ++r) {
+      const std::string row_key = "confusion_matrix[" + std::to_string(r) + "]";
+      const nlohmann::json wrap = {{row_key, cm[r]}};
+      Table row(wrap, file, "tasks." + it.key());
+      for (auto v : row.integers(row_key.c_str(), {}, kCount, {static_cast<int64_t>(K), static_cast<int64_t>(K)})) total += v;
+    }
+    if (total != n)
+      t.fail("confusion_matrix", "counts " + std::to_string(total) + " samples, allowed as many as 'samples' (" + std::to_string(n) + ")");
+  }
+  return j;
+}
+
+nlohmann::json read_uq(const std::string& dir) {
+  const auto file = path(dir, kUqDir, kUq);
+  const auto j = read_object(file);
+  Table top(j, file);
+  top.require({"models", "passes", "tasks"});
+  top.integer("models", 0, settings::limits::kEnsembleMembers);
+  top.integer("passes", 0, settings::limits::kPasses);
+  const auto& tasks = top.raw("tasks");
+  if (!tasks.is_object()) top.fail("tasks", "found " + settings::show(tasks) + ", allowed a table with one entry per task");
+  for (auto it = tasks.begin(); it != tasks.end(); ++it) {
+    Table task(it.value(), file, "tasks." + it.key());
+    for (const char* m : {"deterministic", "mc", "ensemble_deterministic", "ensemble"}) {
+      if (!task.has(m)) continue;
+      Table s = task.table(m);
+      s.require({"metrics", "nll", "brier", "ece", "aurc", "selective", "error_auroc", "reliability"});
+      Table metrics = s.table("metrics");
+      metrics.real_or_null("accuracy", kUnit);
+      metrics.real_or_null("macro_f1", kUnit);
+      s.real_or_null("nll", kNonNegative);
+      s.real_or_null("brier", {0.0, 2.0});
+      s.real_or_null("ece", kUnit);
+      s.real_or_null("aurc", kUnit);
+      for (auto& c : s.tables("selective", {0, 100})) {
+        c.require({"coverage", "accuracy"});
+        c.real("coverage", 0, kUnit);
+        c.real_or_null("accuracy", kUnit);
+      }
+      Table e = s.table("error_auroc");
+      for (const char* k : {"predictive_entropy", "mutual_information"})
+        if (e.has(k)) e.real_or_null(k, kUnit);
+      Table rel = s.table("reliability");
+      rel.require({"bins", "count", "accuracy"});
+      const int64_t bins = rel.integer("bins", 0, {1, 1000});
+      rel.integers("count", {}, kCount, {bins, bins});
+      rel.reals("accuracy", {}, kUnit, {bins, bins});
+    }
+  }
+  return j;
+}
+
+std::vector<UqSample> read_uq_samples(const std::string& file) {
+  const auto t = data::read_csv(file);
+  const int cs = t.column("sample", file), ct = t.column("task", file), cc = t.column("correct", file),
+            ce = t.column("predictive_entropy", file), cm = t.column("mutual_information", file);
+  std::vector<UqSample> out;
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    const auto& row = t.rows[r];
+    UqSample s;
+    const double idx = csv_number(row[cs], file, r, "sample", false);
+    if (idx < 0 || idx != std::floor(idx) || idx > 1e15)
+      throw Error(file + ": row " + std::to_string(r + 2) + ", column sample: found " + settings::show(row[cs]) +
+                  ", allowed a sample index (an integer >= 0)");
+    s.sample = static_cast<int64_t>(idx);
+    s.task = row[ct];
+    if (row[cc] != "0" && row[cc] != "1")
+      throw Error(file + ": row " + std::to_string(r + 2) + ", column correct: found " + settings::show(row[cc]) + ", allowed 0 or 1");
+    s.correct = row[cc] == "1";
+    s.predictive_entropy = csv_number(row[ce], file, r, "predictive_entropy", false);
+    s.mutual_information = csv_number(row[cm], file, r, "mutual_information", false);
+    if (s.predictive_entropy < 0 || s.mutual_information < -1e-9)
+      throw Error(file + ": row " + std::to_string(r + 2) + ": an entropy below zero, allowed values >= 0 (nats)");
+    s.mutual_information = std::max(0.0, s.mutual_information);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+nlohmann::json read_gradcam(const std::string& dir) {
+  const auto sub = path(dir, kGradcamDir);
+  const auto file = path(sub, kGradcam);
+  auto j = read_object(file);
+  Table top(j, file);
+  top.require({"stage", "images"});
+  top.integer("stage", 0, {0, settings::limits::kStages.hi - 1});
+  top.string("selection", "first");
+  if (top.has("lesion")) {
+    Table l = top.table("lesion");
+    l.require({"maps", "energy_inside_mean", "uniform_mean", "pointing_hit_rate", "pointing_uniform_expectation"});
+    l.integer("maps", 0, kCount);
+    for (const char* k : {"energy_inside_mean", "uniform_mean", "pointing_hit_rate", "pointing_uniform_expectation"})
+      l.real(k, 0, kUnit);
+  }
+  auto images = top.tables("images", kListSize);
+  for (size_t i = 0; i < images.size(); ++i) {
+    auto& e = images[i];
+    e.require({"image", "path", "task", "modality", "true_label", "predicted_label", "probability"});
+    const std::string where = "images[" + std::to_string(i) + "].image";
+    j["images"][i]["image"] = inside(sub, e.string("image", ""), file, where);
+    for (const char* k : {"path", "task", "modality", "true_label", "predicted_label"}) e.string(k, "");
+    e.real("probability", 0, kUnit);
+  }
+  return j;
+}
+
+nlohmann::json read_tsne(const std::string& dir) {
+  const auto sub = path(dir, kTsneDir);
+  const auto file = path(sub, kTsne);
+  auto j = read_object(file);
+  Table top(j, file);
+  top.require({"embeddings"});
+  const auto& emb = top.raw("embeddings");
+  if (!emb.is_object()) top.fail("embeddings", "found " + settings::show(emb) + ", allowed a table");
+  for (auto it = j["embeddings"].begin(); it != j["embeddings"].end(); ++it) {
+    Table e(it.value(), file, "embeddings." + it.key());
+    e.require({"png", "samples", "perplexity", "trustworthiness"});
+    it.value()["png"] = inside(sub, e.string("png", ""), file, "embeddings." + it.key() + ".png");
+    e.integer("samples", 0, kCount);
+    e.real("perplexity", 0, kNonNegative);
+    e.real_or_null("trustworthiness", kUnit);
+  }
+  return j;
+}
+
+}  // namespace drifa::training::run_files
