@@ -89,6 +89,7 @@ nlohmann::json DataConfig::to_json() const {
 
 DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
   namespace L = settings::limits;
+  for (const char* k : {"window_center", "window_width", "paired", "modality"}) t.allow(k);  // optional tables and pairs
   DataConfig c;
   c.val_fraction = t.real("val_fraction", c.val_fraction, L::kFraction);
   c.test_fraction = t.real("test_fraction", c.test_fraction, L::kFraction);

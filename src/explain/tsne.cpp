@@ -131,7 +131,7 @@ double trustworthiness(const torch::Tensor& x_in, const torch::Tensor& y_in, int
   auto x = x_in.to(torch::kFloat64).cpu(), y = y_in.to(torch::kFloat64).cpu();
   const int64_t n = x.size(0);
   if (y.size(0) != n) throw Error("trustworthiness: X and Y have different numbers of rows");
-  if (k >= n / 2) throw Error("trustworthiness: n_neighbors must be < n / 2");
+  if (k < 1 || 2 * k >= n) throw Error("trustworthiness: n_neighbors must be >= 1 and < n / 2 (scikit-learn), got " + std::to_string(k) + " for " + std::to_string(n) + " samples");
   auto dx = squared_distances(x);
   dx.fill_diagonal_(std::numeric_limits<double>::infinity());
   // Input-space rank of every j for every i (1 = nearest); stable order as numpy's argsort.

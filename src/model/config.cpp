@@ -122,6 +122,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
                                    const std::string& prefix) {
   namespace L = settings::limits;
   settings::Table t(j, source, prefix);
+  t.allow("class_names");
   ModelConfig c = base;
   c.modalities = t.integer("modalities", c.modalities, L::kModalities);
   c.classes = t.integers("classes", c.classes, L::kClasses, L::kTasks);

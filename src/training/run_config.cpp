@@ -74,6 +74,7 @@ void TrainConfig::validate(const std::string& source) const {
 RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base, const std::string& source) {
   namespace L = settings::limits;
   settings::Table t(j, source);
+  for (const char* k : {"model", "data", "train", "augment"}) t.allow(k);
   RunConfig r;
   r.seed = static_cast<uint64_t>(t.integer("seed", 0, L::kSeed));
   r.member = static_cast<int>(t.integer("member", 0, L::kMember));

@@ -68,8 +68,8 @@ inline constexpr RealRange kPerplexity{1.0, 1000.0};
 inline constexpr IntRange kCount{0, 100000};           // overlays, cases shown
 inline constexpr IntRange kNproc{0, 256};
 inline constexpr IntRange kTimeoutSeconds{1, 86400};
-inline constexpr IntRange kSynthPerClass{1, 100000};
-inline constexpr IntRange kSynthSize{16, 2048};
+inline constexpr IntRange kSynthPerClass{1, 10000};
+inline constexpr IntRange kSynthSize{16, 1024};
 inline constexpr int kThreadsPerCore = 4;             // --threads is capped at this multiple of the cores
 inline constexpr int64_t kMaxFileBytes = 2ll << 30;   // any single input file
 inline constexpr int64_t kMaxNameLength = 200;        // modality, task and class names
