@@ -1,5 +1,7 @@
 // drifa: the command-line tool. A thin layer over libdrifa: every subcommand calls the library.
+#include <filesystem>
 #include <iostream>
+#include <new>
 
 #include <c10/util/Exception.h>
 
@@ -26,16 +28,20 @@ int main(int argc, char** argv) {
   drifa::cli::register_report(app, g);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0 || dynamic_cast<const CLI::CallForHelp*>(&e) || dynamic_cast<const CLI::CallForAllHelp*>(&e))
+      return app.exit(e);  // --help
     // Flag errors read like every other refusal: "drifa: error: command line: --passes: found -5, allowed ..."
     std::cerr << "drifa: error: command line: " << e.what() << "\nRun with --help for more information.\n";
-    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+    return e.get_exit_code();
   } catch (const drifa::Error& e) {
     std::cerr << "drifa: error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::cerr << "drifa: error: " << e.path1().string() << ": " << e.code().message() << "\n";  // e.g. "File exists"
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "drifa: error: out of memory (an input or setting asked for more memory than this machine has)\n";
     return 1;
   } catch (const c10::Error& e) {
     std::cerr << "drifa: error: " << e.what_without_backtrace() << "\n";

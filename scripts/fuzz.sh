@@ -21,8 +21,8 @@ for t in "${targets[@]}"; do
   # rss_limit: a decoder asked for gigabytes is a finding too. max_len: images need room.
   (cd "$work" && "../../../build-asan/fuzz/$t" -max_total_time="$secs" -rss_limit_mb=2560 -max_len=65536 \
      -timeout=20 -print_final_stats=1 . "../../corpus/$t" > "../$t.log" 2>&1) || status=1
-  echo "$t: $(grep -E '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1)"
-  grep -E 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | tr '\n' ' '; echo
+  echo "$t: $(grep -aE '^#[0-9]+.*(DONE|pulse|NEW|REDUCE)' "$log" | tail -1)"
+  grep -aE 'stat::number_of_executed_units|stat::peak_rss_mb' "$log" | tr '\n' ' '; echo
   ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* 2>/dev/null && status=1 || true
 done
 exit $status

@@ -374,10 +374,33 @@ TEST(BadInput, ImagesAndDicom) {
       {"DICOM pixel data cut short", file("cut.dcm", dicom(64, 64, 8192, 100)), "truncated DICOM pixel data (100 of 8192 bytes", "cut.dcm"},
       {"DICOM pixel data shorter than its dimensions", file("short.dcm", dicom(64, 64, 16, 16)), "pixel data holds 16 bytes", "short.dcm"},
       {"DICOM declaring 4 GB of pixels", file("len.dcm", dicom(4, 4, 0xFFFFFFF0u, 32)), "truncated DICOM pixel data", "len.dcm"},
-      {".dcm that is not DICOM", file("not.dcm", "just text, no preamble"), "DICOM", "not.dcm"},
+      {".dcm that is not DICOM", file("not.dcm", "just text, no preamble"), "malformed DICOM at byte 0", "not.dcm"},
+      // Debian's GDCM asserts (aborting the process) on these; the structure walk refuses them first.
+      {"DICOM cut inside the pixel data header", file("hdr.dcm", dicom(4, 4, 32, 32).substr(0, dicom(4, 4, 32, 32).size() - 32 - 6)),
+       "a value length is cut off (truncated file?)", "hdr.dcm"},
+      {"DICOM cut inside an element tag", file("tag.dcm", dicom(4, 4, 32, 32).substr(0, 134)), "an element tag is cut off", "tag.dcm"},
+      {"DICOM with an unknown value representation", file("vr.dcm", [] {
+         auto d = dicom(4, 4, 32, 32);
+         d[d.size() - 32 - 12 + 4] = 'Q';  // "OW" -> "QW"
+         return d;
+       }()),
+       "unknown value representation", "vr.dcm"},
+      {"DICOM with an item tag outside a sequence", file("item.dcm", [] {
+         auto d = dicom(4, 4, 32, 32);
+         const size_t at = d.size() - 32 - 12;  // the pixel data tag
+         d.replace(at, 4, std::string("\xfe\xff\x00\xe0", 4));
+         return d;
+       }()),
+       "item or delimiter tag outside a sequence", "item.dcm"},
+      {"fuzzer finding: TIFF bytes with DICM at 128 (GDCM asserted)",
+       [] { data::decode_image(std::string(DRIFA_SOURCE_DIR) + "/fuzz/regressions/fuzz_image/gdcm_assert_truncated_element_header"); },
+       "malformed DICOM", "gdcm_assert_truncated_element_header"},
+      {"fuzzer finding: a Rescale Intercept of the wrong VR (GDCM asserted; now in a child process)",
+       [] { data::decode_image(std::string(DRIFA_SOURCE_DIR) + "/fuzz/regressions/fuzz_dicom/gdcm_assert_rescale_intercept_vr.dcm"); },
+       "the DICOM decoder (GDCM) stopped on it (signal 6", "gdcm_assert_rescale_intercept_vr"},
       {"DICOM without pixel data", file("nopix.dcm", dicom(4, 4, 32, 32).substr(0, 300)), "DICOM", "nopix.dcm"},
   };
-  EXPECT_EQ(run_cases(cases), 24);
+  EXPECT_EQ(run_cases(cases), 30);
 }
 
 // ---- run folders: one small trained run, corrupted one file at a time -----------------------

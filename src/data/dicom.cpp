@@ -1,6 +1,12 @@
 #include "drifa/data/dicom.h"
 
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -9,8 +15,8 @@
 #include <gdcmAttribute.h>
 #include <gdcmImageReader.h>
 
+#include "drifa/data/dicom_structure.h"
 #include "drifa/error.h"
-#include "drifa/io/atomic_file.h"
 
 namespace drifa::data {
 
@@ -30,35 +36,6 @@ bool first_ds(const gdcm::DataSet& ds, uint16_t group, uint16_t element, double*
   return static_cast<bool>(in >> *out);
 }
 
-// GDCM zero-fills a Pixel Data element that the file ends before; refuse such files. Finds the
-// last Pixel Data tag (little or big endian) and checks its declared length against the file.
-// Returns the declared length (0xFFFFFFFF for encapsulated data), or -1 when there is no Pixel Data.
-int64_t check_pixel_data_complete(const std::string& bytes, const std::string& path) {
-  auto u32 = [&](size_t at, bool big) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t b = static_cast<unsigned char>(bytes[at + i]);
-      v |= big ? b << (8 * (3 - i)) : b << (8 * i);
-    }
-    return v;
-  };
-  for (bool big : {false, true}) {
-    const std::string tag = big ? std::string("\x7f\xe0\x00\x10", 4) : std::string("\xe0\x7f\x10\x00", 4);
-    const size_t at = bytes.rfind(tag);
-    if (at == std::string::npos || at + 12 > bytes.size()) continue;
-    const std::string vr = bytes.substr(at + 4, 2);
-    const bool explicit_long = vr == "OB" || vr == "OW" || vr == "OF" || vr == "UN";
-    const size_t header = explicit_long ? 12 : 8;
-    const uint32_t len = u32(at + (explicit_long ? 8 : 4), big);
-    if (len == 0xFFFFFFFFu) return len;  // encapsulated (compressed): the codec checks its own data
-    if (at + header + len > bytes.size())
-      throw Error(path + ": truncated DICOM pixel data (" + std::to_string(bytes.size() - at - header) + " of " +
-                  std::to_string(len) + " bytes present)");
-    return len;
-  }
-  return -1;
-}
-
 template <typename T>
 void widen(const std::vector<char>& buf, size_t n, std::vector<double>& out, const std::string& path) {
   if (n > buf.size() / sizeof(T))
@@ -72,13 +49,9 @@ void widen(const std::vector<char>& buf, size_t n, std::vector<double>& out, con
   }
 }
 
-}  // namespace
-
-cv::Mat decode_dicom_bytes(const std::string& bytes, const std::string& path, const DicomOptions& opt, int64_t max_pixels) {
-  // Before GDCM reads anything: a Pixel Data length that runs past the end of the file is refused
-  // here (GDCM would allocate the declared length and zero-fill it).
-  const int64_t declared = check_pixel_data_complete(bytes, path);
-  if (declared < 0) throw Error(path + ": DICOM file without pixel data (no image)");
+// GDCM's part of the decoding; runs in a child process (see decode_dicom_bytes).
+cv::Mat decode_with_gdcm(const std::string& bytes, const std::string& path, const DicomOptions& opt, int64_t max_pixels,
+                         int64_t declared) {
   std::istringstream stream(bytes);
   gdcm::ImageReader reader;
   reader.SetStream(stream);
@@ -160,6 +133,86 @@ cv::Mat decode_dicom_bytes(const std::string& bytes, const std::string& path, co
     double y = std::min(1.0, std::max(0.0, (v[i] - lo) / range));
     o[i] = static_cast<float>(invert ? 1.0 - y : y);
   }
+  return out;
+}
+
+bool write_all(int fd, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+cv::Mat decode_dicom_bytes(const std::string& bytes, const std::string& path, const DicomOptions& opt, int64_t max_pixels) {
+  // Before GDCM reads anything: the element structure is complete (GDCM asserts on a stream that
+  // ends inside an element), and the Pixel Data length fits the file (GDCM would allocate the
+  // declared length and zero-fill it).
+  const int64_t declared = check_dicom_structure(bytes, path).pixel_data_length;
+  if (declared < 0) throw Error(path + ": DICOM file without pixel data (no image)");
+  // Debian's GDCM keeps its assert()s, and many fire on malformed values (fuzzing found them),
+  // aborting the process: a training run would die on one bad file. So GDCM runs in a child
+  // process, which sends back the decoded image or the error; if it dies, the file is refused.
+  int fds[2];
+  if (::pipe(fds) != 0) throw Error(path + ": cannot decode DICOM (no pipe: " + std::strerror(errno) + ")");
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    throw Error(path + ": cannot decode DICOM (fork failed: " + std::strerror(errno) + ")");
+  }
+  if (pid == 0) {  // child: decode, send [ok, rows, cols, type, size] + pixels or the message, exit
+    ::close(fds[0]);
+    // Die quietly on an assertion or crash (the parent reports it), not through inherited handlers.
+    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
+    int64_t head[5] = {0, 0, 0, 0, 0};
+    std::string payload;
+    cv::Mat m;
+    try {
+      m = decode_with_gdcm(bytes, path, opt, max_pixels, declared);
+      head[0] = 1;
+      head[1] = m.rows;
+      head[2] = m.cols;
+      head[3] = m.type();
+      head[4] = static_cast<int64_t>(m.total() * m.elemSize());
+    } catch (const std::exception& e) {
+      payload = e.what();
+      head[4] = static_cast<int64_t>(payload.size());
+    }
+    const bool ok = write_all(fds[1], head, sizeof head) &&
+                    (head[0] ? write_all(fds[1], m.data, static_cast<size_t>(head[4])) : write_all(fds[1], payload.data(), payload.size()));
+    ::_exit(ok ? 0 : 3);
+  }
+  ::close(fds[1]);
+  std::string got;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t r = ::read(fds[0], buf, sizeof buf);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got.append(buf, static_cast<size_t>(r));
+  }
+  ::close(fds[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  int64_t head[5];
+  const bool complete = WIFEXITED(status) && WEXITSTATUS(status) == 0 && got.size() >= sizeof head;
+  if (complete) std::memcpy(head, got.data(), sizeof head);
+  if (!complete || head[4] < 0 || got.size() != sizeof head + static_cast<size_t>(head[4]))
+    throw Error(path + ": malformed DICOM: the DICOM decoder (GDCM) " +
+                (WIFSIGNALED(status) ? "stopped on it (signal " + std::to_string(WTERMSIG(status)) + ", an internal assertion or crash)"
+                                     : std::string("did not finish")));
+  if (!head[0]) throw Error(got.substr(sizeof head));
+  cv::Mat out(static_cast<int>(head[1]), static_cast<int>(head[2]), static_cast<int>(head[3]));
+  if (static_cast<int64_t>(out.total() * out.elemSize()) != head[4]) throw Error(path + ": DICOM decoder returned an inconsistent image");
+  std::memcpy(out.data, got.data() + sizeof head, static_cast<size_t>(head[4]));
   return out;
 }
 

@@ -122,19 +122,19 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
                                    const std::string& prefix) {
   namespace L = settings::limits;
   settings::Table t(j, source, prefix);
-  t.allow("class_names");
   ModelConfig c = base;
   c.modalities = t.integer("modalities", c.modalities, L::kModalities);
   c.classes = t.integers("classes", c.classes, L::kClasses, L::kTasks);
   c.in_channels = t.integer("in_channels", c.in_channels, L::kInChannels);
   c.image_size = t.integer("image_size", c.image_size, L::kImageSize);
-  if (t.has("widths") && t.raw("widths").is_string()) c.widths = widths_preset(t.string("widths", ""));
+  if (t.has("widths") && t.raw("widths").is_string()) c.widths = widths_preset(t.choice("widths", "", {"resnet18", "resnet34", "tiny"}));
   else c.widths = t.integers("widths", c.widths, L::kWidth, L::kStages);
   c.dropout = t.real("dropout", c.dropout, L::kDropout);
   c.bn_momentum = t.real("bn_momentum", c.bn_momentum, L::kBnMomentum);
   c.attention = parse_attention(t.choice("attention", to_string(c.attention), {"none", "mfa", "mifa", "drifa"}));
   c.modality_names = t.names("modality_names", c.modality_names, {0, L::kModalities.hi}, true);
   c.task_names = t.names("task_names", c.task_names, {0, L::kTasks.hi}, true);
+  t.allow("class_names");
   if (t.has("class_names")) c.class_names = t.name_lists("class_names", {0, L::kTasks.hi}, L::kClasses);
   t.finish();
   c.validate(source, prefix);
