@@ -1,5 +1,6 @@
 // drifa synth | drifa train | drifa evaluate
 #include <iomanip>
+#include <sstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -15,21 +16,32 @@ namespace drifa::cli {
 
 namespace {
 
+// "0.8500 [0.8000, 0.9000]": a metric with its bootstrap interval when metrics.json has one.
+std::string with_interval(const nlohmann::json& t, const char* key) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(4);
+  if (t[key].is_null()) return "n/a";
+  o << t[key].get<double>();
+  if (t.contains("intervals") && t["intervals"].contains(key)) {
+    const auto& iv = t["intervals"][key];
+    o << " [" << iv[0].get<double>() << ", " << iv[1].get<double>() << "]";
+  }
+  return o.str();
+}
+
 void print_metrics(const nlohmann::json& m) {
-  std::cout << "\n" << m.value("part", "test") << " metrics (" << m.value("model", "") << ")\n";
-  std::cout << std::left << std::setw(16) << "task" << std::right << std::setw(9) << "samples" << std::setw(10) << "accuracy"
-            << std::setw(11) << "macro P" << std::setw(10) << "macro R" << std::setw(11) << "macro F1" << std::setw(10)
-            << "ROC-AUC" << "\n";
+  std::cout << "\n" << m.value("part", "test") << " metrics (" << m.value("model", "") << ")"
+            << (m.value("calibrated", false) ? ", calibrated" : "") << "\n";
   for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
     const auto& t = it.value();
-    std::cout << std::left << std::setw(16) << it.key() << std::right << std::setw(9) << t["samples"].get<int64_t>()
-              << std::fixed << std::setprecision(4) << std::setw(10) << t["accuracy"].get<double>() << std::setw(11)
-              << t["macro_precision"].get<double>() << std::setw(10) << t["macro_recall"].get<double>() << std::setw(11)
-              << t["macro_f1"].get<double>() << std::setw(10);
-    if (t["roc_auc_macro"].is_null()) std::cout << "n/a";
-    else std::cout << t["roc_auc_macro"].get<double>();
-    std::cout << "   (chance " << std::setprecision(3) << 1.0 / double(t["classes"].size()) << ")\n";
+    std::cout << "task " << it.key() << ": " << t["samples"].get<int64_t>() << " samples, chance " << std::fixed
+              << std::setprecision(3) << 1.0 / double(t["classes"].size()) << "\n";
+    for (const char* key : {"accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc_macro", "ece"})
+      if (t.contains(key)) std::cout << "  " << std::left << std::setw(18) << key << std::right << with_interval(t, key) << "\n";
   }
+  if (!m["tasks"].empty() && m["tasks"].begin().value().contains("intervals"))
+    std::cout << "[..]: 95% intervals, stratified bootstrap (" << m["tasks"].begin().value()["intervals"]["resamples"]
+              << " resamples)\n";
 }
 
 }  // namespace
@@ -113,7 +125,9 @@ void register_train(CLI::App& app, GlobalFlags& g) {
 void register_evaluate(CLI::App& app, GlobalFlags& g) {
   struct Opts {
     std::string run, model, part = "test", out;
-    bool bf16 = false;
+    bool bf16 = false, no_calibration = false;
+    int resamples = 2000;
+    uint64_t seed = 0;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("evaluate", "per-task metrics of a model on a run's saved test (or validation) split");
@@ -122,10 +136,20 @@ void register_evaluate(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--part", o->part, "test | val");
   cmd->add_option("--out", o->out, "where metrics.json and predictions.csv go (default: RUN_DIR)");
   cmd->add_flag("--bf16", o->bf16, "bfloat16 autocast");
+  cmd->add_flag("--no-calibration", o->no_calibration, "the raw probabilities, even when the model file is calibrated");
+  cmd->add_option("--resamples", o->resamples, "bootstrap resamples of the 95% intervals (0: none)")
+      ->check(bounded(settings::limits::kResamples));
+  cmd->add_option("--seed", o->seed, "fixes the bootstrap resamples");
   cmd->callback([o, &g] {
     apply_global_flags(g);
     const std::string model = o->model.empty() ? o->run + "/best.safetensors" : o->model;
-    auto m = training::evaluate_run(o->run, model, o->part, o->out.empty() ? o->run : o->out, pick_device(g.device), o->bf16);
+    training::EvaluateOptions eo;
+    eo.device = pick_device(g.device);
+    eo.bf16 = o->bf16;
+    eo.calibrated = !o->no_calibration;
+    eo.ci.resamples = o->resamples;
+    eo.ci.seed = o->seed;
+    auto m = training::evaluate_run(o->run, model, o->part, o->out.empty() ? o->run : o->out, eo);
     print_metrics(m);
   });
 }

@@ -1,4 +1,4 @@
-// drifa ensemble | drifa uq | drifa predict
+// drifa ensemble | drifa calibrate | drifa uq | drifa predict
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -12,8 +12,9 @@
 #include "drifa/runtime/threads.h"
 #include "drifa/training/ensemble.h"
 #include "drifa/training/run_files.h"
+#include "drifa/calibration/run_calibration.h"
 #include "drifa/uncertainty/predict.h"
-#include "drifa/uncertainty/study.h"
+#include "drifa/uncertainty/run_uq.h"
 
 namespace fs = std::filesystem;
 
@@ -29,20 +30,48 @@ std::string num(const nlohmann::json& v, int precision = 4) {
 }
 
 void print_uq(const nlohmann::json& j) {
-  std::cout << "\nuncertainty study: " << j["models"] << " model(s) x " << j["passes"] << " Monte Carlo passes\n";
+  std::cout << "\nuncertainty study: " << j["models"] << " model(s) x " << j["passes"] << " Monte Carlo passes"
+            << (j["calibration"].is_null() ? ", not calibrated" : ", calibrated on the " + j["calibration"]["part"].get<std::string>() + " part")
+            << "\n";
+  for (const auto& w : j["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
   for (auto it = j["tasks"].begin(); it != j["tasks"].end(); ++it) {
     std::cout << "\ntask " << it.key() << "\n"
-              << std::left << std::setw(24) << "method" << std::right << std::setw(9) << "accuracy" << std::setw(9) << "macro F1"
-              << std::setw(8) << "NLL" << std::setw(8) << "Brier" << std::setw(8) << "ECE" << std::setw(8) << "AURC"
-              << std::setw(14) << "errAUROC(H)" << std::setw(14) << "errAUROC(MI)" << "\n";
-    for (const char* m : {"deterministic", "mc", "ensemble_deterministic", "ensemble"}) {
+              << std::left << std::setw(24) << "method" << std::right << std::setw(26) << "accuracy [95% CI]" << std::setw(9)
+              << "bal.acc" << std::setw(9) << "macro F1" << std::setw(7) << "T" << std::setw(16) << "NLL raw>cal" << std::setw(16)
+              << "ECE raw>cal" << std::setw(8) << "Brier" << std::setw(8) << "AURC" << std::setw(13) << "errAUROC(H)" << "\n";
+    for (const auto& m : calibration::methods()) {
       if (!it.value().contains(m) || !it.value()[m].contains("metrics")) continue;
       const auto& s = it.value()[m];
-      std::cout << std::left << std::setw(24) << m << std::right << std::setw(9) << num(s["metrics"]["accuracy"])
-                << std::setw(9) << num(s["metrics"]["macro_f1"]) << std::setw(8) << num(s["nll"]) << std::setw(8)
-                << num(s["brier"]) << std::setw(8) << num(s["ece"]) << std::setw(8) << num(s["aurc"]) << std::setw(14)
-                << num(s["error_auroc"]["predictive_entropy"]) << std::setw(14) << num(s["error_auroc"]["mutual_information"])
+      std::string acc = num(s["metrics"]["accuracy"]);
+      if (s.contains("intervals") && s["intervals"].contains("accuracy"))
+        acc += " [" + num(s["intervals"]["accuracy"][0]) + ", " + num(s["intervals"]["accuracy"][1]) + "]";
+      const bool cal = s.contains("before_calibration");
+      std::cout << std::left << std::setw(24) << m << std::right << std::setw(26) << acc << std::setw(9)
+                << num(s["metrics"]["balanced_accuracy"]) << std::setw(9) << num(s["metrics"]["macro_f1"]) << std::setw(7)
+                << num(s["temperature"], 2) << std::setw(16)
+                << (cal ? num(s["before_calibration"]["nll"]) + ">" + num(s["nll"]) : num(s["nll"])) << std::setw(16)
+                << (cal ? num(s["before_calibration"]["ece"]) + ">" + num(s["ece"]) : num(s["ece"])) << std::setw(8)
+                << num(s["brier"]) << std::setw(8) << num(s["aurc"]) << std::setw(13) << num(s["error_auroc"]["predictive_entropy"])
                 << "\n";
+    }
+    bool header = false;
+    for (const auto& m : calibration::methods()) {
+      if (!it.value().contains(m) || !it.value()[m].contains("conformal")) continue;
+      for (auto a = it.value()[m]["conformal"].begin(); a != it.value()[m]["conformal"].end(); ++a)
+        for (auto sc = a.value().begin(); sc != a.value().end(); ++sc) {
+          if (!header) {
+            std::cout << "  conformal sets: " << std::left << std::setw(24) << "method" << std::setw(7) << "alpha" << std::setw(16)
+                      << "score" << std::right << std::setw(10) << "coverage" << std::setw(10) << "mean size"
+                      << "   worst class coverage\n";
+            header = true;
+          }
+          double worst = 1;
+          for (const auto& c : sc.value()["per_class"])
+            if (!c["coverage"].is_null()) worst = std::min(worst, c["coverage"].get<double>());
+          std::cout << "                  " << std::left << std::setw(24) << m << std::setw(7) << a.key() << std::setw(16) << sc.key()
+                    << std::right << std::setw(10) << num(sc.value()["coverage"]) << std::setw(10)
+                    << num(sc.value()["mean_size"], 2) << "   " << num(nlohmann::json(worst)) << "\n";
+        }
     }
   }
 }
@@ -84,50 +113,96 @@ void register_ensemble(CLI::App& app, GlobalFlags& g) {
   });
 }
 
+// The Monte Carlo sampling flags shared by calibrate and uq.
+struct StudyFlags {
+  int passes = 30, batch_size = 32;
+  uint64_t seed = 0;
+};
+void add_study_flags(CLI::App* cmd, StudyFlags& f) {
+  cmd->add_option("-T,--passes", f.passes, "Monte Carlo passes per model")->check(bounded(settings::IntRange{1, settings::limits::kPasses.hi}));
+  cmd->add_option("--seed", f.seed, "fixes the dropout masks (and the randomised APS draws)");
+  cmd->add_option("--batch-size", f.batch_size)->check(bounded(settings::limits::kBatchSize));
+}
+uncertainty::StudyOptions study_options(const StudyFlags& f, const GlobalFlags& g, torch::Device device) {
+  uncertainty::StudyOptions so;
+  so.mc.passes = f.passes;
+  so.mc.seed = f.seed;
+  so.batch_size = f.batch_size;
+  so.device = device;
+  so.quiet = g.quiet;
+  return so;
+}
+
+void register_calibrate(CLI::App& app, GlobalFlags& g) {
+  struct Opts {
+    std::string dir, score = "lac";
+    StudyFlags study;
+    double alpha = 0.1;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("calibrate", "fit temperatures and conformal scores of every predictive method on the validation split");
+  cmd->add_option("dir", o->dir, "ensemble folder or training run folder")->required();
+  add_study_flags(cmd, o->study);
+  cmd->add_option("--alpha", o->alpha, "default miscoverage of prediction sets (predict)")->check(bounded(settings::limits::kAlpha));
+  cmd->add_option("--score", o->score, "default conformal score: lac | aps | aps_randomized");
+  cmd->callback([o, &g] {
+    apply_global_flags(g);
+    calibration::CalibrateOptions co;
+    co.study = study_options(o->study, g, pick_device(g.device));
+    co.alpha = o->alpha;
+    co.score = calibration::parse_score(o->score, "command line: --score");
+    const auto c = calibration::calibrate_run(o->dir, co);
+    if (g.quiet) return;
+    std::cout << "\ncalibration on the " << c.part << " part (" << c.models << " model(s), " << c.passes << " passes)\n"
+              << std::left << std::setw(16) << "task" << std::setw(24) << "method" << std::right << std::setw(9) << "samples"
+              << std::setw(8) << "T" << std::setw(18) << "NLL before>after" << std::setw(18) << "ECE before>after" << "\n";
+    for (const auto& [task, by_method] : c.tasks)
+      for (const auto& m : calibration::methods()) {
+        auto it = by_method.find(m);
+        if (it == by_method.end()) continue;
+        const auto& f = it->second;
+        std::cout << std::left << std::setw(16) << task << std::setw(24) << m << std::right << std::setw(9) << f.samples
+                  << std::setw(8) << num(f.temperature, 3) << std::setw(18) << num(f.nll_before) + ">" + num(f.nll_after)
+                  << std::setw(18) << num(f.ece_before) + ">" + num(f.ece_after) << "\n";
+      }
+    std::cout << "wrote " << training::run_files::path(o->dir, training::run_files::kCalibration) << "\n";
+  });
+}
+
 void register_uq(CLI::App& app, GlobalFlags& g) {
   struct Opts {
-    std::string dir, part = "test", out;
-    int passes = 30, batch_size = 32;
-    uint64_t seed = 0;
-    bool naive = false;
+    std::string dir, part = "test", out, alphas = "0.1,0.05";
+    StudyFlags study;
+    bool naive = false, no_calibration = false;
+    int resamples = 2000;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("uq", "Monte Carlo dropout uncertainty of an ensemble (or one run) on its test split");
   cmd->add_option("dir", o->dir, "ensemble folder or training run folder")->required();
-  cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model")->check(bounded(settings::IntRange{1, settings::limits::kPasses.hi}));
-  cmd->add_option("--seed", o->seed, "fixes the dropout masks");
+  add_study_flags(cmd, o->study);
   cmd->add_option("--part", o->part, "test | val");
-  cmd->add_option("--batch-size", o->batch_size)->check(bounded(settings::limits::kBatchSize));
   cmd->add_option("--out", o->out, "output folder (default DIR/uq)");
   cmd->add_flag("--naive", o->naive, "one full forward pass per MC pass (for comparison; same numbers, slower)");
+  cmd->add_flag("--no-calibration", o->no_calibration, "the raw probabilities, even when the folder is calibrated");
+  cmd->add_option("--alpha", o->alphas, "miscoverage levels of the conformal sets, comma-separated");
+  cmd->add_option("--resamples", o->resamples, "bootstrap resamples of the 95% intervals (0: none)")
+      ->check(bounded(settings::limits::kResamples));
   cmd->callback([o, &g] {
     apply_global_flags(g);
-    const auto device = pick_device(g.device);
-    auto e = training::open_ensemble(o->dir, device);
-    const auto examples = e.run.examples(o->part);
-    data::ImageCache cache(e.run.cfg.data.image_options());
-    uncertainty::StudyOptions so;
-    so.mc.passes = o->passes;
-    so.mc.seed = o->seed;
-    so.mc.share_prefix = !o->naive;
-    so.batch_size = o->batch_size;
-    so.workers = e.run.cfg.data.workers;
-    so.device = device;
-    so.quiet = g.quiet;
-    const auto s = uncertainty::sample_models(e.nets, examples, cache, so);
-    auto j = uncertainty::summarise(s, e.nets[0]->config(), so.coverages);
-    j["part"] = o->part;
-    j["seed"] = o->seed;
-    j["mc_seconds"] = s.mc_seconds;
-    j["shared_prefix"] = !o->naive;
-    namespace rf = training::run_files;
-    const std::string out = o->out.empty() ? rf::path(o->dir, rf::kUqDir) : o->out;
-    fs::create_directories(out);
-    uncertainty::write_samples_csv(rf::path(out, rf::kUqSamples), s, examples, e.nets[0]->config());
-    io::atomic_write_text(rf::path(out, rf::kUq), j.dump(2));
+    uncertainty::UqOptions uo;
+    uo.study = study_options(o->study, g, pick_device(g.device));
+    uo.study.mc.share_prefix = !o->naive;
+    uo.part = o->part;
+    uo.out = o->out;
+    uo.calibrated = !o->no_calibration;
+    uo.alphas = parse_real_list(o->alphas, "--alpha", settings::limits::kAlpha);
+    uo.ci.resamples = o->resamples;
+    uo.ci.seed = o->study.seed;
+    const auto j = uncertainty::run_uq(o->dir, uo);
     if (!g.quiet) {
       print_uq(j);
-      std::cout << "\nMC passes took " << std::fixed << std::setprecision(1) << s.mc_seconds << " s; wrote " << out
+      const std::string out = o->out.empty() ? training::run_files::path(o->dir, training::run_files::kUqDir) : o->out;
+      std::cout << "\nMC passes took " << std::fixed << std::setprecision(1) << j["mc_seconds"].get<double>() << " s; wrote " << out
                 << "/uq.json and samples.csv\n";
     }
   });
@@ -139,6 +214,9 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
     std::vector<std::string> images;
     int passes = 30;
     uint64_t seed = 0;
+    bool no_calibration = false;
+    std::optional<double> alpha;
+    std::string score;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("predict", "classes, probabilities and uncertainty for new images (JSON)");
@@ -149,17 +227,25 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--seed", o->seed);
   cmd->add_option("--gradcam", o->gradcam, "also write Grad-CAM overlays into this folder");
   cmd->add_option("-o,--out", o->out, "write the JSON here instead of printing it");
+  cmd->add_flag("--no-calibration", o->no_calibration, "the raw probabilities and no prediction sets");
+  cmd->add_option("--alpha", o->alpha, "miscoverage of the prediction sets (default: the calibration's)")
+      ->check(bounded(settings::limits::kAlpha));
+  cmd->add_option("--score", o->score, "conformal score: lac | aps | aps_randomized (default: the calibration's)");
   cmd->callback([o, &g] {
     apply_global_flags(g);
     const auto device = pick_device(g.device);
     std::vector<DRIFANet> nets;
+    std::optional<calibration::Calibration> cal;
     if (fs::is_directory(o->models)) {
       nets = training::open_ensemble(o->models, device).nets;
+      cal = training::run_files::read_calibration(o->models);
     } else {
-      auto net = io::load_model(o->models).net;
-      net->to(device);
-      nets.push_back(net);
+      auto loaded = io::load_model(o->models);
+      loaded.net->to(device);
+      nets.push_back(loaded.net);
+      cal = calibration::model_calibration(loaded.metadata, o->models);
     }
+    if (o->no_calibration) cal.reset();
     const auto& cfg = nets[0]->config();
     std::vector<std::vector<std::string>> cases;
     if (!o->cases_csv.empty()) cases = uncertainty::read_cases_csv(o->cases_csv, cfg);
@@ -170,6 +256,11 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
     po.mc.seed = o->seed;
     po.device = device;
     po.gradcam_dir = o->gradcam;
+    if (cal) {
+      po.calibration = &*cal;
+      po.alpha = o->alpha.value_or(cal->alpha);
+      po.score = o->score.empty() ? cal->score : calibration::parse_score(o->score, "command line: --score");
+    }
     const auto j = uncertainty::predict(nets, cases, po);
     if (o->out.empty()) std::cout << j.dump(2) << "\n";
     else io::atomic_write_text(o->out, j.dump(2));

@@ -12,6 +12,8 @@ void register_synth(CLI::App& app, GlobalFlags& g);
 void register_train(CLI::App& app, GlobalFlags& g);
 void register_evaluate(CLI::App& app, GlobalFlags& g);
 void register_ensemble(CLI::App& app, GlobalFlags& g);
+void register_cv(CLI::App& app, GlobalFlags& g);
+void register_calibrate(CLI::App& app, GlobalFlags& g);
 void register_uq(CLI::App& app, GlobalFlags& g);
 void register_predict(CLI::App& app, GlobalFlags& g);
 void register_gradcam(CLI::App& app, GlobalFlags& g);

@@ -84,6 +84,25 @@ std::vector<int64_t> parse_int_list(const std::string& s, const std::string& wha
   return out;
 }
 
+std::vector<double> parse_real_list(const std::string& s, const std::string& flag, settings::RealRange r) {
+  std::vector<double> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    double v = 0;
+    try {
+      size_t used = 0;
+      v = std::stod(item, &used);
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw Error("command line: " + flag + ": found '" + item + "' in '" + s + "', allowed a comma-separated list of numbers");
+    }
+    out.push_back(settings::check_real("command line", flag, v, r));
+  }
+  if (out.empty()) throw Error("command line: " + flag + ": found an empty list, allowed a comma-separated list of numbers");
+  return out;
+}
+
 ModelConfig model_config_from(const ModelFlags& f) {
   ModelConfig c;
   if (f.preset == "paper") {

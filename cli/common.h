@@ -35,6 +35,8 @@ void add_model_flags(CLI::App& cmd, ModelFlags& f);
 ModelConfig model_config_from(const ModelFlags& f);
 
 std::vector<int64_t> parse_int_list(const std::string& s, const std::string& what);
+// "0.1,0.05" -> {0.1, 0.05}, each held to r; messages name the flag.
+std::vector<double> parse_real_list(const std::string& s, const std::string& flag, settings::RealRange r);
 
 // CLI11 checks built from the settings bounds (io/settings.h), so a flag is held to the same
 // limits as the setting it mirrors: "--passes: found -5, allowed an integer from 0 to 10000".

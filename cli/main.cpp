@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   drifa::cli::register_train(app, g);
   drifa::cli::register_evaluate(app, g);
   drifa::cli::register_ensemble(app, g);
+  drifa::cli::register_cv(app, g);
+  drifa::cli::register_calibrate(app, g);
   drifa::cli::register_uq(app, g);
   drifa::cli::register_predict(app, g);
   drifa::cli::register_gradcam(app, g);

@@ -203,19 +203,63 @@ PreparedData prepare_data(const DataConfig& cfg, uint64_t seed) {
   return d;
 }
 
-std::vector<Example> PreparedData::train_examples(uint64_t seed, int64_t epoch) const {
+PreparedData cv_fold(const PreparedData& d, int folds, int fold, double val_fraction, uint64_t seed) {
+  PreparedData f = d;
+  const auto f64 = static_cast<uint64_t>(fold);
+  if (d.paired) {
+    std::vector<PairedRecord> pool = d.cases_train;
+    pool.insert(pool.end(), d.cases_val.begin(), d.cases_val.end());
+    const auto which = stratified_folds(strata(pool), folds, mix_seed(seed, 0xCF));
+    std::vector<PairedRecord> rest;
+    f.cases_test.clear();
+    for (size_t i = 0; i < pool.size(); ++i) (which[i] == fold ? f.cases_test : rest).push_back(pool[i]);
+    auto [tr, va] = stratified_split(strata(rest), val_fraction, mix_seed(seed, 2, 0xCF, f64));
+    f.cases_train.clear();
+    f.cases_val.clear();
+    for (auto i : tr) f.cases_train.push_back(rest[i]);
+    for (auto i : va) f.cases_val.push_back(rest[i]);
+    return f;
+  }
+  for (size_t m = 0; m < d.train.size(); ++m) {
+    ModalitySet pool = d.train[m];
+    pool.records.insert(pool.records.end(), d.val[m].records.begin(), d.val[m].records.end());
+    const auto which = stratified_folds(pool.labels(), folds, mix_seed(seed, 0xCF, m));
+    std::vector<size_t> in, out;
+    for (size_t i = 0; i < which.size(); ++i) (which[i] == fold ? in : out).push_back(i);
+    f.test[m] = subset(pool, in);
+    const ModalitySet rest = subset(pool, out);
+    auto [tr, va] = stratified_split(rest.labels(), val_fraction, mix_seed(seed, 2, m, 0xCF00 + f64));
+    f.train[m] = subset(rest, tr);
+    f.val[m] = subset(rest, va);
+  }
+  return f;
+}
+
+std::vector<std::vector<int64_t>> PreparedData::train_labels() const {
+  std::vector<std::vector<int64_t>> y(tasks.size());
+  if (paired) {
+    for (const auto& c : cases_train)
+      for (size_t t = 0; t < y.size(); ++t) y[t].push_back(c.labels[t]);
+  } else {
+    for (size_t m = 0; m < train.size(); ++m) y[m] = train[m].labels();
+  }
+  return y;
+}
+
+std::vector<Example> PreparedData::train_examples(uint64_t seed, int64_t epoch, bool balanced) const {
   std::vector<Example> out;
   if (paired) {
     std::vector<size_t> order(cases_train.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
     std::mt19937_64 rng(mix_seed(seed, 0xCA5E, static_cast<uint64_t>(epoch)));
     std::shuffle(order.begin(), order.end(), rng);
+    if (balanced) order = balanced_order(strata(cases_train), cases_train.size(), mix_seed(seed, 0xCA5E, static_cast<uint64_t>(epoch)));
     for (auto i : order) out.push_back({cases_train[i].paths, cases_train[i].labels});
     return out;
   }
   std::vector<size_t> sizes;
   for (const auto& s : train) sizes.push_back(s.records.size());
-  for (const auto& tuple : epoch_pairing(sizes, seed, epoch)) {
+  for (const auto& tuple : balanced ? balanced_epoch_pairing(train_labels(), seed, epoch) : epoch_pairing(sizes, seed, epoch)) {
     Example e;
     for (size_t m = 0; m < tuple.size(); ++m) {
       e.paths.push_back(train[m].records[tuple[m]].path);

@@ -64,6 +64,70 @@ std::vector<std::vector<size_t>> epoch_pairing(const std::vector<size_t>& sizes,
   return out;
 }
 
+std::vector<size_t> balanced_order(const std::vector<int64_t>& labels, size_t length, uint64_t seed) {
+  std::map<int64_t, std::vector<size_t>> by_class;
+  for (size_t i = 0; i < labels.size(); ++i)
+    if (labels[i] >= 0) by_class[labels[i]].push_back(i);
+  std::vector<size_t> out;
+  if (by_class.empty()) return out;
+  std::mt19937_64 rng(mix_seed(seed, 0xBA1));
+  std::vector<int64_t> classes;
+  for (const auto& kv : by_class) classes.push_back(kv.first);
+  const size_t k = classes.size();
+  std::vector<size_t> slots(k, length / k);
+  std::vector<size_t> extra(k);
+  for (size_t i = 0; i < k; ++i) extra[i] = i;
+  std::shuffle(extra.begin(), extra.end(), rng);
+  for (size_t i = 0; i < length % k; ++i) slots[extra[i]] += 1;
+  for (size_t c = 0; c < k; ++c) {
+    const auto& members = by_class[classes[c]];
+    for (auto j : resample(members.size(), slots[c], rng)) out.push_back(members[j]);
+  }
+  std::shuffle(out.begin(), out.end(), rng);
+  return out;
+}
+
+std::vector<std::vector<size_t>> balanced_epoch_pairing(const std::vector<std::vector<int64_t>>& labels, uint64_t seed,
+                                                        int64_t epoch) {
+  size_t L = 0;
+  for (const auto& l : labels) L = std::max(L, l.size());
+  std::vector<std::vector<size_t>> cols;
+  for (size_t m = 0; m < labels.size(); ++m)
+    cols.push_back(balanced_order(labels[m], L, mix_seed(seed, 0xE90C, static_cast<uint64_t>(epoch), m)));
+  std::vector<std::vector<size_t>> out(L, std::vector<size_t>(labels.size()));
+  for (size_t i = 0; i < L; ++i)
+    for (size_t m = 0; m < labels.size(); ++m) out[i][m] = cols[m][i];
+  return out;
+}
+
+std::vector<int> stratified_folds(const std::vector<int64_t>& labels, int k, uint64_t seed) {
+  std::map<int64_t, std::vector<size_t>> by_class;
+  for (size_t i = 0; i < labels.size(); ++i) by_class[labels[i]].push_back(i);
+  std::vector<int> fold(labels.size(), 0);
+  size_t next = 0;  // where the next class starts dealing, so small classes do not all land in fold 0
+  for (auto& [c, idx] : by_class) {
+    std::mt19937_64 rng(mix_seed(seed, 0xF01D, static_cast<uint64_t>(c)));
+    std::shuffle(idx.begin(), idx.end(), rng);
+    for (size_t j = 0; j < idx.size(); ++j) fold[idx[j]] = static_cast<int>((next + j) % static_cast<size_t>(k));
+    next = (next + idx.size()) % static_cast<size_t>(k);
+  }
+  return fold;
+}
+
+std::vector<double> balanced_class_weights(const std::vector<int64_t>& labels, int64_t classes) {
+  std::vector<double> count(static_cast<size_t>(classes), 0);
+  double n = 0;
+  for (auto y : labels)
+    if (y >= 0 && y < classes) {
+      count[static_cast<size_t>(y)] += 1;
+      n += 1;
+    }
+  std::vector<double> w(static_cast<size_t>(classes), 0);
+  for (int64_t c = 0; c < classes; ++c)
+    if (count[c] > 0) w[c] = n / (double(classes) * count[c]);
+  return w;
+}
+
 std::vector<std::vector<size_t>> eval_pairing(const std::vector<size_t>& sizes, size_t anchor, uint64_t seed) {
   const size_t L = sizes[anchor];
   std::vector<std::vector<size_t>> out(L, std::vector<size_t>(sizes.size()));

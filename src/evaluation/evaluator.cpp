@@ -8,21 +8,23 @@
 #include <torch/torch.h>
 
 #include "drifa/data/csv.h"
+#include "drifa/data/split.h"
+#include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/runtime/autocast.h"
 
 namespace drifa::evaluation {
 
 torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std::vector<torch::Tensor>& labels,
-                             const std::vector<double>& weights) {
+                             const std::vector<double>& weights, const std::vector<torch::Tensor>& class_weights) {
   torch::Tensor total;
   for (size_t t = 0; t < logits.size(); ++t) {
     auto y = labels[t].to(logits[t].device());
     if (!y.ge(0).any().item<bool>()) continue;
     const double w = weights.empty() ? 1.0 / double(logits.size()) : weights[t];
-    auto l = w * torch::nn::functional::cross_entropy(
-                     logits[t].to(torch::kFloat32), y,
-                     torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1));
+    auto ce = torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-1);
+    if (t < class_weights.size() && class_weights[t].defined()) ce.weight(class_weights[t].to(logits[t].device(), torch::kFloat32));
+    auto l = w * torch::nn::functional::cross_entropy(logits[t].to(torch::kFloat32), y, ce);
     total = total.defined() ? total + l : l;
   }
   if (!total.defined()) total = torch::zeros({}, logits[0].options().dtype(torch::kFloat32));
@@ -48,7 +50,8 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
       for (auto& x : b.inputs) x = x.to(opt.device);
       auto r = net->forward(b.inputs);
       for (size_t t = 0; t < T; ++t) {
-        probs[t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu());
+        const double temp = opt.temperatures.empty() ? 1.0 : opt.temperatures[t];
+        probs[t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32) / temp, 1).cpu());
         labels[t].push_back(b.labels[t]);
       }
     }
@@ -56,6 +59,7 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
   if (before == Mode::Train) net->set_mode(Mode::Train);
   EvalResult res;
   res.loss = 0;
+  res.temperatures = opt.temperatures.empty() ? std::vector<double>(T, 1.0) : opt.temperatures;
   for (size_t t = 0; t < T; ++t) {
     res.probs.push_back(torch::cat(probs[t]));
     res.labels.push_back(torch::cat(labels[t]));
@@ -74,11 +78,17 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
   return res;
 }
 
-nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg) {
+nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const BootstrapOptions& ci) {
   nlohmann::json tasks = nlohmann::json::object();
   for (size_t t = 0; t < r.metrics.size(); ++t) {
     auto j = r.metrics[t].to_json(cfg.task_class_names(static_cast<int64_t>(t)));
     j["loss"] = std::isnan(r.task_loss[t]) ? nlohmann::json(nullptr) : nlohmann::json(r.task_loss[t]);
+    BootstrapOptions o = ci;
+    o.seed = data::mix_seed(ci.seed, t);
+    const auto point = point_metrics(r.labels[t], r.probs[t]);
+    j["ece"] = std::isfinite(point[4]) ? nlohmann::json(point[4]) : nlohmann::json(nullptr);
+    j["temperature"] = t < r.temperatures.size() ? r.temperatures[t] : 1.0;
+    if (ci.resamples > 0) j["intervals"] = intervals_json(bootstrap_intervals(r.labels[t], r.probs[t], o), o);
     tasks[cfg.task_name(t)] = j;
   }
   return {{"loss", r.loss}, {"tasks", tasks}};

@@ -72,6 +72,13 @@ TaskMetrics compute_metrics(const torch::Tensor& y_true_in, const torch::Tensor&
     m.macro_recall += c.recall / double(K);
     m.macro_f1 += c.f1 / double(K);
   }
+  int64_t present = 0;
+  for (const auto& c : m.per_class)
+    if (c.support > 0) {
+      m.balanced_accuracy += c.recall;
+      ++present;
+    }
+  if (present > 0) m.balanced_accuracy /= double(present);
   // One-vs-rest ROC-AUC; for two classes this is the usual binary AUC of class 1.
   auto pp = p.accessor<double, 2>();
   std::vector<double> aucs;
@@ -97,6 +104,7 @@ nlohmann::json TaskMetrics::to_json(const std::vector<std::string>& names) const
   }
   return {{"samples", samples},
           {"accuracy", accuracy},
+          {"balanced_accuracy", balanced_accuracy},
           {"macro_precision", macro_precision},
           {"macro_recall", macro_recall},
           {"macro_f1", macro_f1},

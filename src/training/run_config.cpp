@@ -22,6 +22,10 @@ nlohmann::json TrainConfig::to_json() const {
           {"bf16", bf16},
           {"steps_per_epoch", steps_per_epoch}};
   if (micro_batches != 1) j["micro_batches"] = micro_batches;
+  // Written only when set, so the config.json of runs made before these settings still matches.
+  if (class_weights == "balanced") j["class_weights"] = "balanced";
+  if (class_weights == "given") j["class_weights"] = class_weight_lists;
+  if (sampling != "natural") j["sampling"] = sampling;
   return j;
 }
 
@@ -40,6 +44,31 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   c.bf16 = t.boolean("bf16", c.bf16);
   c.steps_per_epoch = t.integer("steps_per_epoch", c.steps_per_epoch, L::kStepsPerEpoch);
   c.micro_batches = static_cast<int>(t.integer("micro_batches", c.micro_batches, L::kMicroBatches));
+  if (t.has("class_weights")) {
+    const auto& v = t.raw("class_weights");
+    if (v.is_string()) {
+      c.class_weights = t.choice("class_weights", "none", {"none", "balanced"});
+      c.class_weight_lists.clear();
+    } else if (v.is_array()) {
+      c.class_weights = "given";
+      c.class_weight_lists.clear();
+      for (size_t i = 0; i < v.size(); ++i) {
+        const auto key = "class_weights[" + std::to_string(i) + "]";
+        if (!v[i].is_array() || v[i].size() < 2)
+          t.fail(key, "found " + settings::show(v[i]) + ", allowed a list of one weight per class");
+        std::vector<double> w;
+        for (size_t k = 0; k < v[i].size(); ++k) {
+          if (!v[i][k].is_number()) t.fail(key, "found " + settings::show(v[i][k]) + ", allowed a number");
+          w.push_back(settings::check_real(source, "train." + key + "[" + std::to_string(k) + "]", v[i][k].get<double>(), L::kTaskWeight));
+        }
+        c.class_weight_lists.push_back(w);
+      }
+      if (c.class_weight_lists.empty()) t.fail("class_weights", "found an empty list, allowed \"none\", \"balanced\" or one list per task");
+    } else {
+      t.fail("class_weights", "found " + settings::show(v) + ", allowed \"none\", \"balanced\" or one list of weights per task");
+    }
+  }
+  c.sampling = t.choice("sampling", c.sampling, {"natural", "balanced"});
   t.finish();
   c.validate(source);
   return c;

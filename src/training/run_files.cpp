@@ -97,6 +97,25 @@ EnsembleManifest read_ensemble(const std::string& dir) {
   return m;
 }
 
+CvManifest read_cv(const std::string& dir) {
+  const auto file = path(dir, kCv);
+  const auto j = read_object(file);
+  Table t(j, file);
+  t.require({"config", "folds", "members"});
+  CvManifest m;
+  m.config = t.raw("config");
+  if (!m.config.is_object()) t.fail("config", "found " + settings::show(m.config) + ", allowed a table");
+  m.folds = t.integer("folds", 0, settings::limits::kFolds);
+  m.members = t.names("members", {}, {m.folds, m.folds}, true);
+  for (size_t k = 0; k < m.members.size(); ++k) {
+    inside(dir, m.members[k], file, "members[" + std::to_string(k) + "]");
+    if (m.members[k].find('/') != std::string::npos)
+      t.fail("members", "found " + settings::show(m.members[k]) + ", allowed plain folder names");
+  }
+  t.finish();
+  return m;
+}
+
 nlohmann::json read_log_json(const std::string& run_dir) {
   const auto file = path(run_dir, kLogJson);
   auto j = io::read_json(file);
@@ -171,6 +190,12 @@ nlohmann::json read_metrics(const std::string& run_dir) {
       t.fail("confusion_matrix", "counts " + std::to_string(total) + " samples, allowed as many as 'samples' (" + std::to_string(n) + ")");
   }
   return j;
+}
+
+std::optional<calibration::Calibration> read_calibration(const std::string& dir) {
+  const auto file = path(dir, kCalibration);
+  if (!fs::exists(file)) return std::nullopt;
+  return calibration::Calibration::from_json(read_object(file), file);
 }
 
 nlohmann::json read_uq(const std::string& dir) {

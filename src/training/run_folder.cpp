@@ -38,8 +38,11 @@ std::vector<data::Example> RunFolder::examples(const std::string& part) const {
   return data.eval_examples(part, cfg.seed);
 }
 
-DRIFANet RunFolder::load_model(const std::string& path) const {
-  auto net = io::load_model(path).net;
+DRIFANet RunFolder::load_model(const std::string& path) const { return load_model_file(path).net; }
+
+io::LoadedModel RunFolder::load_model_file(const std::string& path) const {
+  auto loaded = io::load_model(path);
+  auto& net = loaded.net;
   const auto& mc = net->config();
   if (mc.modalities != static_cast<int64_t>(data.modalities.size()))
     throw Error(path + ": the model takes " + std::to_string(mc.modalities) + " modalities, the run's data has " +
@@ -51,7 +54,7 @@ DRIFANet RunFolder::load_model(const std::string& path) const {
     throw Error(path + ": the model takes " + std::to_string(mc.in_channels) + "-channel " + std::to_string(mc.image_size) +
                 " px images, the run " + dir + " uses " + std::to_string(cfg.data.channels) + "-channel " +
                 std::to_string(cfg.data.image_size) + " px");
-  return net;
+  return loaded;
 }
 
 }  // namespace drifa::training

@@ -9,6 +9,7 @@
 
 #include <torch/torch.h>
 
+#include "drifa/calibration/calibration.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
@@ -47,6 +48,28 @@ void set_lr(torch::optim::Adam& opt, double lr) {
 
 }  // namespace
 
+std::vector<torch::Tensor> training_class_weights(const TrainConfig& tc, const data::PreparedData& d, const ModelConfig& mcfg) {
+  std::vector<torch::Tensor> w;
+  if (tc.class_weights == "none") return w;
+  const auto labels = d.train_labels();
+  for (int64_t t = 0; t < mcfg.tasks(); ++t) {
+    std::vector<double> v;
+    if (tc.class_weights == "balanced") {
+      v = data::balanced_class_weights(labels[static_cast<size_t>(t)], mcfg.classes[t]);
+    } else {
+      if (tc.class_weight_lists.size() != static_cast<size_t>(mcfg.tasks()))
+        throw Error("[train]: class_weights: found " + std::to_string(tc.class_weight_lists.size()) + " lists, allowed one per task (" +
+                    std::to_string(mcfg.tasks()) + ")");
+      v = tc.class_weight_lists[static_cast<size_t>(t)];
+      if (static_cast<int64_t>(v.size()) != mcfg.classes[t])
+        throw Error("[train]: class_weights[" + std::to_string(t) + "]: found " + std::to_string(v.size()) +
+                    " weights, allowed one per class of task " + mcfg.task_name(t) + " (" + std::to_string(mcfg.classes[t]) + ")");
+    }
+    w.push_back(torch::tensor(v, torch::kFloat32));
+  }
+  return w;
+}
+
 TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
   fs::create_directories(run_dir);
   const std::string ckpt = run_files::path(run_dir, run_files::kCheckpoint);
@@ -71,7 +94,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   } else {
     if (fs::exists(ckpt))
       throw Error(run_dir + ": already holds a training run; use --resume to continue it or choose another --out");
-    d = data::prepare_data(cfg.data, cfg.seed);
+    d = opt.data ? *opt.data : data::prepare_data(cfg.data, cfg.seed);
   }
   data::ImageCache cache(cfg.data.image_options());
   {
@@ -87,6 +110,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   }
   const ModelConfig mcfg = cfg.model_config(d);
   const auto& tc = cfg.train;
+  const auto class_weights = training_class_weights(tc, d, mcfg);
   check_fits_in_memory(mcfg, tc.batch_size, true, run_dir + ": training");
 
   // The split and the evaluation partners follow cfg.seed; everything random in training
@@ -133,7 +157,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     // Ranks draw their own dropout masks; one process keeps the plain seed.
     torch::manual_seed(world > 1 ? data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank))
                                  : data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch)));
-    auto examples = d.train_examples(tseed, epoch);
+    auto examples = d.train_examples(tseed, epoch, tc.sampling == "balanced");
     if (tc.steps_per_epoch > 0 && examples.size() > size_t(tc.steps_per_epoch) * tc.batch_size)
       examples.resize(size_t(tc.steps_per_epoch) * tc.batch_size);
     data::LoaderOptions lo;
@@ -174,7 +198,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
       {
         AutocastGuard ac(tc.bf16, opt.device);
         r = net->forward(b.inputs);
-        loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights);
+        loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights, class_weights);
       }
       const double lv = loss.item<double>();
       if (!std::isfinite(lv))
@@ -283,16 +307,32 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   io::atomic_write_text(run_files::path(run_dir, run_files::kDone),
                         nlohmann::json{{"epochs", st.epoch}, {"best_epoch", st.best_epoch}, {"best_val_loss", st.best_val_loss},
                                        {"early_stopped", sum.early_stopped}}.dump(2));
-  if (opt.evaluate_test) sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, opt.device, tc.bf16, &cache);
+  if (opt.evaluate_test) {
+    EvaluateOptions eo;
+    eo.device = opt.device;
+    eo.bf16 = tc.bf16;
+    eo.cache = &cache;
+    sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, eo);
+  }
   return sum;
 }
 
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
-                            const std::string& out_dir, torch::Device device, bool bf16, data::ImageCache* cache) {
+                            const std::string& out_dir, const EvaluateOptions& opt) {
   const auto run = RunFolder::open(run_dir);
   const auto& cfg = run.cfg;
-  auto net = run.load_model(model_path);
+  auto loaded = run.load_model_file(model_path);
+  auto net = loaded.net;
   const auto& mc = net->config();
+  const auto device = opt.device;
+  auto* cache = opt.cache;
+  std::vector<double> temperatures;
+  if (opt.calibrated)
+    if (const auto cal = calibration::model_calibration(loaded.metadata, model_path))
+      for (int64_t t = 0; t < mc.tasks(); ++t) {
+        const auto* m = cal->find(mc.task_name(t), "deterministic");
+        temperatures.push_back(m ? m->temperature : 1.0);
+      }
   net->to(device);
   net->set_mode(Mode::Eval);
   std::optional<data::ImageCache> own;
@@ -301,11 +341,13 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   evaluation::EvalOptions eo;
   eo.batch_size = cfg.train.batch_size;
   eo.workers = cfg.data.workers;
-  eo.bf16 = bf16;
+  eo.bf16 = opt.bf16;
   eo.device = device;
   eo.task_weights = cfg.train.task_weights;
+  eo.temperatures = temperatures;
   auto r = evaluation::evaluate(net, examples, *cache, eo);
-  auto j = evaluation::metrics_json(r, mc);
+  auto j = evaluation::metrics_json(r, mc, opt.ci);
+  j["calibrated"] = !temperatures.empty();
   j["part"] = part;
   j["model"] = model_path;
   fs::create_directories(out_dir);

@@ -125,7 +125,8 @@ std::optional<double> error_detection_auroc(const torch::Tensor& correct, const 
 }
 
 nlohmann::json task_summary(const torch::Tensor& labels_all, const torch::Tensor& samples_all,
-                            const std::vector<std::string>& class_names, const std::vector<double>& coverages) {
+                            const std::vector<std::string>& class_names, const std::vector<double>& coverages,
+                            const evaluation::BootstrapOptions& ci) {
   auto keep = labels_all.ge(0);
   auto labels = labels_all.index({keep});
   auto samples = samples_all.index({torch::indexing::Slice(), keep});
@@ -135,6 +136,7 @@ nlohmann::json task_summary(const torch::Tensor& labels_all, const torch::Tensor
   if (labels.size(0) == 0) return j;
   const auto m = sample_measures(samples);
   j["metrics"] = evaluation::compute_metrics(labels, m.mean).to_json(class_names);
+  if (ci.resamples > 0) j["intervals"] = evaluation::intervals_json(evaluation::bootstrap_intervals(labels, m.mean, ci), ci);
   const auto correct = m.predicted.eq(labels);
   j["nll"] = nll(labels, m.mean);
   j["brier"] = brier(labels, m.mean);

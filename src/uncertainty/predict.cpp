@@ -75,7 +75,10 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
     }
     nlohmann::json jc = {{"case", c + 1}, {"images", paths}, {"tasks", nlohmann::json::object()}};
     for (int64_t t = 0; t < cfg.tasks(); ++t) {
-      const auto m = sample_measures(torch::cat(samples[static_cast<size_t>(t)], 0));
+      const auto method = calibration::method_for(static_cast<int64_t>(nets.size()), opt.mc.passes);
+      const auto* cal = opt.calibration ? opt.calibration->find(cfg.task_name(t), method) : nullptr;
+      auto raw = torch::cat(samples[static_cast<size_t>(t)], 0);
+      const auto m = sample_measures(cal ? calibration::calibrate(raw, cal) : raw);
       const int64_t pred = m.predicted[0].item<int64_t>();
       nlohmann::json probs = nlohmann::json::object();
       for (int64_t k = 0; k < cfg.classes[t]; ++k) probs[cfg.class_name(t, k)] = m.mean[0][k].item<double>();
@@ -85,7 +88,22 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
                            {"predictive_entropy", m.predictive_entropy[0].item<double>()},
                            {"expected_entropy", m.expected_entropy[0].item<double>()},
                            {"mutual_information", m.mutual_information[0].item<double>()},
-                           {"spread", m.spread[0].item<double>()}};
+                           {"spread", m.spread[0].item<double>()},
+                           {"method", method},
+                           {"temperature", cal ? nlohmann::json(cal->temperature) : nlohmann::json(nullptr)}};
+      if (cal) {
+        const auto u = calibration::part_draws(opt.mc.seed, calibration::Part::Predict, {static_cast<int64_t>(c)});
+        const double q = cal->threshold(opt.score, opt.alpha);
+        const auto set = calibration::prediction_sets(m.mean, opt.score, q, u);
+        nlohmann::json classes = nlohmann::json::array();
+        for (int64_t k = 0; k < cfg.classes[t]; ++k)
+          if (set[0][k].item<bool>()) classes.push_back(cfg.class_name(t, k));
+        // The guarantee: over exchangeable cases, the set holds the true class with probability >= 1 - alpha.
+        jt["prediction_set"] = {{"classes", classes}, {"alpha", opt.alpha}, {"coverage_guarantee", 1 - opt.alpha},
+                                {"score", calibration::score_name(opt.score)}, {"calibration_samples", cal->samples}};
+      } else {
+        jt["prediction_set"] = nullptr;
+      }
       if (!opt.gradcam_dir.empty()) {
         fs::create_directories(opt.gradcam_dir);
         nlohmann::json maps = nlohmann::json::object();
@@ -106,7 +124,10 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
     }
     out.push_back(jc);
   }
-  return {{"models", nets.size()}, {"passes", opt.mc.passes}, {"cases", out}};
+  return {{"models", nets.size()},
+          {"passes", opt.mc.passes},
+          {"calibrated", opt.calibration != nullptr},
+          {"cases", out}};
 }
 
 }  // namespace drifa::uncertainty

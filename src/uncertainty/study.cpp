@@ -82,42 +82,74 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
   return s;
 }
 
-namespace {
-
-torch::Tensor ensemble_samples(const StudySamples& s, size_t t) {
-  std::vector<torch::Tensor> v;
-  for (const auto& m : s.mc) v.push_back(m[t]);
-  return torch::cat(v, 0);
+std::vector<std::pair<std::string, torch::Tensor>> method_samples(const StudySamples& s, size_t t) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  out.emplace_back("deterministic", s.deterministic[0][t].unsqueeze(0));
+  out.emplace_back("mc", s.mc[0][t]);
+  if (s.mc.size() > 1) {
+    std::vector<torch::Tensor> d, e;
+    for (const auto& m : s.deterministic) d.push_back(m[t]);
+    for (const auto& m : s.mc) e.push_back(m[t]);
+    out.emplace_back("ensemble_deterministic", torch::stack(d));
+    out.emplace_back("ensemble", torch::cat(e, 0));
+  }
+  return out;
 }
 
-}  // namespace
-
-nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const std::vector<double>& coverages) {
+nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const SummaryOptions& opt) {
   nlohmann::json tasks = nlohmann::json::object();
   const size_t K = s.mc.size();
   for (size_t t = 0; t < s.labels.size(); ++t) {
+    const auto task = cfg.task_name(static_cast<int64_t>(t));
     const auto names = cfg.task_class_names(static_cast<int64_t>(t));
     nlohmann::json j;
-    j["deterministic"] = task_summary(s.labels[t], s.deterministic[0][t].unsqueeze(0), names, coverages);
-    j["mc"] = task_summary(s.labels[t], s.mc[0][t], names, coverages);
-    if (K > 1) {
-      std::vector<torch::Tensor> d;
-      for (const auto& m : s.deterministic) d.push_back(m[t]);
-      j["ensemble_deterministic"] = task_summary(s.labels[t], torch::stack(d), names, coverages);
-      j["ensemble"] = task_summary(s.labels[t], ensemble_samples(s, t), names, coverages);
+    for (const auto& [method, samples] : method_samples(s, t)) {
+      const auto* cal = opt.calibration ? opt.calibration->find(task, method) : nullptr;
+      if (!cal) {
+        j[method] = task_summary(s.labels[t], samples, names, opt.coverages, opt.ci);
+        j[method]["temperature"] = nullptr;
+        continue;
+      }
+      const auto tempered = calibration::calibrate(samples, cal);
+      auto sum = task_summary(s.labels[t], tempered, names, opt.coverages, opt.ci);
+      sum["temperature"] = cal->temperature;
+      const auto keep = s.labels[t].ge(0);
+      const auto y = s.labels[t].index({keep});
+      if (y.size(0) > 0) {
+        const auto raw = samples.index({torch::indexing::Slice(), keep}).to(torch::kFloat64).mean(0);
+        const auto rel = reliability(y, raw, 15);
+        sum["before_calibration"] = {{"nll", nll(y, raw)}, {"brier", brier(y, raw)}, {"ece", rel.ece},
+                                     {"reliability", {{"bins", rel.count.size()}, {"count", rel.count},
+                                                      {"confidence", rel.confidence}, {"accuracy", rel.accuracy}}}};
+        std::vector<int64_t> ids;
+        auto k = keep.accessor<bool, 1>();
+        for (int64_t i = 0; i < keep.size(0); ++i)
+          if (k[i]) ids.push_back(i);
+        const auto probs = tempered.index({torch::indexing::Slice(), keep}).mean(0);
+        sum["conformal"] = calibration::conformal_summary(*cal, probs, y, calibration::part_draws(opt.seed, calibration::Part::Test, ids),
+                                                          opt.alphas, names);
+      }
+      j[method] = sum;
     }
-    tasks[cfg.task_name(static_cast<int64_t>(t))] = j;
+    tasks[task] = j;
   }
-  return {{"models", K}, {"passes", s.mc.empty() ? 0 : s.mc[0][0].size(0)}, {"tasks", tasks}};
+  nlohmann::json out = {{"models", K}, {"passes", s.mc.empty() ? 0 : s.mc[0][0].size(0)}, {"tasks", tasks}};
+  if (opt.calibration) out["calibration"] = {{"part", opt.calibration->part}, {"passes", opt.calibration->passes},
+                                             {"models", opt.calibration->models}, {"alphas", opt.alphas}};
+  else out["calibration"] = nullptr;
+  return out;
 }
 
 void write_samples_csv(const std::string& path, const StudySamples& s, const std::vector<data::Example>& examples,
-                       const ModelConfig& cfg) {
+                       const ModelConfig& cfg, const calibration::Calibration* cal) {
   std::ostringstream o;
   o << evaluation::sample_csv_header(
       cfg, "true_label,predicted_label,correct,predictive_entropy,expected_entropy,mutual_information,spread");
   for (size_t t = 0; t < s.labels.size(); ++t) {
-    const auto m = sample_measures(s.mc.size() > 1 ? ensemble_samples(s, t) : s.mc[0][t]);
+    const auto methods = method_samples(s, t);
+    const auto& [method, samples] = methods.back();  // the final method: ensemble, else mc
+    const auto* mc = cal ? cal->find(cfg.task_name(static_cast<int64_t>(t)), method) : nullptr;
+    const auto m = sample_measures(mc ? calibration::calibrate(samples, mc) : samples);
     auto y = s.labels[t].accessor<int64_t, 1>();
     auto pred = m.predicted.accessor<int64_t, 1>();
     const auto p = m.mean.contiguous();

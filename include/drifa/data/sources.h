@@ -52,7 +52,10 @@ struct PreparedData {
   std::vector<ModalitySet> train, val, test;
   std::vector<PairedRecord> cases_train, cases_val, cases_test;
 
-  std::vector<Example> train_examples(uint64_t seed, int64_t epoch) const;
+  // balanced: class-balanced draws (TrainConfig::sampling) instead of shuffled passes.
+  std::vector<Example> train_examples(uint64_t seed, int64_t epoch, bool balanced = false) const;
+  // The training split's labels of each task (unpaired: task t = modality t).
+  std::vector<std::vector<int64_t>> train_labels() const;
   // Evaluation lists: each task's samples exactly once; labels of tasks not scored are -1.
   std::vector<Example> eval_examples(const std::string& part, uint64_t seed) const;  // "val" | "test"
   std::vector<std::string> all_paths() const;
@@ -65,6 +68,12 @@ struct PreparedData {
 
 // Reads, aligns, splits. Does not decode (see verify_prepared).
 PreparedData prepare_data(const DataConfig& cfg, uint64_t seed);
+
+// Fold `fold` of a stratified k-fold cross-validation over d's training and validation items
+// together (d's test part is left out): the fold becomes the test part, the rest is split into
+// training and validation as prepare_data does (val_fraction, stratified). Folds come from
+// data::stratified_folds per modality (paired: by the first task), seeded.
+PreparedData cv_fold(const PreparedData& d, int folds, int fold, double val_fraction, uint64_t seed);
 
 // Decodes every image once into the cache. Bad files: error (naming the first and the count), or
 // with skip_bad, dropped with a warning line per file in `warnings`. A class left empty is an error.

@@ -18,6 +18,24 @@ std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const std::
 // position. Re-drawn every epoch. Returns L tuples of M indices.
 std::vector<std::vector<size_t>> epoch_pairing(const std::vector<size_t>& sizes, uint64_t seed, int64_t epoch);
 
+// Class-balanced resampling: `length` indices into labels, the classes taking turns (so each
+// class fills length / k slots, the remainder to classes drawn at random), each class's slots
+// filled by shuffled passes over its members, the whole list shuffled. Labels of -1 are never drawn.
+std::vector<size_t> balanced_order(const std::vector<int64_t>& labels, size_t length, uint64_t seed);
+
+// The same pairing as epoch_pairing, every modality's column drawn by balanced_order over its labels.
+std::vector<std::vector<size_t>> balanced_epoch_pairing(const std::vector<std::vector<int64_t>>& labels, uint64_t seed,
+                                                        int64_t epoch);
+
+// Stratified k-fold: each class's items shuffled (seeded) and dealt to the folds in turn, the
+// folds' starting points rotating between classes so fold sizes differ by at most one.
+// Returns the fold (0..k-1) of every item.
+std::vector<int> stratified_folds(const std::vector<int64_t>& labels, int k, uint64_t seed);
+
+// scikit-learn's compute_class_weight("balanced"): n / (k * n_c) over the labelled items
+// (labels of -1 skipped); a class without items gets weight 0 (sklearn refuses such a class).
+std::vector<double> balanced_class_weights(const std::vector<int64_t>& labels, int64_t classes);
+
 // Evaluation pairing for the task of modality `anchor`: each of its sizes[anchor] samples exactly
 // once, in order; partners from the other modalities drawn deterministically from the seed.
 std::vector<std::vector<size_t>> eval_pairing(const std::vector<size_t>& sizes, size_t anchor, uint64_t seed);

@@ -7,6 +7,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "drifa/data/loader.h"
+#include "drifa/evaluation/bootstrap.h"
 #include "drifa/evaluation/metrics.h"
 #include "drifa/model/drifa_net.h"
 
@@ -18,6 +19,7 @@ struct EvalOptions {
   bool bf16 = false;
   torch::Device device = torch::kCPU;
   std::vector<double> task_weights;  // empty = 1/T each
+  std::vector<double> temperatures;  // per task, probabilities = softmax(logits / T); empty = 1
 };
 
 struct EvalResult {
@@ -26,6 +28,7 @@ struct EvalResult {
   std::vector<double> task_loss;      // mean cross-entropy over scored samples (NaN if none)
   double loss = 0;                    // sum_t weight_t * task_loss_t
   std::vector<TaskMetrics> metrics;   // per task
+  std::vector<double> temperatures;   // per task, as applied
 };
 
 // Deterministic evaluation (Mode::Eval) unless the model is already in another mode.
@@ -33,11 +36,13 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
                     const EvalOptions& opt);
 
 // Summed task loss for one batch, tasks weighted; labels of -1 are ignored; a task without
-// labels in the batch contributes nothing.
+// labels in the batch contributes nothing. class_weights: per task [K_t] (empty: unweighted),
+// the task's loss then being the weighted mean sum_i w_{y_i} CE_i / sum_i w_{y_i}.
 torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std::vector<torch::Tensor>& labels,
-                             const std::vector<double>& weights);
+                             const std::vector<double>& weights, const std::vector<torch::Tensor>& class_weights = {});
 
-nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg);
+// Per task the metrics, the loss and their bootstrap intervals ("intervals", bootstrap.h).
+nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const BootstrapOptions& ci = {});
 // The layout of every per-(sample, task) CSV (predictions.csv, the uncertainty study's
 // samples.csv): sample, task, path_<modality>..., the caller's columns, then prob_k, the
 // probability of class index k of the row's task (class names: metrics.json).

@@ -20,6 +20,9 @@ struct ClassMetrics {
 struct TaskMetrics {
   int64_t samples = 0;
   double accuracy = 0, macro_precision = 0, macro_recall = 0, macro_f1 = 0;
+  // Mean recall over the classes present in y_true (scikit-learn's balanced_accuracy_score);
+  // macro_recall averages over all K classes.
+  double balanced_accuracy = 0;
   std::optional<double> roc_auc_macro;  // unset when no class has both positives and negatives
   std::vector<ClassMetrics> per_class;
   std::vector<std::vector<int64_t>> confusion;  // [true][predicted]

@@ -10,6 +10,8 @@
 namespace drifa::io {
 
 inline constexpr const char* kConfigKey = "drifa.config";
+// The model's own calibration (calibration/calibration.h, JSON), set by `drifa calibrate`.
+inline constexpr const char* kCalibrationKey = "drifa.calibration";
 
 // Canonical state: parameters and buffers, BN num_batches_tracked left out (spec section 6).
 NamedTensors model_state(const torch::nn::Module& module);

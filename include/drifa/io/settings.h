@@ -69,6 +69,11 @@ inline constexpr IntRange kCount{0, 100000};           // overlays, cases shown
 inline constexpr IntRange kNproc{0, 256};
 inline constexpr IntRange kTimeoutSeconds{1, 86400};
 inline constexpr IntRange kSynthPerClass{1, 10000};
+inline constexpr RealRange kAlpha{0.0, 1.0, true, true};       // conformal miscoverage
+inline constexpr RealRange kTemperature{0.05, 20.0};          // calibration::kMin/kMaxTemperature
+inline constexpr IntRange kResamples{0, 1000000};             // bootstrap resamples (0 = no intervals)
+inline constexpr IntRange kFolds{2, 100};                     // cross-validation folds
+inline constexpr IntRange kCalibrationScores{1, 100000000};   // conformal scores stored per method
 inline constexpr IntRange kSynthSize{16, 1024};
 inline constexpr int kThreadsPerCore = 4;             // --threads is capped at this multiple of the cores
 inline constexpr int64_t kMaxFileBytes = 2ll << 30;   // any single input file

@@ -27,6 +27,14 @@ struct TrainConfig {
   // Gradient accumulation: each optimizer step sums the gradients of this many micro-batches of
   // batch_size / micro_batches samples (per rank, batch_size / (ranks * micro_batches)).
   int micro_batches = 1;
+  // Class imbalance. class_weights: "none", "balanced" (per task n / (k * n_c) over the training
+  // split, scikit-learn's) or one list of k weights per task; the training loss is then each
+  // task's weighted cross-entropy (weighted mean, as PyTorch's). sampling: "natural" or
+  // "balanced" (every modality's epoch, or the paired cases by their first task, drawn with the
+  // classes in equal shares: data::balanced_order).
+  std::string class_weights = "none";
+  std::vector<std::vector<double>> class_weight_lists;  // with class_weights = "given"
+  std::string sampling = "natural";
   nlohmann::json to_json() const;
   // The [train] table, read through the settings validator on top of base (a config file's
   // values, when the JSON holds command-line overrides).

@@ -24,6 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "drifa/calibration/calibration.h"
+
 namespace drifa::training::run_files {
 
 inline constexpr const char* kConfig = "config.json";
@@ -36,6 +38,8 @@ inline constexpr const char* kDone = "done.json";
 inline constexpr const char* kMetrics = "metrics.json";
 inline constexpr const char* kPredictions = "predictions.csv";
 inline constexpr const char* kEnsemble = "ensemble.json";
+inline constexpr const char* kCalibration = "calibration.json";  // run or ensemble folder
+inline constexpr const char* kCv = "cv.json";                    // cross-validation folder
 inline constexpr const char* kUqDir = "uq";
 inline constexpr const char* kUq = "uq.json";             // in kUqDir
 inline constexpr const char* kUqSamples = "samples.csv";  // in kUqDir
@@ -70,6 +74,15 @@ struct EnsembleManifest {
 };
 EnsembleManifest read_ensemble(const std::string& dir);
 
+// cv.json: the configuration, the number of folds and the fold folder names (plain names).
+struct CvManifest {
+  nlohmann::json config;
+  int64_t folds = 0;
+  std::vector<std::string> members;
+};
+CvManifest read_cv(const std::string& dir);
+inline constexpr const char* kCvMetrics = "cv_metrics.json";  // cross-validation folder
+
 // log.json (resume): a list of objects with an integer "epoch" each, in increasing order.
 nlohmann::json read_log_json(const std::string& run_dir);
 
@@ -85,6 +98,9 @@ LogTable read_log_csv(const std::string& run_dir);
 // metrics.json, checked against itself: every task has a class list (>= 2 names), a square
 // confusion matrix of that size with non-negative counts, metrics in [0, 1] or null.
 nlohmann::json read_metrics(const std::string& run_dir);
+
+// calibration.json (drifa calibrate), validated; nullopt when the folder has none.
+std::optional<calibration::Calibration> read_calibration(const std::string& dir);
 
 // uq/uq.json: models, passes, per task and method the measures the report shows.
 nlohmann::json read_uq(const std::string& dir);

@@ -6,6 +6,7 @@
 
 #include "drifa/data/loader.h"
 #include "drifa/data/sources.h"
+#include "drifa/io/model_file.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/training/run_config.h"
 
@@ -22,6 +23,7 @@ struct RunFolder {
   std::vector<data::Example> examples(const std::string& part) const;  // "val" | "test"
   // Loads a model file and checks that it takes this run's modalities and classes.
   DRIFANet load_model(const std::string& path) const;
+  io::LoadedModel load_model_file(const std::string& path) const;  // the same with the file's metadata
 };
 
 }  // namespace drifa::training

@@ -27,6 +27,8 @@ struct TrainOptions {
   // Same trajectory as one process with micro_batches = ranks (up to float rounding; with
   // dropout the ranks draw their own masks).
   ProcessGroup* group = nullptr;
+  // A split made by the caller (cross-validation folds) instead of prepare_data(cfg.data).
+  const data::PreparedData* data = nullptr;
 };
 
 struct TrainSummary {
@@ -37,13 +39,24 @@ struct TrainSummary {
   nlohmann::json test_metrics;  // null unless evaluate_test
 };
 
+// The per-task class weights of the training loss (TrainConfig::class_weights); empty when none.
+std::vector<torch::Tensor> training_class_weights(const TrainConfig& tc, const data::PreparedData& d, const ModelConfig& mcfg);
+
 // Throws drifa::Error for bad data or configs, an existing run without resume, a non-finite loss.
 TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt);
 
+struct EvaluateOptions {
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;
+  // Apply the model file's calibration (its deterministic temperatures) when it has one.
+  bool calibrated = true;
+  evaluation::BootstrapOptions ci;  // intervals of metrics.json
+  data::ImageCache* cache = nullptr;  // images already decoded (optional)
+};
+
 // Evaluates a model on a run's saved split ("val" or "test"); writes metrics.json and
-// predictions.csv into out_dir. Prints nothing. cache: images already decoded (optional).
+// predictions.csv into out_dir. Prints nothing.
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
-                            const std::string& out_dir, torch::Device device, bool bf16,
-                            data::ImageCache* cache = nullptr);
+                            const std::string& out_dir, const EvaluateOptions& opt = {});
 
 }  // namespace drifa::training

@@ -15,6 +15,8 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
+#include "drifa/evaluation/bootstrap.h"
+
 namespace drifa::uncertainty {
 
 struct SampleMeasures {
@@ -53,7 +55,9 @@ std::optional<double> error_detection_auroc(const torch::Tensor& correct, const 
 // Everything above for one task and one method, as JSON: metrics (accuracy, macro P/R/F1,
 // confusion), nll, brier, ece, reliability, selective accuracy at the coverages, aurc, the
 // error-detection AUROC of each measure and the means of each measure. Labels of -1 are skipped.
+// With the bootstrap intervals of the mean prediction's metrics ("intervals").
 nlohmann::json task_summary(const torch::Tensor& labels, const torch::Tensor& samples,
-                            const std::vector<std::string>& class_names, const std::vector<double>& coverages);
+                            const std::vector<std::string>& class_names, const std::vector<double>& coverages,
+                            const evaluation::BootstrapOptions& ci = {});
 
 }  // namespace drifa::uncertainty

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "drifa/calibration/calibration.h"
 #include "drifa/data/image.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/uncertainty/mc_sampler.h"
@@ -18,6 +19,11 @@ struct PredictOptions {
   torch::Device device = torch::kCPU;
   data::DicomOptions dicom;
   std::string gradcam_dir;     // non-empty: a Grad-CAM overlay per case, task and modality goes here
+  // When set: each task's probabilities are tempered and a conformal prediction set is given
+  // (the method's fit for these models and passes; calibration::method_for).
+  const calibration::Calibration* calibration = nullptr;
+  double alpha = 0.1;
+  calibration::Score score = calibration::Score::Lac;
 };
 
 // cases: per case the M image paths in the models' modality order. Throws drifa::Error naming

@@ -7,7 +7,9 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "drifa/calibration/calibration.h"
 #include "drifa/data/loader.h"
+#include "drifa/evaluation/bootstrap.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/uncertainty/mc_sampler.h"
 
@@ -33,13 +35,27 @@ struct StudySamples {
 StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::Example>& examples,
                            data::ImageCache& cache, const StudyOptions& opt);
 
-// Per task, per method: deterministic (model 0), mc (model 0, T passes), and with K > 1
-// ensemble_deterministic (K models) and ensemble (K x T): task_summary() of each.
-nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const std::vector<double>& coverages);
+// Per task, the samples [S, N, K] of each method: deterministic (model 0), mc (model 0, T
+// passes), and with K > 1 ensemble_deterministic (K models) and ensemble (K x T).
+std::vector<std::pair<std::string, torch::Tensor>> method_samples(const StudySamples& s, size_t task);
+
+struct SummaryOptions {
+  std::vector<double> coverages = {1.0, 0.9, 0.8, 0.7, 0.5};
+  // Applied when set: each method's temperature (its summary is then of the calibrated
+  // probabilities, with the raw ones' NLL, Brier, ECE and reliability under
+  // "before_calibration") and its conformal sets at each alpha ("conformal").
+  const calibration::Calibration* calibration = nullptr;
+  std::vector<double> alphas = {0.1};
+  uint64_t seed = 0;  // aps_randomized draws of the scored part (calibration::Part::Test)
+  evaluation::BootstrapOptions ci;
+};
+
+// Per task, per method: task_summary() of each method_samples(), calibrated as above.
+nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const SummaryOptions& opt = {});
 
 // samples.csv: one row per scored (sample, task) with the final method's (ensemble, else mc)
-// mean probabilities, prediction and per-sample measures.
+// mean probabilities (calibrated when cal is set), prediction and per-sample measures.
 void write_samples_csv(const std::string& path, const StudySamples& s, const std::vector<data::Example>& examples,
-                       const ModelConfig& cfg);
+                       const ModelConfig& cfg, const calibration::Calibration* cal = nullptr);
 
 }  // namespace drifa::uncertainty

@@ -1,0 +1,180 @@
+#include "drifa/calibration/calibration.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "drifa/calibration/temperature.h"
+#include "drifa/data/split.h"
+#include "drifa/error.h"
+#include "drifa/io/model_file.h"
+#include "drifa/io/settings.h"
+#include "drifa/uncertainty/measures.h"
+
+namespace drifa::calibration {
+
+const std::vector<std::string>& methods() {
+  static const std::vector<std::string> m = {"deterministic", "mc", "ensemble_deterministic", "ensemble"};
+  return m;
+}
+
+std::string method_for(int64_t models, int64_t passes) {
+  if (models > 1) return passes > 0 ? "ensemble" : "ensemble_deterministic";
+  return passes > 0 ? "mc" : "deterministic";
+}
+
+std::vector<double> part_draws(uint64_t seed, Part part, const std::vector<int64_t>& ids) {
+  return uniform_draws(data::mix_seed(seed, static_cast<uint64_t>(part)), ids);
+}
+
+std::string alpha_key(double alpha) {
+  std::ostringstream o;
+  o << alpha;
+  return o.str();
+}
+
+double MethodCalibration::threshold(Score s, double alpha) const {
+  return conformal_threshold_sorted(scores.at(static_cast<size_t>(s)), alpha);
+}
+
+const MethodCalibration* Calibration::find(const std::string& task, const std::string& method) const {
+  auto t = tasks.find(task);
+  if (t == tasks.end()) return nullptr;
+  auto m = t->second.find(method);
+  return m == t->second.end() ? nullptr : &m->second;
+}
+
+torch::Tensor calibrate(const torch::Tensor& samples, const MethodCalibration* cal) {
+  return apply_temperature(samples, cal ? cal->temperature : 1.0);
+}
+
+MethodCalibration fit_method(const torch::Tensor& labels_all, const torch::Tensor& samples_all, const std::vector<int64_t>& ids_all,
+                             uint64_t seed) {
+  auto keep = labels_all.ge(0);
+  auto labels = labels_all.index({keep});
+  auto samples = samples_all.index({torch::indexing::Slice(), keep});
+  std::vector<int64_t> ids;
+  auto k = keep.accessor<bool, 1>();
+  for (int64_t i = 0; i < keep.size(0); ++i)
+    if (k[i]) ids.push_back(ids_all[static_cast<size_t>(i)]);
+  const auto fit = fit_temperature(labels, samples);
+  MethodCalibration m;
+  m.temperature = fit.temperature;
+  m.samples = labels.size(0);
+  const auto before = samples.to(torch::kFloat64).mean(0);
+  const auto after = apply_temperature(samples, fit.temperature).mean(0);
+  m.nll_before = uncertainty::nll(labels, before);
+  m.nll_after = uncertainty::nll(labels, after);
+  m.ece_before = uncertainty::reliability(labels, before).ece;
+  m.ece_after = uncertainty::reliability(labels, after).ece;
+  m.brier_before = uncertainty::brier(labels, before);
+  m.brier_after = uncertainty::brier(labels, after);
+  const auto u = part_draws(seed, Part::Calibration, ids);
+  for (auto s : all_scores()) {
+    auto v = true_class_scores(after, labels, s, u);
+    std::sort(v.begin(), v.end());
+    m.scores.push_back(std::move(v));
+  }
+  return m;
+}
+
+nlohmann::json Calibration::to_json() const {
+  nlohmann::json jt = nlohmann::json::object();
+  for (const auto& [task, by_method] : tasks)
+    for (const auto& [method, m] : by_method) {
+      nlohmann::json sc = nlohmann::json::object();
+      for (auto s : all_scores()) sc[score_name(s)] = m.scores.at(static_cast<size_t>(s));
+      jt[task][method] = {{"temperature", m.temperature}, {"samples", m.samples},
+                          {"nll_before", m.nll_before},   {"nll_after", m.nll_after},
+                          {"ece_before", m.ece_before},   {"ece_after", m.ece_after},
+                          {"brier_before", m.brier_before}, {"brier_after", m.brier_after},
+                          {"scores", sc}};
+    }
+  return {{"part", part}, {"models", models}, {"passes", passes}, {"seed", seed},
+          {"alpha", alpha}, {"score", score_name(score)}, {"tasks", jt}};
+}
+
+Calibration Calibration::from_json(const nlohmann::json& j, const std::string& source) {
+  namespace L = settings::limits;
+  settings::Table t(j, source);
+  t.require({"part", "models", "passes", "seed", "alpha", "score", "tasks"});
+  Calibration c;
+  c.part = t.choice("part", "val", {"val", "test"});
+  c.models = t.integer("models", 1, L::kEnsembleMembers);
+  c.passes = t.integer("passes", 0, L::kPasses);
+  c.seed = static_cast<uint64_t>(t.integer("seed", 0, L::kSeed));
+  c.alpha = t.real("alpha", 0.1, L::kAlpha);
+  c.score = parse_score(t.choice("score", "lac", {"lac", "aps", "aps_randomized"}), source);
+  std::vector<std::string> task_names;
+  const auto& jt = t.raw("tasks");
+  if (!jt.is_object()) t.fail("tasks", "found " + settings::show(jt) + ", allowed an object of tasks");
+  for (auto it = jt.begin(); it != jt.end(); ++it) task_names.push_back(it.key());
+  auto tasks = t.table("tasks");
+  for (const auto& task : task_names) {
+    settings::check_name(source, "tasks", task);
+    auto tt = tasks.table(task.c_str());
+    for (const auto& method : methods()) {
+      if (!tt.has(method.c_str())) continue;
+      auto mt = tt.table(method.c_str());
+      mt.require({"temperature", "samples", "scores"});
+      MethodCalibration m;
+      m.temperature = mt.real("temperature", 1, L::kTemperature);
+      m.samples = mt.integer("samples", 0, L::kCalibrationScores);
+      const settings::RealRange any{-1e300, 1e300};
+      m.nll_before = mt.real("nll_before", 0, any);
+      m.nll_after = mt.real("nll_after", 0, any);
+      m.ece_before = mt.real("ece_before", 0, any);
+      m.ece_after = mt.real("ece_after", 0, any);
+      m.brier_before = mt.real("brier_before", 0, any);
+      m.brier_after = mt.real("brier_after", 0, any);
+      auto st = mt.table("scores");
+      for (auto s : all_scores()) {
+        const auto name = score_name(s);
+        auto v = st.reals(name.c_str(), {}, {-1.0, 2.0}, {m.samples, m.samples});
+        if (!std::is_sorted(v.begin(), v.end())) st.fail(name, "found scores out of order, allowed ascending scores");
+        m.scores.push_back(std::move(v));
+      }
+      st.finish();
+      mt.finish();
+      c.tasks[task][method] = std::move(m);
+    }
+    tt.finish();
+  }
+  tasks.finish();
+  t.finish();
+  return c;
+}
+
+nlohmann::json conformal_summary(const MethodCalibration& cal, const torch::Tensor& probs, const torch::Tensor& labels,
+                                 const std::vector<double>& u, const std::vector<double>& alphas,
+                                 const std::vector<std::string>& names) {
+  auto num = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  nlohmann::json out = nlohmann::json::object();
+  for (double a : alphas) {
+    nlohmann::json ja = nlohmann::json::object();
+    for (auto s : all_scores()) {
+      const double q = cal.threshold(s, a);
+      const auto cov = coverage(prediction_sets(probs, s, q, u), labels);
+      nlohmann::json per = nlohmann::json::object();
+      for (size_t k = 0; k < cov.class_samples.size(); ++k)
+        per[k < names.size() ? names[k] : std::to_string(k)] = {
+            {"samples", cov.class_samples[k]}, {"coverage", num(cov.class_coverage[k])}, {"mean_size", num(cov.class_mean_size[k])}};
+      ja[score_name(s)] = {{"threshold", num(q)},       {"calibration_samples", cal.samples}, {"samples", cov.samples},
+                           {"coverage", num(cov.coverage)}, {"mean_size", num(cov.mean_size)}, {"per_class", per}};
+    }
+    out[alpha_key(a)] = ja;
+  }
+  return out;
+}
+
+std::optional<Calibration> model_calibration(const io::Metadata& metadata, const std::string& source) {
+  auto it = metadata.find(io::kCalibrationKey);
+  if (it == metadata.end()) return std::nullopt;
+  const auto where = source + ": metadata " + io::kCalibrationKey;
+  return Calibration::from_json(settings::parse_json(it->second, where), where);
+}
+
+}  // namespace drifa::calibration

@@ -1,0 +1,50 @@
+#include "drifa/calibration/run_calibration.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "drifa/io/atomic_file.h"
+#include "drifa/io/model_file.h"
+#include "drifa/io/settings.h"
+#include "drifa/training/ensemble.h"
+#include "drifa/training/run_files.h"
+
+namespace drifa::calibration {
+
+Calibration calibrate_run(const std::string& dir, const CalibrateOptions& opt) {
+  namespace rf = training::run_files;
+  auto e = training::open_ensemble(dir, opt.study.device);
+  const auto examples = e.run.examples(opt.part);
+  data::ImageCache cache(e.run.cfg.data.image_options());
+  const auto s = uncertainty::sample_models(e.nets, examples, cache, opt.study);
+  const auto& cfg = e.nets[0]->config();
+  Calibration c;
+  c.part = opt.part;
+  c.models = static_cast<int64_t>(e.nets.size());
+  c.passes = opt.study.mc.passes;
+  c.seed = opt.study.mc.seed;
+  c.alpha = opt.alpha;
+  c.score = opt.score;
+  std::vector<int64_t> ids(examples.size());
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
+  for (size_t t = 0; t < s.labels.size(); ++t)
+    for (const auto& [method, samples] : uncertainty::method_samples(s, t))
+      c.tasks[cfg.task_name(static_cast<int64_t>(t))][method] = fit_method(s.labels[t], samples, ids, c.seed);
+  io::atomic_write_text(rf::path(dir, rf::kCalibration), c.to_json().dump(1));
+  if (e.nets.size() == 1) {
+    // The model file carries the fits that apply to it alone.
+    Calibration own = c;
+    for (auto& [task, by_method] : own.tasks)
+      for (auto it = by_method.begin(); it != by_method.end();)
+        it = it->first == "deterministic" || it->first == "mc" ? std::next(it) : by_method.erase(it);
+    const auto best = e.run.best_model();
+    auto loaded = io::load_model(best);
+    auto meta = loaded.metadata;
+    meta.erase(io::kConfigKey);
+    meta[io::kCalibrationKey] = own.to_json().dump();
+    io::save_model(loaded.net, best, meta);
+  }
+  return c;
+}
+
+}  // namespace drifa::calibration

@@ -1,0 +1,52 @@
+#include "drifa/uncertainty/run_uq.h"
+
+#include <filesystem>
+
+#include "drifa/error.h"
+
+#include <nlohmann/json.hpp>
+
+#include "drifa/io/atomic_file.h"
+#include "drifa/training/ensemble.h"
+#include "drifa/training/run_files.h"
+
+namespace fs = std::filesystem;
+
+namespace drifa::uncertainty {
+
+nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
+  namespace rf = training::run_files;
+  auto e = training::open_ensemble(dir, opt.study.device);
+  const auto examples = e.run.examples(opt.part);
+  data::ImageCache cache(e.run.cfg.data.image_options());
+  const auto s = sample_models(e.nets, examples, cache, opt.study);
+  const auto cal = opt.calibrated ? rf::read_calibration(dir) : std::nullopt;
+  nlohmann::json warnings = nlohmann::json::array();
+  if (cal && cal->models != static_cast<int64_t>(e.nets.size()))
+    throw Error(rf::path(dir, rf::kCalibration) + ": models: found " + std::to_string(cal->models) + ", allowed the " +
+                std::to_string(e.nets.size()) + " models of " + dir + "; run `drifa calibrate " + dir + "` again");
+  if (cal && cal->passes != opt.study.mc.passes)
+    warnings.push_back("the calibration was fitted with " + std::to_string(cal->passes) + " Monte Carlo passes, this study uses " +
+                       std::to_string(opt.study.mc.passes) + "; the mc and ensemble temperatures and sets are approximate");
+  if (cal && cal->part == opt.part)
+    warnings.push_back("the calibration was fitted on the same part (" + opt.part + "); its coverage is not a held-out estimate");
+  SummaryOptions so;
+  so.coverages = opt.study.coverages;
+  so.calibration = cal ? &*cal : nullptr;
+  so.alphas = opt.alphas;
+  so.seed = opt.study.mc.seed;
+  so.ci = opt.ci;
+  auto j = summarise(s, e.nets[0]->config(), so);
+  j["part"] = opt.part;
+  j["seed"] = opt.study.mc.seed;
+  j["mc_seconds"] = s.mc_seconds;
+  j["shared_prefix"] = opt.study.mc.share_prefix;
+  j["warnings"] = warnings;
+  const std::string out = opt.out.empty() ? rf::path(dir, rf::kUqDir) : opt.out;
+  fs::create_directories(out);
+  write_samples_csv(rf::path(out, rf::kUqSamples), s, examples, e.nets[0]->config(), so.calibration);
+  io::atomic_write_text(rf::path(out, rf::kUq), j.dump(2));
+  return j;
+}
+
+}  // namespace drifa::uncertainty
