@@ -76,10 +76,7 @@ void register_cv(CLI::App& app, GlobalFlags& g) {
       launch_local_workers(g, o->nproc, 60);
     } else {
       apply_global_flags(g);
-      auto cfg = training::RunConfig::from_toml(o->config);
-      nlohmann::json train = nlohmann::json::object();
-      if (o->epochs) train["epochs"] = *o->epochs;
-      cfg.train = training::TrainConfig::from_json(train, "command line", cfg.train);
+      const auto cfg = run_config_from(o->config, o->epochs);
       training::TrainOptions to;
       to.quiet = g.quiet;
       to.device = pick_device(g.device);

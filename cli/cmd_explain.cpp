@@ -89,7 +89,7 @@ void register_report(CLI::App& app, GlobalFlags& g) {
   auto dir = std::make_shared<std::string>();
   auto out = std::make_shared<std::string>();
   auto* cmd = app.add_subcommand("report", "one self-contained HTML report of a run or ensemble folder");
-  cmd->add_option("dir", *dir, "training run or ensemble folder")->required();
+  cmd->add_option("dir", *dir, "training run, ensemble or cross-validation folder")->required();
   cmd->add_option("-o,--out", *out, "HTML file (default DIR/report.html)");
   cmd->callback([dir, out, &g] {
     apply_global_flags(g);

@@ -36,8 +36,12 @@ void print_metrics(const nlohmann::json& m) {
     const auto& t = it.value();
     std::cout << "task " << it.key() << ": " << t["samples"].get<int64_t>() << " samples, chance " << std::fixed
               << std::setprecision(3) << 1.0 / double(t["classes"].size()) << "\n";
-    for (const char* key : {"accuracy", "balanced_accuracy", "macro_precision", "macro_recall", "macro_f1", "roc_auc_macro", "ece"})
-      if (t.contains(key)) std::cout << "  " << std::left << std::setw(18) << key << std::right << with_interval(t, key) << "\n";
+    const std::pair<const char*, const char*> rows[] = {{"accuracy", "accuracy"},          {"balanced_accuracy", "balanced accuracy"},
+                                                        {"macro_precision", "macro precision"}, {"macro_recall", "macro recall"},
+                                                        {"macro_f1", "macro F1"},           {"roc_auc_macro", "ROC-AUC"},
+                                                        {"ece", "ECE"}};
+    for (const auto& [key, label] : rows)
+      if (t.contains(key)) std::cout << "  " << std::left << std::setw(18) << label << std::right << with_interval(t, key) << "\n";
   }
   if (!m["tasks"].empty() && m["tasks"].begin().value().contains("intervals"))
     std::cout << "[..]: 95% intervals, stratified bootstrap (" << m["tasks"].begin().value()["intervals"]["resamples"]

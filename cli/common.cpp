@@ -84,6 +84,14 @@ std::vector<int64_t> parse_int_list(const std::string& s, const std::string& wha
   return out;
 }
 
+training::RunConfig run_config_from(const std::string& path, const std::optional<int>& epochs) {
+  auto cfg = training::RunConfig::from_toml(path);
+  nlohmann::json train = nlohmann::json::object();
+  if (epochs) train["epochs"] = *epochs;
+  cfg.train = training::TrainConfig::from_json(train, "command line", cfg.train);
+  return cfg;
+}
+
 std::vector<double> parse_real_list(const std::string& s, const std::string& flag, settings::RealRange r) {
   std::vector<double> out;
   std::stringstream ss(s);

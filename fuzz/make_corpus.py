@@ -195,6 +195,7 @@ def make_settings(drifa):
         out("fuzz_settings_toml", "tiny_run.toml", open(cfg, "rb").read())
         r = d + "/run"
         run("train", "-c", cfg, "-o", r)
+        run("calibrate", "-T", "2", r)
         run("uq", "-T", "2", r)
         run("gradcam", "-n", "2", r)
         run("tsne", "--iterations", "250", r)
@@ -206,6 +207,10 @@ def make_settings(drifa):
             if name:
                 out("fuzz_run_files", "%d_%s" % (i, name.replace("/", "_")), bytes([i]) + open(os.path.join(r, name), "rb").read())
         out("fuzz_run_files", "5_ensemble.json", b"\5" + json.dumps({"config": json.loads(config), "members": ["member-0"]}).encode())
+        out("fuzz_run_files", "10_calibration.json", b"\x0a" + open(os.path.join(r, "calibration.json"), "rb").read())
+        run("cv", "-c", cfg, "-o", d + "/cv", "-k", "2", "--epochs", "1", "--resamples", "20")
+        out("fuzz_run_files", "11_cv.json", b"\x0b" + open(d + "/cv/cv.json", "rb").read())
+        out("fuzz_run_files", "12_cv_metrics.json", b"\x0c" + open(d + "/cv/cv_metrics.json", "rb").read())
         for name in ("log.csv", "uq/samples.csv", "predictions.csv"):
             out("fuzz_csv", name.replace("/", "_"), open(os.path.join(r, name), "rb").read())
     out("fuzz_csv", "quoted.csv", b'path,label\n"a, b.png",x\n"say ""hi"".png",y\r\n\xef\xbb\xbf\n')

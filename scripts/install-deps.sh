@@ -8,7 +8,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libgloo-dev
   libgtest-dev
   clang libfuzzer-14-dev                       # the sanitizer build and the fuzz targets (scripts/sanitize.sh)
-  python3-torch python3-sklearn python3-pydicom  # comparison peers in tests and benchmarks only
+  python3-torch python3-sklearn python3-scipy python3-pydicom  # comparison peers in tests and benchmarks only
   gnuplot-nox dataset-fashion-mnist chromium   # plots for the report; headless Chromium renders it in a test
 )
 missing=()

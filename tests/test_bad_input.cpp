@@ -258,6 +258,11 @@ TEST(BadInput, TomlRunConfigs) {
       {"micro-batches beyond the batch", train("batch_size = 4\nmicro_batches = 8"), "train.micro_batches: found 8, allowed at most batch_size (4)", f},
       {"batch of one", train("batch_size = 1"), "train.batch_size: found 1", f},
       {"bf16 as a string", train("bf16 = \"yes\""), "train.bf16: found \"yes\" (a string), allowed true or false", f},
+      {"class weights as a word", train("class_weights = \"inverse\""), "train.class_weights: found \"inverse\", allowed none | balanced", f},
+      {"class weights not lists", train("class_weights = [1.0, 2.0]"), "train.class_weights[0]: found 1, allowed a list of one weight per class", f},
+      {"negative class weight", train("class_weights = [[1.0, -2.0], [1.0, 1.0]]"), "train.class_weights[0][1]: found -2", f},
+      {"class weights as a number", train("class_weights = 3"), "train.class_weights: found 3, allowed \"none\", \"balanced\"", f},
+      {"unknown sampling", train("sampling = \"oversample\""), "train.sampling: found \"oversample\", allowed natural | balanced", f},
       {"unknown train key", train("epoch = 3"), "train.epoch: unknown key; allowed: epochs,", f},
       {"unknown top-level key", toml(base + "sede = 2\n"), "unknown key", f},
       {"negative seed", toml("seed = -1\n" + base.substr(9)), "seed: found -1", f},
@@ -285,7 +290,7 @@ TEST(BadInput, TomlRunConfigs) {
       {"modalities set in [model]", toml(base + "[model]\nmodalities = 3\n"), "model.modalities: unknown key", f},
       {"a folder as the config", [&] { training::RunConfig::from_toml(dir.path().string()); }, "it is a folder", dir.path().string()},
   };
-  EXPECT_EQ(run_cases(cases), 38);
+  EXPECT_EQ(run_cases(cases), 43);
 }
 
 TEST(BadInput, CsvManifests) {

@@ -85,6 +85,15 @@ std::string table(const std::vector<std::string>& head, const std::vector<std::v
   return o.str();
 }
 
+// "0.850 [0.800, 0.900]" when the metric has a bootstrap interval.
+std::string with_interval(const nlohmann::json& t, const char* key) {
+  if (!t.contains(key)) return "n/a";
+  std::string out = fmt(t[key]);
+  if (t.contains("intervals") && t["intervals"].is_object() && t["intervals"].contains(key))
+    out += " <small>[" + fmt(t["intervals"][key][0]) + ", " + fmt(t["intervals"][key][1]) + "]</small>";
+  return out;
+}
+
 struct Builder {
   std::string dir, plots;
   std::ostringstream html;
@@ -164,14 +173,17 @@ void section_metrics(Builder& b, const std::string& run) {
   }
   const auto m = training::run_files::read_metrics(run);
   b.html << "<p>Model " << esc(m.value("model", "")) << ", deterministic evaluation on the " << esc(m.value("part", "test"))
-         << " split.</p>";
+         << " split" << (m.value("calibrated", false) ? ", calibrated (temperature per task)" : "")
+         << ". In brackets: 95% intervals, stratified bootstrap (percentile).</p>";
   std::vector<std::vector<std::string>> rows;
   for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
     const auto& t = it.value();
-    rows.push_back({esc(it.key()), fmt(t["samples"], 0), fmt(t["accuracy"]), fmt(t["macro_precision"]), fmt(t["macro_recall"]),
-                    fmt(t["macro_f1"]), fmt(t["roc_auc_macro"])});
+    rows.push_back({esc(it.key()), fmt(t["samples"], 0), with_interval(t, "accuracy"), with_interval(t, "balanced_accuracy"),
+                    fmt(t["macro_precision"]), fmt(t["macro_recall"]), with_interval(t, "macro_f1"), with_interval(t, "roc_auc_macro"),
+                    with_interval(t, "ece")});
   }
-  b.html << table({"task", "samples", "accuracy", "macro precision", "macro recall", "macro F1", "ROC-AUC"}, rows);
+  b.html << table({"task", "samples", "accuracy", "balanced accuracy", "macro precision", "macro recall", "macro F1", "ROC-AUC", "ECE"},
+                  rows);
   b.html << "<div class=row>";
   for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
     const auto& t = it.value();
@@ -188,6 +200,66 @@ void section_metrics(Builder& b, const std::string& run) {
     b.html << "<div><h3>Confusion matrix: " << esc(it.key()) << "</h3>" << table(head, cm) << "</div>";
   }
   b.html << "</div>";
+}
+
+// Conformal prediction sets of one task: coverage and mean set size per method, alpha and score,
+// and the worst class's coverage (class-conditional coverage is not guaranteed).
+void section_conformal(Builder& b, const nlohmann::json& task) {
+  std::vector<std::vector<std::string>> rows;
+  for (const char* m : {"deterministic", "mc", "ensemble_deterministic", "ensemble"}) {
+    if (!task.contains(m) || !task[m].contains("conformal")) continue;
+    for (auto a = task[m]["conformal"].begin(); a != task[m]["conformal"].end(); ++a)
+      for (auto sc = a.value().begin(); sc != a.value().end(); ++sc) {
+        std::string worst = "n/a", per;
+        double w = 2;
+        for (auto c = sc.value()["per_class"].begin(); c != sc.value()["per_class"].end(); ++c) {
+          if (!c.value()["coverage"].is_null()) w = std::min(w, c.value()["coverage"].get<double>());
+          per += esc(c.key()) + ": " + fmt(c.value()["coverage"]) + " / " + fmt(c.value()["mean_size"], 2) + "<br>";
+        }
+        if (w <= 1) worst = fmt(nlohmann::json(w));
+        rows.push_back({m, esc(a.key()), esc(sc.key()), fmt(nlohmann::json(1 - std::stod(a.key()))), fmt(sc.value()["coverage"]),
+                        fmt(sc.value()["mean_size"], 2), worst, "<small>" + per + "</small>"});
+      }
+  }
+  if (rows.empty()) return;
+  b.html << "<p>Conformal prediction sets (split conformal, thresholds from the calibration part): the guarantee is coverage "
+            "&ge; 1 &minus; &alpha; on average over exchangeable cases.</p>"
+         << table({"method", "α", "score", "guaranteed", "coverage", "mean set size", "worst class",
+                   "per class: coverage / mean size"},
+                  rows);
+}
+
+void section_cv(Builder& b) {
+  namespace rf = training::run_files;
+  b.html << "<h2>Cross-validation</h2>";
+  if (!fs::exists(rf::path(b.dir, rf::kCvMetrics))) {
+    b.not_run("cross-validation", "drifa cv -c CONFIG -o " + b.dir);
+    return;
+  }
+  const auto j = rf::read_cv_metrics(b.dir);
+  b.html << "<p>" << j["folds"] << " stratified folds; out-of-fold predictions pooled (95% intervals: stratified bootstrap); "
+         << "the held-out test part scored by the average of the fold models.</p>";
+  const char* keys[] = {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro", "ece"};
+  for (auto it = j["tasks"].begin(); it != j["tasks"].end(); ++it) {
+    const auto& t = it.value();
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& f : t["folds"]) {
+      std::vector<std::string> r = {"fold " + fmt(f["fold"], 0)};
+      for (const char* k : keys) r.push_back(fmt(f[k]));
+      rows.push_back(r);
+    }
+    std::vector<std::string> ms = {"mean &plusmn; sd"}, pooled = {"pooled out-of-fold"}, hold = {"test, fold average"};
+    for (const char* k : keys) {
+      ms.push_back(t["mean_sd"].contains(k) ? fmt(t["mean_sd"][k]["mean"]) + " &plusmn; " + fmt(t["mean_sd"][k]["sd"]) : "n/a");
+      pooled.push_back(with_interval(t["pooled"], k));
+      if (t.contains("holdout")) hold.push_back(with_interval(t["holdout"]["average"], k));
+    }
+    rows.push_back(ms);
+    rows.push_back(pooled);
+    if (t.contains("holdout")) rows.push_back(hold);
+    b.html << "<h3>Task " << esc(it.key()) << "</h3>"
+           << table({"", "accuracy", "balanced accuracy", "macro F1", "ROC-AUC", "ECE"}, rows);
+  }
 }
 
 void section_uq(Builder& b) {
@@ -214,14 +286,24 @@ void section_uq(Builder& b) {
       const auto& s = it.value()[m];
       std::string sel;
       for (const auto& c : s["selective"]) sel += fmt(c["coverage"], 1) + ": " + fmt(c["accuracy"]) + "<br>";
-      rows.push_back({m, fmt(s["metrics"]["accuracy"]), fmt(s["metrics"]["macro_f1"]), fmt(s["nll"]), fmt(s["brier"]),
-                      fmt(s["ece"]), fmt(s["aurc"]), sel, fmt(s["error_auroc"]["predictive_entropy"]),
+      const bool cal = s.contains("before_calibration");
+      auto before_after = [&](const char* k) {
+        return cal ? fmt(s["before_calibration"][k]) + " &rarr; " + fmt(s[k]) : fmt(s[k]);
+      };
+      std::string acc = fmt(s["metrics"]["accuracy"]);
+      if (s.contains("intervals") && s["intervals"].contains("accuracy"))
+        acc += " <small>[" + fmt(s["intervals"]["accuracy"][0]) + ", " + fmt(s["intervals"]["accuracy"][1]) + "]</small>";
+      rows.push_back({m, acc,
+                      fmt(s["metrics"].value("balanced_accuracy", nlohmann::json(nullptr))), fmt(s["metrics"]["macro_f1"]),
+                      fmt(s.value("temperature", nlohmann::json(nullptr)), 2), before_after("nll"), before_after("brier"),
+                      before_after("ece"), fmt(s["aurc"]), sel, fmt(s["error_auroc"]["predictive_entropy"]),
                       fmt(s["error_auroc"]["mutual_information"])});
     }
     b.html << "<h3>Task " << esc(it.key()) << "</h3>"
-           << table({"method", "accuracy", "macro F1", "NLL", "Brier", "ECE", "AURC", "selective accuracy (coverage: acc)",
-                     "errAUROC (entropy)", "errAUROC (MI)"},
+           << table({"method", "accuracy [95% CI]", "balanced accuracy", "macro F1", "temperature", "NLL (raw → calibrated)",
+                     "Brier", "ECE", "AURC", "selective accuracy (coverage: acc)", "errAUROC (entropy)", "errAUROC (MI)"},
                     rows);
+    section_conformal(b, it.value());
     if (final_method.empty()) continue;
     const auto& rel = it.value()[final_method]["reliability"];
     Plot p;
@@ -240,6 +322,20 @@ void section_uq(Builder& b) {
         s.y.push_back(rel["accuracy"][k].get<double>());
       }
     p.series.push_back(s);
+    if (it.value()[final_method].contains("before_calibration")) {
+      // The raw probabilities' reliability beside the calibrated one.
+      const auto& raw = it.value()[final_method]["before_calibration"]["reliability"];
+      Series r;
+      r.title = "before calibration";
+      r.style = "linespoints pt 7";
+      for (int k = 0; k < raw["bins"].get<int>(); ++k)
+        if (raw["count"][k].get<int64_t>() > 0) {
+          r.x.push_back(raw["confidence"][k].get<double>());
+          r.y.push_back(raw["accuracy"][k].get<double>());
+        }
+      p.series.back().title = "calibrated: accuracy per bin";
+      p.series.push_back(r);
+    }
     std::string hist;
     if (!samples.empty()) {
       for (const bool mutual : {false, true}) {
@@ -319,7 +415,16 @@ void section_tsne(Builder& b) {
 }  // namespace
 
 std::vector<std::string> write_report(const std::string& dir, const std::string& html_path) {
-  const auto runs = training::member_runs(dir, /*finished_only=*/false);  // a report may show a run in progress
+  namespace rf = training::run_files;
+  const bool cv = fs::is_directory(dir) && fs::exists(rf::path(dir, rf::kCv));
+  std::vector<std::string> runs;
+  if (cv) {
+    for (const auto& n : rf::read_cv(dir).members)
+      if (fs::exists(rf::path(rf::path(dir, n), rf::kConfig))) runs.push_back(rf::path(dir, n));
+    if (runs.empty()) throw Error(dir + ": the cross-validation has no started fold yet");
+  } else {
+    runs = training::member_runs(dir, /*finished_only=*/false);  // a report may show a run in progress
+  }
   Builder b;
   b.dir = dir;
   b.plots = training::run_files::path(dir, training::run_files::kPlotsDir);
@@ -332,13 +437,17 @@ std::vector<std::string> write_report(const std::string& dir, const std::string&
          << "figure{margin:0}figcaption{font-size:12px;max-width:200px}.missing{color:#a00}pre{background:#f6f6f6;padding:8px}"
          << "</style></head><body>";
   b.html << "<h1>DRIFA-Net report</h1><p>Folder <code>" << esc(dir) << "</code>: " << runs.size()
-         << (runs.size() > 1 ? " ensemble members" : " training run") << ".</p>";
+         << (cv ? " cross-validation folds" : runs.size() > 1 ? " ensemble members" : " training run") << ".</p>";
   b.html << "<details><summary>Configuration</summary><pre>" << esc(cfg.dump(2)) << "</pre></details>";
   section_curves(b, runs);
-  section_metrics(b, runs[0]);
-  section_uq(b);
-  section_gradcam(b);
-  section_tsne(b);
+  if (cv) {
+    section_cv(b);
+  } else {
+    section_metrics(b, runs[0]);
+    section_uq(b);
+    section_gradcam(b);
+    section_tsne(b);
+  }
   // Lets a headless browser (and a reader) confirm that every embedded image decoded.
   b.html << "<p id=imgcheck></p><script>window.addEventListener('load',function(){var im=document.images,ok=0;"
             "for(var i=0;i<im.length;i++)if(im[i].complete&&im[i].naturalWidth>0)ok++;"

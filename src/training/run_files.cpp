@@ -116,6 +116,34 @@ CvManifest read_cv(const std::string& dir) {
   return m;
 }
 
+nlohmann::json read_cv_metrics(const std::string& dir) {
+  const auto file = path(dir, kCvMetrics);
+  const auto j = read_object(file);
+  Table top(j, file);
+  top.require({"folds", "tasks"});
+  const int64_t folds = top.integer("folds", 0, settings::limits::kFolds);
+  const auto& tasks = top.raw("tasks");
+  if (!tasks.is_object()) top.fail("tasks", "found " + settings::show(tasks) + ", allowed a table with one entry per task");
+  const char* keys[] = {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro", "ece"};
+  for (auto it = tasks.begin(); it != tasks.end(); ++it) {
+    Table task(it.value(), file, "tasks." + it.key());
+    task.require({"folds", "mean_sd", "pooled"});
+    for (auto& f : task.tables("folds", {folds, folds}))
+      for (const char* k : keys) f.real_or_null(k, kUnit);
+    Table pooled = task.table("pooled");
+    for (const char* k : keys) pooled.real_or_null(k, kUnit);
+    Table mean_sd = task.table("mean_sd");
+    for (const char* k : keys)
+      if (mean_sd.has(k)) {
+        Table m = mean_sd.table(k);
+        m.require({"mean", "sd"});
+        m.real("mean", 0, kUnit);
+        m.real("sd", 0, kUnit);
+      }
+  }
+  return j;
+}
+
 nlohmann::json read_log_json(const std::string& run_dir) {
   const auto file = path(run_dir, kLogJson);
   auto j = io::read_json(file);

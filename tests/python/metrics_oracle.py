@@ -8,7 +8,7 @@ import os
 import sys
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
 import drifa_torch  # noqa: E402
@@ -27,7 +27,7 @@ def main():
         pr, rc, f1, sup = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
         mp, mr, mf, _ = precision_recall_fscore_support(y, pred, labels=labels, average="macro", zero_division=0)
         auc = roc_auc_score(y, p[:, 1]) if k == 2 else roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels)
-        want = dict(accuracy=accuracy_score(y, pred), macro_precision=mp, macro_recall=mr, macro_f1=mf, roc_auc_macro=auc)
+        want = dict(accuracy=accuracy_score(y, pred), balanced_accuracy=balanced_accuracy_score(y, pred), macro_precision=mp, macro_recall=mr, macro_f1=mf, roc_auc_macro=auc)
         for key, v in want.items():
             worst = max(worst, abs(g[key] - v))
         for c in range(k):

@@ -82,6 +82,8 @@ struct CvManifest {
 };
 CvManifest read_cv(const std::string& dir);
 inline constexpr const char* kCvMetrics = "cv_metrics.json";  // cross-validation folder
+// cv_metrics.json (report): per task the folds' metrics, mean and sd, pooled and held-out, in [0, 1] or null.
+nlohmann::json read_cv_metrics(const std::string& dir);
 
 // log.json (resume): a list of objects with an integer "epoch" each, in increasing order.
 nlohmann::json read_log_json(const std::string& run_dir);
