@@ -123,13 +123,15 @@ Calibration Calibration::from_json(const nlohmann::json& j, const std::string& s
       MethodCalibration m;
       m.temperature = mt.real("temperature", 1, L::kTemperature);
       m.samples = mt.integer("samples", 0, L::kCalibrationScores);
-      const settings::RealRange any{-1e300, 1e300};
-      m.nll_before = mt.real("nll_before", 0, any);
-      m.nll_after = mt.real("nll_after", 0, any);
-      m.ece_before = mt.real("ece_before", 0, any);
-      m.ece_after = mt.real("ece_after", 0, any);
-      m.brier_before = mt.real("brier_before", 0, any);
-      m.brier_after = mt.real("brier_after", 0, any);
+      // Reported numbers, not used in computation: null (a NaN when written) reads as NaN.
+      const settings::RealRange any{0.0, 1e300};
+      auto reported = [&](const char* key) { return mt.real_or_null(key, any).value_or(std::nan("")); };
+      m.nll_before = reported("nll_before");
+      m.nll_after = reported("nll_after");
+      m.ece_before = reported("ece_before");
+      m.ece_after = reported("ece_after");
+      m.brier_before = reported("brier_before");
+      m.brier_after = reported("brier_after");
       auto st = mt.table("scores");
       for (auto s : all_scores()) {
         const auto name = score_name(s);

@@ -1,5 +1,6 @@
 #include "drifa/calibration/temperature.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <torch/torch.h>
@@ -72,7 +73,8 @@ TemperatureFit fit_temperature(const torch::Tensor& labels_all, const torch::Ten
     }
   }
   TemperatureFit fit;
-  fit.temperature = std::exp((a + b) / 2);
+  // exp(log(20)) may round past 20; the stored value must stay inside the range its reader checks.
+  fit.temperature = std::clamp(std::exp((a + b) / 2), kMinTemperature, kMaxTemperature);
   fit.nll_before = nll_of(logp, labels, 1.0);
   fit.nll_after = nll_of(logp, labels, fit.temperature);
   return fit;
