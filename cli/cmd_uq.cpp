@@ -31,7 +31,8 @@ std::string num(const nlohmann::json& v, int precision = 4) {
 
 void print_uq(const nlohmann::json& j) {
   std::cout << "\nuncertainty study: " << j["models"] << " model(s) x " << j["passes"] << " Monte Carlo passes"
-            << (j["calibration"].is_null() ? ", not calibrated" : ", calibrated on the " + j["calibration"]["part"].get<std::string>() + " part")
+            << (j["calibration"].is_null() ? ", not calibrated (`drifa calibrate DIR` fits temperatures and conformal sets)"
+                                           : ", calibrated on the " + j["calibration"]["part"].get<std::string>() + " part")
             << "\n";
   for (const auto& w : j["warnings"]) std::cout << "warning: " << w.get<std::string>() << "\n";
   for (auto it = j["tasks"].begin(); it != j["tasks"].end(); ++it) {

@@ -124,10 +124,18 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
     }
     out.push_back(jc);
   }
-  return {{"models", nets.size()},
-          {"passes", opt.mc.passes},
-          {"calibrated", opt.calibration != nullptr},
-          {"cases", out}};
+  nlohmann::json j = {{"models", nets.size()},
+                      {"passes", opt.mc.passes},
+                      {"calibrated", opt.calibration != nullptr},
+                      {"cases", out}};
+  if (opt.calibration) {
+    // MC and ensemble fits belong to the pass count they were made with; say both.
+    j["calibration"] = {{"part", opt.calibration->part}, {"passes", opt.calibration->passes}, {"models", opt.calibration->models}};
+    if (opt.mc.passes > 0 && opt.calibration->passes != opt.mc.passes)
+      j["warning"] = "calibrated with " + std::to_string(opt.calibration->passes) + " Monte Carlo passes, predicted with " +
+                     std::to_string(opt.mc.passes) + "; the temperature and the set are approximate";
+  }
+  return j;
 }
 
 }  // namespace drifa::uncertainty
