@@ -51,15 +51,21 @@ torch::Tensor calibrate(const torch::Tensor& samples, const MethodCalibration* c
   return apply_temperature(samples, cal ? cal->temperature : 1.0);
 }
 
+std::vector<int64_t> labelled_positions(const torch::Tensor& labels) {
+  auto y = labels.to(torch::kLong).contiguous();
+  std::vector<int64_t> pos;
+  for (int64_t i = 0; i < y.numel(); ++i)
+    if (y.data_ptr<int64_t>()[i] >= 0) pos.push_back(i);
+  return pos;
+}
+
 MethodCalibration fit_method(const torch::Tensor& labels_all, const torch::Tensor& samples_all, const std::vector<int64_t>& ids_all,
                              uint64_t seed) {
   auto keep = labels_all.ge(0);
   auto labels = labels_all.index({keep});
   auto samples = samples_all.index({torch::indexing::Slice(), keep});
   std::vector<int64_t> ids;
-  auto k = keep.accessor<bool, 1>();
-  for (int64_t i = 0; i < keep.size(0); ++i)
-    if (k[i]) ids.push_back(ids_all[static_cast<size_t>(i)]);
+  for (auto i : labelled_positions(labels_all)) ids.push_back(ids_all[static_cast<size_t>(i)]);
   const auto fit = fit_temperature(labels, samples);
   MethodCalibration m;
   m.temperature = fit.temperature;

@@ -249,11 +249,16 @@ std::vector<std::vector<int64_t>> PreparedData::train_labels() const {
 std::vector<Example> PreparedData::train_examples(uint64_t seed, int64_t epoch, bool balanced) const {
   std::vector<Example> out;
   if (paired) {
-    std::vector<size_t> order(cases_train.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::mt19937_64 rng(mix_seed(seed, 0xCA5E, static_cast<uint64_t>(epoch)));
-    std::shuffle(order.begin(), order.end(), rng);
-    if (balanced) order = balanced_order(strata(cases_train), cases_train.size(), mix_seed(seed, 0xCA5E, static_cast<uint64_t>(epoch)));
+    const uint64_t epoch_seed = mix_seed(seed, 0xCA5E, static_cast<uint64_t>(epoch));
+    std::vector<size_t> order;
+    if (balanced) {
+      order = balanced_order(strata(cases_train), cases_train.size(), epoch_seed);
+    } else {
+      order.resize(cases_train.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::mt19937_64 rng(epoch_seed);
+      std::shuffle(order.begin(), order.end(), rng);
+    }
     for (auto i : order) out.push_back({cases_train[i].paths, cases_train[i].labels});
     return out;
   }

@@ -51,6 +51,17 @@ std::vector<size_t> resample(size_t n, size_t length, std::mt19937_64& rng) {
 }
 }  // namespace
 
+namespace {
+// Per-modality index columns of one length -> tuples of one index per modality, by position.
+std::vector<std::vector<size_t>> pair_columns(const std::vector<std::vector<size_t>>& cols) {
+  const size_t L = cols.empty() ? 0 : cols[0].size();
+  std::vector<std::vector<size_t>> out(L, std::vector<size_t>(cols.size()));
+  for (size_t i = 0; i < L; ++i)
+    for (size_t m = 0; m < cols.size(); ++m) out[i][m] = cols[m][i];
+  return out;
+}
+}  // namespace
+
 std::vector<std::vector<size_t>> epoch_pairing(const std::vector<size_t>& sizes, uint64_t seed, int64_t epoch) {
   const size_t L = *std::max_element(sizes.begin(), sizes.end());
   std::vector<std::vector<size_t>> cols;
@@ -58,10 +69,7 @@ std::vector<std::vector<size_t>> epoch_pairing(const std::vector<size_t>& sizes,
     std::mt19937_64 rng(mix_seed(seed, 0xE90C, static_cast<uint64_t>(epoch), m));
     cols.push_back(resample(sizes[m], L, rng));
   }
-  std::vector<std::vector<size_t>> out(L, std::vector<size_t>(sizes.size()));
-  for (size_t i = 0; i < L; ++i)
-    for (size_t m = 0; m < sizes.size(); ++m) out[i][m] = cols[m][i];
-  return out;
+  return pair_columns(cols);
 }
 
 std::vector<size_t> balanced_order(const std::vector<int64_t>& labels, size_t length, uint64_t seed) {
@@ -94,10 +102,7 @@ std::vector<std::vector<size_t>> balanced_epoch_pairing(const std::vector<std::v
   std::vector<std::vector<size_t>> cols;
   for (size_t m = 0; m < labels.size(); ++m)
     cols.push_back(balanced_order(labels[m], L, mix_seed(seed, 0xE90C, static_cast<uint64_t>(epoch), m)));
-  std::vector<std::vector<size_t>> out(L, std::vector<size_t>(labels.size()));
-  for (size_t i = 0; i < L; ++i)
-    for (size_t m = 0; m < labels.size(); ++m) out[i][m] = cols[m][i];
-  return out;
+  return pair_columns(cols);
 }
 
 std::vector<int> stratified_folds(const std::vector<int64_t>& labels, int k, uint64_t seed) {

@@ -78,17 +78,23 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
   return res;
 }
 
+nlohmann::json task_metrics_json(const TaskMetrics& m, const torch::Tensor& labels, const torch::Tensor& probs,
+                                 const std::vector<std::string>& class_names, const BootstrapOptions& ci) {
+  auto j = m.to_json(class_names);
+  const double ece = point_metrics(labels, probs)[4];
+  j["ece"] = std::isfinite(ece) ? nlohmann::json(ece) : nlohmann::json(nullptr);
+  if (ci.resamples > 0) j["intervals"] = intervals_json(bootstrap_intervals(labels, probs, ci), ci);
+  return j;
+}
+
 nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const BootstrapOptions& ci) {
   nlohmann::json tasks = nlohmann::json::object();
   for (size_t t = 0; t < r.metrics.size(); ++t) {
-    auto j = r.metrics[t].to_json(cfg.task_class_names(static_cast<int64_t>(t)));
-    j["loss"] = std::isnan(r.task_loss[t]) ? nlohmann::json(nullptr) : nlohmann::json(r.task_loss[t]);
     BootstrapOptions o = ci;
     o.seed = data::mix_seed(ci.seed, t);
-    const auto point = point_metrics(r.labels[t], r.probs[t]);
-    j["ece"] = std::isfinite(point[4]) ? nlohmann::json(point[4]) : nlohmann::json(nullptr);
+    auto j = task_metrics_json(r.metrics[t], r.labels[t], r.probs[t], cfg.task_class_names(static_cast<int64_t>(t)), o);
+    j["loss"] = std::isnan(r.task_loss[t]) ? nlohmann::json(nullptr) : nlohmann::json(r.task_loss[t]);
     j["temperature"] = t < r.temperatures.size() ? r.temperatures[t] : 1.0;
-    if (ci.resamples > 0) j["intervals"] = intervals_json(bootstrap_intervals(r.labels[t], r.probs[t], o), o);
     tasks[cfg.task_name(t)] = j;
   }
   return {{"loss", r.loss}, {"tasks", tasks}};

@@ -65,15 +65,10 @@ std::vector<std::string> fold_runs(const std::string& dir) {
 
 namespace {
 
-nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-
-// Point metrics and intervals of one task's labels and probabilities.
+// Point metrics and (with ci.resamples > 0) intervals of one task's labels and probabilities.
 nlohmann::json task_metrics(const torch::Tensor& y, const torch::Tensor& p, const std::vector<std::string>& names,
                             const evaluation::BootstrapOptions& ci) {
-  auto j = evaluation::compute_metrics(y, p).to_json(names);
-  j["ece"] = num(evaluation::point_metrics(y, p)[4]);
-  if (ci.resamples > 0) j["intervals"] = evaluation::intervals_json(evaluation::bootstrap_intervals(y, p, ci), ci);
-  return j;
+  return evaluation::task_metrics_json(evaluation::compute_metrics(y, p), y, p, names, ci);
 }
 
 }  // namespace
@@ -82,8 +77,7 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
   const auto runs = fold_runs(dir);
   const auto first = RunFolder::open(runs[0]);
   const auto all = data::prepare_data(first.cfg.data, first.cfg.seed);
-  data::PreparedData holdout = all;  // the config's test part, scored by every fold model
-  const auto holdout_examples = holdout.eval_examples("test", first.cfg.seed);
+  const auto holdout_examples = all.eval_examples("test", first.cfg.seed);  // the config's test part, scored by every fold model
   data::ImageCache cache(first.cfg.data.image_options());
   std::vector<data::Example> pooled_examples;
   evaluation::EvalResult pooled;
@@ -125,6 +119,8 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
   }
   evaluation::write_predictions(run_files::path(dir, run_files::kPredictions), pooled, pooled_examples, mc);
 
+  evaluation::BootstrapOptions none;  // per-fold and per-model rows: point metrics only
+  none.resamples = 0;
   nlohmann::json tasks = nlohmann::json::object();
   for (size_t t = 0; t < T; ++t) {
     const auto ti = static_cast<int64_t>(t);
@@ -132,8 +128,6 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
     nlohmann::json folds = nlohmann::json::array(), summary = nlohmann::json::object();
     std::map<std::string, std::vector<double>> values;
     for (size_t f = 0; f < per_fold.size(); ++f) {
-      evaluation::BootstrapOptions none;
-      none.resamples = 0;
       auto m = task_metrics(per_fold[f].labels[t], per_fold[f].probs[t], names, none);
       for (const auto& key : evaluation::bootstrap_metrics())
         if (m.contains(key) && m[key].is_number()) values[key].push_back(m[key].get<double>());
@@ -156,8 +150,6 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
     if (!holdout_probs.empty()) {
       nlohmann::json each = nlohmann::json::array();
       std::vector<torch::Tensor> p;
-      evaluation::BootstrapOptions none;
-      none.resamples = 0;
       for (const auto& hp : holdout_probs) {
         auto m = task_metrics(holdout_labels[t], hp[t], names, none);
         each.push_back({{"accuracy", m["accuracy"]}, {"balanced_accuracy", m["balanced_accuracy"]}, {"macro_f1", m["macro_f1"]}});

@@ -92,6 +92,10 @@ Reliability reliability(const torch::Tensor& labels, const torch::Tensor& probs,
   return r;
 }
 
+nlohmann::json reliability_json(const Reliability& r) {
+  return {{"bins", r.count.size()}, {"count", r.count}, {"confidence", r.confidence}, {"accuracy", r.accuracy}};
+}
+
 double selective_accuracy(const torch::Tensor& correct, const torch::Tensor& uncertainty, double coverage) {
   const auto order = certainty_order(uncertainty);
   const auto n = static_cast<int64_t>(order.size());
@@ -142,7 +146,7 @@ nlohmann::json task_summary(const torch::Tensor& labels_all, const torch::Tensor
   j["brier"] = brier(labels, m.mean);
   const auto rel = reliability(labels, m.mean, 15);
   j["ece"] = rel.ece;
-  j["reliability"] = {{"bins", rel.count.size()}, {"count", rel.count}, {"confidence", rel.confidence}, {"accuracy", rel.accuracy}};
+  j["reliability"] = reliability_json(rel);
   nlohmann::json sel = nlohmann::json::array();
   for (double c : coverages)
     sel.push_back({{"coverage", c}, {"accuracy", selective_accuracy(correct, m.predictive_entropy, c)}});

@@ -118,13 +118,8 @@ nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const Su
       if (y.size(0) > 0) {
         const auto raw = samples.index({torch::indexing::Slice(), keep}).to(torch::kFloat64).mean(0);
         const auto rel = reliability(y, raw, 15);
-        sum["before_calibration"] = {{"nll", nll(y, raw)}, {"brier", brier(y, raw)}, {"ece", rel.ece},
-                                     {"reliability", {{"bins", rel.count.size()}, {"count", rel.count},
-                                                      {"confidence", rel.confidence}, {"accuracy", rel.accuracy}}}};
-        std::vector<int64_t> ids;
-        auto k = keep.accessor<bool, 1>();
-        for (int64_t i = 0; i < keep.size(0); ++i)
-          if (k[i]) ids.push_back(i);
+        sum["before_calibration"] = {{"nll", nll(y, raw)}, {"brier", brier(y, raw)}, {"ece", rel.ece}, {"reliability", reliability_json(rel)}};
+        const auto ids = calibration::labelled_positions(s.labels[t]);
         const auto probs = tempered.index({torch::indexing::Slice(), keep}).mean(0);
         sum["conformal"] = calibration::conformal_summary(*cal, probs, y, calibration::part_draws(opt.seed, calibration::Part::Test, ids),
                                                           opt.alphas, names);

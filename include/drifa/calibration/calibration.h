@@ -49,6 +49,9 @@ struct Calibration {
   static Calibration from_json(const nlohmann::json& j, const std::string& source);
 };
 
+// The positions of the labelled samples (label >= 0), in order.
+std::vector<int64_t> labelled_positions(const torch::Tensor& labels);
+
 // Fits one method: labels [N] (-1 skipped), samples [S, N, K] of the calibration part; ids
 // index the draws of aps_randomized.
 MethodCalibration fit_method(const torch::Tensor& labels, const torch::Tensor& samples, const std::vector<int64_t>& ids,

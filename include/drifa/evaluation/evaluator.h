@@ -41,6 +41,11 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
 torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std::vector<torch::Tensor>& labels,
                              const std::vector<double>& weights, const std::vector<torch::Tensor>& class_weights = {});
 
+// One task's metrics as JSON: m.to_json, "ece", and with ci.resamples > 0 the bootstrap
+// intervals ("intervals", bootstrap.h) of labels [N] and probs [N, K].
+nlohmann::json task_metrics_json(const TaskMetrics& m, const torch::Tensor& labels, const torch::Tensor& probs,
+                                 const std::vector<std::string>& class_names, const BootstrapOptions& ci);
+
 // Per task the metrics, the loss and their bootstrap intervals ("intervals", bootstrap.h).
 nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const BootstrapOptions& ci = {});
 // The layout of every per-(sample, task) CSV (predictions.csv, the uncertainty study's

@@ -42,6 +42,8 @@ struct Reliability {
   double ece = 0;
 };
 Reliability reliability(const torch::Tensor& labels, const torch::Tensor& probs, int bins = 15);
+// {"bins", "count", "confidence", "accuracy"}: what uq.json and the report read.
+nlohmann::json reliability_json(const Reliability& r);
 
 // Selective prediction: samples ranked from least to most uncertain (ties by index).
 // Accuracy on the most certain ceil(coverage * N) samples.
