@@ -20,6 +20,8 @@ GradCAM grad_cam(DRIFANet& net, const std::vector<torch::Tensor>& inputs, const 
   if (opt.target_class >= cfg.classes[opt.task])
     throw Error("Grad-CAM: class " + std::to_string(opt.target_class) + " out of range for task " + cfg.task_name(opt.task));
 
+  if (!inputs.at(static_cast<size_t>(opt.modality)).defined())
+    throw Error("Grad-CAM: modality " + cfg.modality_name(opt.modality) + " is absent; there is no map to explain");
   const Mode before = net->mode();
   net->set_mode(Mode::Eval);
   torch::AutoGradMode grad_on(true);
@@ -40,7 +42,7 @@ GradCAM grad_cam(DRIFANet& net, const std::vector<torch::Tensor>& inputs, const 
   g.raw = cam.cpu();
   auto up = torch::nn::functional::interpolate(
                 cam.unsqueeze(1), torch::nn::functional::InterpolateFuncOptions()
-                                      .size(std::vector<int64_t>{inputs[0].size(2), inputs[0].size(3)})
+                                      .size(std::vector<int64_t>{inputs[static_cast<size_t>(opt.modality)].size(2), inputs[static_cast<size_t>(opt.modality)].size(3)})
                                       .mode(torch::kBilinear)
                                       .align_corners(false))
                 .squeeze(1)

@@ -47,23 +47,35 @@ void DRIFANetImpl::check_inputs(const std::vector<torch::Tensor>& inputs) const 
   if (static_cast<int64_t>(inputs.size()) != cfg_.modalities)
     throw Error("the model takes " + std::to_string(cfg_.modalities) + " modalities, got " +
                 std::to_string(inputs.size()) + " inputs");
+  const torch::Tensor* first = nullptr;
   for (size_t m = 0; m < inputs.size(); ++m) {
     const auto& x = inputs[m];
-    if (!x.defined() || x.dim() != 4 || x.size(1) != cfg_.in_channels)
+    if (!x.defined()) continue;  // absent
+    if (x.dim() != 4 || x.size(1) != cfg_.in_channels)
       throw Error("input " + std::to_string(m) + " (" + cfg_.modality_name(m) + ") must be [B, " +
-                  std::to_string(cfg_.in_channels) + ", H, W], got " +
-                  (x.defined() ? c10::str(x.sizes()) : std::string("an undefined tensor")));
-    if (x.size(0) != inputs[0].size(0))
-      throw Error("inputs disagree on the batch size: " + std::to_string(inputs[0].size(0)) + " vs " +
+                  std::to_string(cfg_.in_channels) + ", H, W], got " + c10::str(x.sizes()));
+    if (!first) first = &x;
+    if (x.size(0) != first->size(0))
+      throw Error("inputs disagree on the batch size: " + std::to_string(first->size(0)) + " vs " +
                   std::to_string(x.size(0)));
   }
+  if (!first) throw Error("every modality is absent: the model needs at least one input");
+}
+
+void DRIFANetImpl::check_presence(const torch::Tensor& presence, int64_t batch) const {
+  if (!presence.defined()) return;
+  if (presence.dim() != 2 || presence.size(0) != batch || presence.size(1) != cfg_.modalities)
+    throw Error("presence must be [" + std::to_string(batch) + ", " + std::to_string(cfg_.modalities) + "], got " +
+                c10::str(presence.sizes()));
 }
 
 std::vector<torch::Tensor> DRIFANetImpl::prefix(const std::vector<torch::Tensor>& inputs) {
   check_inputs(inputs);
-  std::vector<torch::Tensor> h(inputs.size());
-  for (size_t m = 0; m < inputs.size(); ++m) h[m] = branch_[m]->stem(inputs[m]);
-  for (size_t m = 0; m < h.size(); ++m) h[m] = branch_[m]->stages[0]->rra(h[m]);
+  std::vector<torch::Tensor> h(inputs.size());  // an absent modality stays undefined
+  for (size_t m = 0; m < inputs.size(); ++m)
+    if (inputs[m].defined()) h[m] = branch_[m]->stem(inputs[m]);
+  for (size_t m = 0; m < h.size(); ++m)
+    if (h[m].defined()) h[m] = branch_[m]->stages[0]->rra(h[m]);
   return h;
 }
 
@@ -83,24 +95,51 @@ torch::Tensor DRIFANetImpl::dropout(const torch::Tensor& x, const ForwardOptions
   return x * mask;
 }
 
+namespace {
+
+const torch::Tensor& first_present(const std::vector<torch::Tensor>& h) {
+  for (const auto& x : h)
+    if (x.defined()) return x;
+  throw Error("every modality is absent: the model needs at least one input");
+}
+
+}  // namespace
+
 void DRIFANetImpl::run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with_block, const ForwardOptions& opt) {
   const int64_t n = cfg_.stages();
   const bool drop = dropout_active() && i < n - 2 && cfg_.dropout > 0;
-  for (size_t m = 0; m < h.size(); ++m) {
-    auto& stage = branch_[m]->stages[i];
-    if (with_block) h[m] = stage->rra(h[m]);
-    if (drop) h[m] = dropout(h[m], opt);
-    if (stage->mfa) h[m] = stage->mfa(h[m]);
+  for (size_t m = 0; m < h.size(); ++m)
+    if (h[m].defined() && with_block) h[m] = branch_[m]->stages[i]->rra(h[m]);
+  if (drop) {
+    const auto& ref = first_present(h);  // the shape an absent modality's map would have here
+    for (auto& x : h) {
+      if (x.defined()) x = dropout(x, opt);
+      // A skipped branch still takes its draws, so a sample's masks at later sites do not
+      // depend on which modalities it has.
+      else if (!opt.dropout_rngs.empty()) dropout(ref, opt);
+    }
   }
-  if (!fusion_.empty()) h = fusion_[i]->forward(h);
+  for (size_t m = 0; m < h.size(); ++m) {
+    if (!h[m].defined()) continue;
+    auto& stage = branch_[m]->stages[i];
+    if (stage->mfa) h[m] = stage->mfa(h[m]);
+    if (opt.presence.defined())
+      h[m] = h[m] * opt.presence.select(1, static_cast<int64_t>(m)).to(h[m].scalar_type()).view({-1, 1, 1, 1});
+  }
+  if (!fusion_.empty()) h = fusion_[i]->forward(h, opt.presence);
 }
 
 ForwardResult DRIFANetImpl::suffix(std::vector<torch::Tensor> h, const ForwardOptions& opt) {
+  check_presence(opt.presence, first_present(h).size(0));
   ForwardResult r;
   for (int64_t i = 0; i < cfg_.stages(); ++i) {
     run_stage(i, h, /*with_block=*/i > 0, opt);
     if (opt.keep_stages) r.stages.push_back(h);
   }
+  // The head sees zeros where a modality is absent.
+  const auto& ref = first_present(h);
+  for (auto& x : h)
+    if (!x.defined()) x = torch::zeros_like(ref);
   auto cat = torch::cat(h, 1);
   r.features = cat.mean({2, 3});
   auto f = (dropout_active() && cfg_.dropout > 0) ? dropout(cat, opt).mean({2, 3}) : r.features;

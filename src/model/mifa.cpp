@@ -18,14 +18,32 @@ MIFAImpl::MIFAImpl(int64_t c, int64_t modalities) : modalities_(modalities) {
     alpha->insert(std::to_string(m), torch::ones({c}).requires_grad_(true));
 }
 
-torch::Tensor MIFAImpl::mgifa(const std::vector<torch::Tensor>& xs) {
+namespace {
+
+// Sample weights of modality m as [B, 1], or undefined when every sample has it.
+torch::Tensor weight_of(const torch::Tensor& presence, size_t m) {
+  if (!presence.defined()) return {};
+  return presence.select(1, static_cast<int64_t>(m)).unsqueeze(1);
+}
+
+void accumulate(torch::Tensor& sum, torch::Tensor term, const torch::Tensor& w) {
+  if (w.defined()) term = term * w.to(term.scalar_type());
+  sum = sum.defined() ? sum + term : term;
+}
+
+}  // namespace
+
+torch::Tensor MIFAImpl::mgifa(const std::vector<torch::Tensor>& xs, const torch::Tensor& presence) {
   torch::Tensor p_min, p_avg, p_max;
-  for (const auto& x : xs) {
-    auto st = spatial_stats(x);
-    p_min = p_min.defined() ? p_min + st.min : st.min;
-    p_avg = p_avg.defined() ? p_avg + st.mean : st.mean;
-    p_max = p_max.defined() ? p_max + st.max : st.max;
+  for (size_t m = 0; m < xs.size(); ++m) {
+    if (!xs[m].defined()) continue;
+    auto st = spatial_stats(xs[m]);
+    const auto w = weight_of(presence, m);
+    accumulate(p_min, st.min, w);
+    accumulate(p_avg, st.mean, w);
+    accumulate(p_max, st.max, w);
   }
+  TORCH_CHECK(p_min.defined(), "MIFA needs at least one present modality");
   // One fc shared by the three pooled descriptors: run it once on the stacked batch.
   const auto b = p_min.size(0);
   auto s = torch::sigmoid(fc(torch::cat({p_min, p_avg, p_max}, 0)));
@@ -33,25 +51,26 @@ torch::Tensor MIFAImpl::mgifa(const std::vector<torch::Tensor>& xs) {
   return g.unsqueeze(-1).unsqueeze(-1);
 }
 
-torch::Tensor MIFAImpl::mlifa(const std::vector<torch::Tensor>& xs) {
+torch::Tensor MIFAImpl::mlifa(const std::vector<torch::Tensor>& xs, const torch::Tensor& presence) {
   torch::Tensor l;
   for (size_t m = 0; m < xs.size(); ++m) {
+    if (!xs[m].defined()) continue;
     auto q = torch::sigmoid(local[m]->as<torch::nn::Conv2dImpl>()->forward(xs[m]));
     auto st = spatial_stats(q);
-    auto t = st.min + st.mean + st.max;
-    l = l.defined() ? l + t : t;
+    accumulate(l, st.min + st.mean + st.max, weight_of(presence, m));
   }
+  TORCH_CHECK(l.defined(), "MIFA needs at least one present modality");
   return l.unsqueeze(-1).unsqueeze(-1);
 }
 
-std::vector<torch::Tensor> MIFAImpl::forward(const std::vector<torch::Tensor>& xs) {
+std::vector<torch::Tensor> MIFAImpl::forward(const std::vector<torch::Tensor>& xs, const torch::Tensor& presence) {
   TORCH_CHECK(static_cast<int64_t>(xs.size()) == modalities_, "MIFA expects ", modalities_,
               " modalities, got ", xs.size());
-  auto att = torch::sigmoid(global_scale * mgifa(xs) + local_scale.view({1, -1, 1, 1}) * mlifa(xs));
+  auto att = torch::sigmoid(global_scale * mgifa(xs, presence) + local_scale.view({1, -1, 1, 1}) * mlifa(xs, presence));
   std::vector<torch::Tensor> out;
   out.reserve(xs.size());
   for (size_t m = 0; m < xs.size(); ++m)
-    out.push_back(xs[m] * (att * alpha[std::to_string(m)].view({1, -1, 1, 1})));
+    out.push_back(xs[m].defined() ? xs[m] * (att * alpha[std::to_string(m)].view({1, -1, 1, 1})) : torch::Tensor());
   return out;
 }
 

@@ -49,8 +49,15 @@ std::vector<torch::Tensor> concat(std::vector<std::vector<torch::Tensor>>& out) 
   return res;
 }
 
+// The first present modality (absent ones are undefined tensors).
+const torch::Tensor& present(const std::vector<torch::Tensor>& x) {
+  for (const auto& t : x)
+    if (t.defined()) return t;
+  throw Error("mc_sample: every modality is absent");
+}
+
 void check_ids(const std::vector<torch::Tensor>& x, const std::vector<int64_t>& ids) {
-  if (x.empty() || static_cast<int64_t>(ids.size()) != x[0].size(0)) throw Error("mc_sample: one id per batch row is needed");
+  if (static_cast<int64_t>(ids.size()) != present(x).size(0)) throw Error("mc_sample: one id per batch row is needed");
 }
 
 }  // namespace
@@ -58,14 +65,14 @@ void check_ids(const std::vector<torch::Tensor>& x, const std::vector<int64_t>& 
 std::vector<torch::Tensor> mc_sample_from_prefix(DRIFANet& net, const std::vector<torch::Tensor>& prefix,
                                                  const std::vector<int64_t>& ids, const MCOptions& opt) {
   check_ids(prefix, ids);
-  Sampling session(net, opt, prefix[0].device());
-  const int64_t B = prefix[0].size(0), P = opt.passes;
+  Sampling session(net, opt, present(prefix).device());
+  const int64_t B = present(prefix).size(0), P = opt.passes;
   std::vector<std::vector<torch::Tensor>> out(static_cast<size_t>(net->config().tasks()));
   const int64_t per_call = std::max<int64_t>(1, std::min<int64_t>(P, opt.rows_per_call / std::max<int64_t>(B, 1)));
   for (int64_t first = 0; first < P; first += per_call) {
     const int64_t G = std::min(per_call, P - first);
     std::vector<torch::Tensor> hg;
-    for (const auto& x : prefix) hg.push_back(G == 1 ? x : x.repeat({G, 1, 1, 1}));
+    for (const auto& x : prefix) hg.push_back(G == 1 || !x.defined() ? x : x.repeat({G, 1, 1, 1}));
     ForwardOptions fo;
     fo.dropout_rngs = pass_generators(opt, ids, first, G);
     keep(out, net->suffix(std::move(hg), fo), G, B);
@@ -76,13 +83,13 @@ std::vector<torch::Tensor> mc_sample_from_prefix(DRIFANet& net, const std::vecto
 std::vector<torch::Tensor> mc_sample(DRIFANet& net, const std::vector<torch::Tensor>& inputs,
                                      const std::vector<int64_t>& ids, const MCOptions& opt) {
   check_ids(inputs, ids);
-  Sampling session(net, opt, inputs[0].device());
+  Sampling session(net, opt, present(inputs).device());
   if (opt.share_prefix) return mc_sample_from_prefix(net, net->prefix(inputs), ids, opt);
   std::vector<std::vector<torch::Tensor>> out(static_cast<size_t>(net->config().tasks()));
   for (int64_t p = 0; p < opt.passes; ++p) {
     ForwardOptions fo;
     fo.dropout_rngs = pass_generators(opt, ids, p, 1);
-    keep(out, net->forward(inputs, fo), 1, inputs[0].size(0));
+    keep(out, net->forward(inputs, fo), 1, present(inputs).size(0));
   }
   return concat(out);
 }

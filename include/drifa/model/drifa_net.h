@@ -6,6 +6,13 @@
 //                    (h_1..h_M) = MIFA_i(h_1..h_M)
 //   head:            f = GAP(dropout([h_1..h_M]));  logits_t = Linear_t(f)
 //
+// Absent modalities (a patient without one of the scans). An undefined input tensor means the
+// modality is absent for the whole batch: its branch is skipped, MIFA's sums over modalities
+// run over the present ones only, and the head sees zeros in its place. ForwardOptions::presence
+// says the same per sample (training with modality dropout): h_m is multiplied by the sample's
+// 0/1 weight after every stage's branch work, which for an absent sample gives exactly the
+// skipped branch's values downstream. With every modality present nothing changes.
+//
 // What Grad-CAM and t-SNE need (stage outputs, fused features) is returned by forward():
 // LibTorch has no module hooks.
 #include <vector>
@@ -34,12 +41,15 @@ struct ForwardOptions {
   // the batch it shares, how passes are grouped or whether the prefix was shared.
   // Empty: torch's global generator (training).
   std::vector<at::Generator> dropout_rngs;
+  // [B, M] 0/1 (float): which modalities each sample has; undefined = all. See the top.
+  torch::Tensor presence;
 };
 
 struct ForwardResult {
   std::vector<torch::Tensor> logits;  // per task, [B, K_t]
   torch::Tensor features;             // fused features GAP([h_1..h_M]) before head dropout, [B, M*w_last]
-  // stages[i][m]: modality m after stage i (after fusion), only with keep_stages
+  // stages[i][m]: modality m after stage i (after fusion), only with keep_stages; undefined
+  // for an absent modality
   std::vector<std::vector<torch::Tensor>> stages;
 };
 
@@ -47,7 +57,8 @@ class DRIFANetImpl : public torch::nn::Module {
  public:
   explicit DRIFANetImpl(const ModelConfig& cfg);
 
-  // inputs: M tensors [B, in_channels, H, W] with values in [0, 1]
+  // inputs: M tensors [B, in_channels, H, W] with values in [0, 1]; an undefined tensor marks an
+  // absent modality (at least one must be present).
   ForwardResult forward(const std::vector<torch::Tensor>& inputs, const ForwardOptions& opt = {});
 
   // The forward pass in two parts, so deterministic work can be shared between Monte Carlo
@@ -67,6 +78,7 @@ class DRIFANetImpl : public torch::nn::Module {
 
  private:
   void check_inputs(const std::vector<torch::Tensor>& inputs) const;
+  void check_presence(const torch::Tensor& presence, int64_t batch) const;
   void run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with_block, const ForwardOptions& opt);
   torch::Tensor dropout(const torch::Tensor& x, const ForwardOptions& opt) const;
 

@@ -16,11 +16,14 @@ class MIFAImpl : public torch::nn::Module {
  public:
   MIFAImpl(int64_t channels, int64_t modalities);
   // xs: M tensors [B, C, H, W] (H, W may differ between modalities) -> M tensors, same shapes.
-  std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& xs);
+  // An undefined xs[m] is an absent modality: left out of every sum over modalities, and its
+  // output stays undefined. presence ([B, M] 0/1, optional) weighs each sample's terms the
+  // same way, so a sample's absent modality adds nothing to the attention of the others.
+  std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& xs, const torch::Tensor& presence = {});
 
   // The two halves, exposed for tests and analysis: both return [B, C, 1, 1].
-  torch::Tensor mgifa(const std::vector<torch::Tensor>& xs);
-  torch::Tensor mlifa(const std::vector<torch::Tensor>& xs);
+  torch::Tensor mgifa(const std::vector<torch::Tensor>& xs, const torch::Tensor& presence = {});
+  torch::Tensor mlifa(const std::vector<torch::Tensor>& xs, const torch::Tensor& presence = {});
 
   torch::nn::Linear fc{nullptr};        // shared C -> C
   torch::nn::ModuleList local{nullptr};  // M x Conv2d(C, C, 1)
