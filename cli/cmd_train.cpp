@@ -29,6 +29,14 @@ std::string with_interval(const nlohmann::json& t, const char* key) {
   return o.str();
 }
 
+// A metric to 3 decimals, "-" where it is missing or null (a task not scored).
+std::string fixed3(const nlohmann::json& t, const char* key) {
+  if (!t.contains(key) || !t[key].is_number()) return "-";
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(3) << t[key].get<double>();
+  return o.str();
+}
+
 void print_metrics(const nlohmann::json& m) {
   std::cout << "\n" << m.value("part", "test") << " metrics (" << m.value("model", "") << ")"
             << (m.value("calibrated", false) ? ", calibrated" : "") << "\n";
@@ -46,6 +54,26 @@ void print_metrics(const nlohmann::json& m) {
   if (!m["tasks"].empty() && m["tasks"].begin().value().contains("intervals"))
     std::cout << "[..]: 95% intervals, stratified bootstrap (" << m["tasks"].begin().value()["intervals"]["resamples"]
               << " resamples)\n";
+  if (m.contains("partners")) {
+    std::cout << "\nwith partners from the bank (" << m["partners"]["bank_size"] << " per modality) in place of each task's other modalities\n"
+              << std::left << std::setw(16) << "task" << std::right << std::setw(10) << "partners" << std::setw(10) << "accuracy"
+              << std::setw(10) << "bal.acc" << std::setw(10) << "ROC-AUC" << std::setw(14) << "partner info" << std::setw(12) << "partner sd" << "\n";
+    for (const auto& run : m["partners"]["runs"])
+      for (auto it = run["tasks"].begin(); it != run["tasks"].end(); ++it)
+        std::cout << std::left << std::setw(16) << it.key() << std::right << std::setw(10) << run["partners"].get<int64_t>()
+                  << std::setw(10) << fixed3(it.value(), "accuracy") << std::setw(10) << fixed3(it.value(), "balanced_accuracy")
+                  << std::setw(10) << fixed3(it.value(), "roc_auc_macro") << std::setw(14) << fixed3(it.value(), "partner_information")
+                  << std::setw(12) << fixed3(it.value(), "partner_sd") << "\n";
+  }
+  if (m.contains("missing")) {
+    std::cout << "\nwith modalities absent (missing.json)\n" << std::left << std::setw(20) << "absent" << std::setw(16) << "task"
+              << std::right << std::setw(10) << "accuracy" << std::setw(10) << "bal.acc" << std::setw(10) << "ROC-AUC" << "\n";
+    for (const auto& row : m["missing"]["patterns"])
+      for (auto it = row["tasks"].begin(); it != row["tasks"].end(); ++it)
+        std::cout << std::left << std::setw(20) << row["pattern"].get<std::string>() << std::setw(16) << it.key() << std::right
+                  << std::setw(10) << fixed3(it.value(), "accuracy") << std::setw(10) << fixed3(it.value(), "balanced_accuracy")
+                  << std::setw(10) << fixed3(it.value(), "roc_auc_macro") << "\n";
+  }
 }
 
 }  // namespace
@@ -132,6 +160,8 @@ void register_evaluate(CLI::App& app, GlobalFlags& g) {
     bool bf16 = false, no_calibration = false;
     int resamples = 2000;
     uint64_t seed = 0;
+    int64_t partners = 0;
+    std::vector<std::string> missing;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("evaluate", "per-task metrics of a model on a run's saved test (or validation) split");
@@ -144,6 +174,11 @@ void register_evaluate(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--resamples", o->resamples, "bootstrap resamples of the 95% intervals (0: none)")
       ->check(bounded(settings::limits::kResamples));
   cmd->add_option("--seed", o->seed, "fixes the bootstrap resamples");
+  cmd->add_option("--partners", o->partners,
+                  "unpaired runs: also score each task with its other modalities averaged over 1 and this many bank partners")
+      ->check(bounded(settings::limits::kPartners));
+  cmd->add_option("--missing", o->missing,
+                  "also score with these modalities absent (by name), or 'all' for every pattern; writes missing.json");
   cmd->callback([o, &g] {
     apply_global_flags(g);
     const std::string model = o->model.empty() ? o->run + "/best.safetensors" : o->model;
@@ -153,6 +188,8 @@ void register_evaluate(CLI::App& app, GlobalFlags& g) {
     eo.calibrated = !o->no_calibration;
     eo.ci.resamples = o->resamples;
     eo.ci.seed = o->seed;
+    eo.partners = o->partners;
+    eo.missing = o->missing;
     auto m = training::evaluate_run(o->run, model, o->part, o->out.empty() ? o->run : o->out, eo);
     print_metrics(m);
   });

@@ -1,4 +1,5 @@
 // drifa ensemble | drifa calibrate | drifa uq | drifa predict
+#include <algorithm>
 #include <filesystem>
 #include <iomanip>
 #include <iostream>
@@ -7,6 +8,7 @@
 
 #include "commands.h"
 #include "drifa/error.h"
+#include "drifa/inputs/partners.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/model_file.h"
 #include "drifa/runtime/threads.h"
@@ -173,6 +175,8 @@ void register_uq(CLI::App& app, GlobalFlags& g) {
     StudyFlags study;
     bool naive = false, no_calibration = false;
     int resamples = 2000;
+    int64_t partners = 0;
+    std::vector<std::string> missing;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("uq", "Monte Carlo dropout uncertainty of an ensemble (or one run) on its test split");
@@ -185,9 +189,14 @@ void register_uq(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--alpha", o->alphas, "miscoverage levels of the conformal sets, comma-separated");
   cmd->add_option("--resamples", o->resamples, "bootstrap resamples of the 95% intervals (0: none)")
       ->check(bounded(settings::limits::kResamples));
+  cmd->add_option("--partners", o->partners, "unpaired runs: each task's other modalities averaged over this many bank partners")
+      ->check(bounded(settings::limits::kPartners));
+  cmd->add_option("--missing", o->missing, "modalities left out (absent for every case), by name");
   cmd->callback([o, &g] {
     apply_global_flags(g);
     uncertainty::UqOptions uo;
+    uo.partners = o->partners;
+    uo.missing = o->missing;
     uo.study = study_options(o->study, g, pick_device(g.device));
     uo.study.mc.share_prefix = !o->naive;
     uo.part = o->part;
@@ -206,11 +215,34 @@ void register_uq(CLI::App& app, GlobalFlags& g) {
   });
 }
 
+// -i values: every image in the model's modality order, or NAME=PATH for the modalities a case has.
+std::vector<std::string> case_from_images(const std::vector<std::string>& images, const ModelConfig& cfg) {
+  auto named = [&](const std::string& v) -> int64_t {
+    const auto eq = v.find('=');
+    if (eq == std::string::npos) return -1;
+    for (int64_t m = 0; m < cfg.modalities; ++m)
+      if (v.compare(0, eq, cfg.modality_name(m)) == 0 && eq == cfg.modality_name(m).size()) return m;
+    return -1;
+  };
+  const bool by_name = std::any_of(images.begin(), images.end(), [&](const std::string& v) { return named(v) >= 0; });
+  if (!by_name) return images;
+  std::vector<std::string> c(static_cast<size_t>(cfg.modalities));
+  for (const auto& v : images) {
+    const auto m = named(v);
+    if (m < 0) throw Error("--images: '" + v + "': give every image as NAME=PATH (NAME a modality of the model) or none");
+    if (!c[static_cast<size_t>(m)].empty()) throw Error("--images: two images for " + cfg.modality_name(m));
+    c[static_cast<size_t>(m)] = v.substr(v.find('=') + 1);
+    if (c[static_cast<size_t>(m)].empty()) throw Error("--images: '" + v + "': an empty path");
+  }
+  return c;
+}
+
 void register_predict(CLI::App& app, GlobalFlags& g) {
   struct Opts {
-    std::string models, cases_csv, out, gradcam;
+    std::string models, cases_csv, out, gradcam, partners_from;
     std::vector<std::string> images;
     int passes = 30;
+    int64_t partners = inputs::kDefaultPartners;
     uint64_t seed = 0;
     bool no_calibration = false;
     std::optional<double> alpha;
@@ -219,9 +251,13 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("predict", "classes, probabilities and uncertainty for new images (JSON)");
   cmd->add_option("model", o->models, "a model file (.safetensors), a training run folder or an ensemble folder")->required();
-  cmd->add_option("-i,--images", o->images, "one image per modality, in the model's modality order");
-  cmd->add_option("--cases", o->cases_csv, "CSV with one column per modality (named as the model's modalities)");
+  cmd->add_option("-i,--images", o->images,
+                  "one image per modality in the model's order, or NAME=PATH for each modality the case has");
+  cmd->add_option("--cases", o->cases_csv, "CSV with one column per modality (named as the model's modalities; empty: not given)");
   cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model (0 = deterministic)")->check(bounded(settings::limits::kPasses));
+  cmd->add_option("--partners", o->partners, "unpaired models: partners averaged over for each modality not given")
+      ->check(bounded(settings::limits::kPartners));
+  cmd->add_option("--partners-from", o->partners_from, "the run folder whose partner bank a bare unpaired model file uses");
   cmd->add_option("--seed", o->seed);
   cmd->add_option("--gradcam", o->gradcam, "also write Grad-CAM overlays into this folder");
   cmd->add_option("-o,--out", o->out, "write the JSON here instead of printing it");
@@ -231,35 +267,28 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--score", o->score, "conformal score: lac | aps | aps_randomized (default: the calibration's)");
   cmd->callback([o, &g] {
     apply_global_flags(g);
-    const auto device = pick_device(g.device);
-    std::vector<DRIFANet> nets;
-    std::optional<calibration::Calibration> cal;
-    if (fs::is_directory(o->models)) {
-      nets = training::open_ensemble(o->models, device).nets;
-      cal = training::run_files::read_calibration(o->models);
-    } else {
-      auto loaded = io::load_model(o->models);
-      loaded.net->to(device);
-      nets.push_back(loaded.net);
-      cal = calibration::model_calibration(loaded.metadata, o->models);
-    }
-    if (o->no_calibration) cal.reset();
-    const auto& cfg = nets[0]->config();
+    auto p = uncertainty::open_predictor(o->models, pick_device(g.device), o->partners_from);
+    if (o->no_calibration) p.calibration.reset();
+    const auto& cfg = p.nets[0]->config();
     std::vector<std::vector<std::string>> cases;
     if (!o->cases_csv.empty()) cases = uncertainty::read_cases_csv(o->cases_csv, cfg);
-    if (!o->images.empty()) cases.push_back(o->images);
-    if (cases.empty()) throw Error("give --images (one per modality) or --cases CSV");
+    if (!o->images.empty()) cases.push_back(case_from_images(o->images, cfg));
+    if (cases.empty()) throw Error("give --images (one per modality, or NAME=PATH) or --cases CSV");
     uncertainty::PredictOptions po;
     po.mc.passes = o->passes;
     po.mc.seed = o->seed;
-    po.device = device;
+    po.device = pick_device(g.device);
     po.gradcam_dir = o->gradcam;
-    if (cal) {
-      po.calibration = &*cal;
-      po.alpha = o->alpha.value_or(cal->alpha);
-      po.score = o->score.empty() ? cal->score : calibration::parse_score(o->score, "command line: --score");
+    po.bank = p.bank ? &*p.bank : nullptr;
+    po.partners = o->partners;
+    po.unpaired_without_bank = p.pairing == "unpaired" && !p.bank;
+    if (p.calibration) {
+      po.calibration = &*p.calibration;
+      po.alpha = o->alpha.value_or(p.calibration->alpha);
+      po.score = o->score.empty() ? p.calibration->score : calibration::parse_score(o->score, "command line: --score");
     }
-    const auto j = uncertainty::predict(nets, cases, po);
+    auto j = uncertainty::predict(p.nets, cases, po);
+    j["pairing"] = p.pairing;
     if (o->out.empty()) std::cout << j.dump(2) << "\n";
     else io::atomic_write_text(o->out, j.dump(2));
   });

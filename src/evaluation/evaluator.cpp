@@ -41,18 +41,26 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
   lo.batch_size = opt.batch_size;
   lo.workers = opt.workers;
   data::BatchLoader loader(examples, cache, lo);
-  std::vector<std::vector<torch::Tensor>> probs(T), labels(T);
+  std::vector<std::vector<torch::Tensor>> probs(T), labels(T), info(T), sd(T);
+  opt.plan.check(cfg);
   {
     torch::NoGradGuard ng;
     AutocastGuard ac(opt.bf16, opt.device);
     data::Batch b;
     while (loader.next(b)) {
       for (auto& x : b.inputs) x = x.to(opt.device);
-      auto r = net->forward(b.inputs);
+      const auto e = inputs::expand(b.inputs, inputs::kept_modalities(b.labels, opt.plan, cfg.modalities), opt.plan);
+      auto r = net->forward(e.inputs);
       for (size_t t = 0; t < T; ++t) {
         const double temp = opt.temperatures.empty() ? 1.0 : opt.temperatures[t];
-        probs[t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32) / temp, 1).cpu());
+        const auto p = inputs::by_case(torch::softmax(r.logits[t].to(torch::kFloat32) / temp, 1).cpu(), e.per_case);  // [B, K, C]
+        probs[t].push_back(p.mean(1));
         labels[t].push_back(b.labels[t]);
+        if (opt.plan.marginalising()) {
+          const auto s = inputs::partner_spread(p.unsqueeze(0));
+          info[t].push_back(s.information);
+          sd[t].push_back(s.sd);
+        }
       }
     }
   }
@@ -63,6 +71,10 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
   for (size_t t = 0; t < T; ++t) {
     res.probs.push_back(torch::cat(probs[t]));
     res.labels.push_back(torch::cat(labels[t]));
+    if (opt.plan.marginalising()) {
+      res.partner_information.push_back(torch::cat(info[t]));
+      res.partner_sd.push_back(torch::cat(sd[t]));
+    }
     auto keep = res.labels[t].ge(0);
     double l = std::nan("");
     if (keep.any().item<bool>()) {

@@ -26,6 +26,7 @@ nlohmann::json TrainConfig::to_json() const {
   if (class_weights == "balanced") j["class_weights"] = "balanced";
   if (class_weights == "given") j["class_weights"] = class_weight_lists;
   if (sampling != "natural") j["sampling"] = sampling;
+  if (modality_dropout > 0) j["modality_dropout"] = modality_dropout;
   return j;
 }
 
@@ -69,6 +70,7 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
     }
   }
   c.sampling = t.choice("sampling", c.sampling, {"natural", "balanced"});
+  c.modality_dropout = t.real("modality_dropout", c.modality_dropout, L::kModalityDropout);
   t.finish();
   c.validate(source);
   return c;

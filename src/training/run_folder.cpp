@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
 #include "drifa/io/model_file.h"
@@ -55,6 +56,16 @@ io::LoadedModel RunFolder::load_model_file(const std::string& path) const {
                 " px images, the run " + dir + " uses " + std::to_string(cfg.data.channels) + "-channel " +
                 std::to_string(cfg.data.image_size) + " px");
   return loaded;
+}
+
+std::optional<inputs::PartnerBank> RunFolder::partner_bank(const ModelConfig& model) const {
+  if (data.paired) return std::nullopt;
+  const auto path = run_files::path(dir, run_files::kPartners);
+  if (!fs::exists(path)) {
+    data::ImageCache cache(cfg.data.image_options());
+    inputs::save_partner_bank(path, inputs::build_partner_bank(data, cache, inputs::kBankSize, data::mix_seed(cfg.seed, 0xBA)));
+  }
+  return inputs::load_partner_bank(path, model);
 }
 
 }  // namespace drifa::training

@@ -14,6 +14,8 @@
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/config_file.h"
+#include "drifa/inputs/partners.h"
+#include "drifa/inputs/presence.h"
 #include "drifa/io/model_file.h"
 #include "drifa/model/summary.h"
 #include "drifa/runtime/autocast.h"
@@ -108,6 +110,10 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     io::atomic_write_text(cfg_path, cfg.to_json().dump(2));
     io::atomic_write_text(split_path, d.to_json().dump());
   }
+  // Unpaired: the partners that stand in for a case's missing modalities at prediction time.
+  const auto bank_path = run_files::path(run_dir, run_files::kPartners);
+  if (lead && !d.paired && !fs::exists(bank_path))
+    inputs::save_partner_bank(bank_path, inputs::build_partner_bank(d, cache, inputs::kBankSize, data::mix_seed(cfg.seed, 0xBA)));
   const ModelConfig mcfg = cfg.model_config(d);
   const auto& tc = cfg.train;
   const auto class_weights = training_class_weights(tc, d, mcfg);
@@ -195,9 +201,18 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
       for (auto& x : b.inputs) x = x.to(opt.device);
       torch::Tensor loss;
       ForwardResult r;
+      ForwardOptions fo;
+      if (tc.modality_dropout > 0) {
+        // Each example's draw depends on (seed, epoch, rank, its position), not on the batching.
+        std::vector<torch::Tensor> rows;
+        for (auto i : b.indices)
+          rows.push_back(inputs::modality_dropout_mask(1, mcfg.modalities, tc.modality_dropout,
+                                                       data::mix_seed(tseed, 0x3D0 + static_cast<uint64_t>(rank), static_cast<uint64_t>(epoch), i)));
+        fo.presence = torch::cat(rows).to(opt.device);
+      }
       {
         AutocastGuard ac(tc.bf16, opt.device);
-        r = net->forward(b.inputs);
+        r = net->forward(b.inputs, fo);
         loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights, class_weights);
       }
       const double lv = loss.item<double>();
@@ -262,7 +277,8 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
       st.best_val_loss = val.loss;
       st.best_epoch = epoch;
       if (lead)
-        io::save_model(net, best, {{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)}});
+        io::save_model(net, best, {{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)},
+                                  {io::kPairingKey, d.paired ? "paired" : "unpaired"}});
     }
     st.epoch = epoch;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -317,6 +333,63 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   return sum;
 }
 
+namespace {
+
+// metrics.json's "partners": the tasks scored with partners from the bank, K = 1 and K.
+nlohmann::json partner_metrics(const RunFolder& run, DRIFANet& net, const std::vector<data::Example>& examples,
+                               data::ImageCache& cache, evaluation::EvalOptions eo, const EvaluateOptions& opt) {
+  const auto& mc = net->config();
+  const auto bank = run.partner_bank(mc);
+  if (!bank)
+    throw Error(run.dir + ": a paired run: every case has its own image of each modality, so there are no partners to "
+                "average over; --missing NAME scores it with a modality absent");
+  nlohmann::json rows = nlohmann::json::array();
+  for (int64_t k : std::vector<int64_t>{1, opt.partners}) {
+    if (k == 1 && opt.partners == 1 && !rows.empty()) break;
+    eo.plan = {{}, &*bank, k};
+    const auto r = evaluation::evaluate(net, examples, cache, eo);
+    auto j = evaluation::metrics_json(r, mc, opt.ci);
+    for (size_t t = 0; t < r.partner_information.size(); ++t) {
+      const auto keep = r.labels[t].ge(0);
+      auto& jt = j["tasks"][mc.task_name(static_cast<int64_t>(t))];
+      jt["partner_information"] = r.partner_information[t].index({keep}).mean().item<double>();
+      jt["partner_sd"] = r.partner_sd[t].index({keep}).mean().item<double>();
+    }
+    j["inputs"] = eo.plan.to_json(mc);
+    j["partners"] = k;
+    rows.push_back(j);
+  }
+  return {{"bank_size", bank->size()}, {"bank_seed", bank->seed}, {"runs", rows}};
+}
+
+// missing.json: one row per pattern of absent modalities, the full inputs first.
+nlohmann::json missing_metrics(const RunFolder& run, DRIFANet& net, const std::vector<data::Example>& examples,
+                               data::ImageCache& cache, evaluation::EvalOptions eo, const EvaluateOptions& opt) {
+  const auto& mc = net->config();
+  std::vector<inputs::Absent> patterns;
+  if (opt.missing.size() == 1 && opt.missing[0] == "all") {
+    patterns = inputs::missing_patterns(mc.modalities);
+  } else {
+    patterns = {inputs::Absent(static_cast<size_t>(mc.modalities), false), inputs::parse_absent(opt.missing, mc, "--missing")};
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& absent : patterns) {
+    eo.plan = {absent, nullptr, 0};
+    const auto r = evaluation::evaluate(net, examples, cache, eo);
+    auto j = evaluation::metrics_json(r, mc, opt.ci);
+    j["pattern"] = inputs::pattern_name(absent, mc);
+    j["inputs"] = eo.plan.to_json(mc);
+    for (int64_t t = 0; t < mc.tasks(); ++t)
+      // An unpaired task is its own modality's: without that image there is nothing to score.
+      if (!run.data.paired && absent[static_cast<size_t>(t)])
+        j["tasks"][mc.task_name(t)] = {{"scored", false}, {"reason", "its modality (" + mc.modality_name(t) + ") is absent"}};
+    rows.push_back(j);
+  }
+  return {{"paired", run.data.paired}, {"patterns", rows}};
+}
+
+}  // namespace
+
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
                             const std::string& out_dir, const EvaluateOptions& opt) {
   const auto run = RunFolder::open(run_dir);
@@ -350,9 +423,19 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   j["calibrated"] = !temperatures.empty();
   j["part"] = part;
   j["model"] = model_path;
+  j["inputs"] = eo.plan.to_json(mc);
+  if (opt.partners > 0) j["partners"] = partner_metrics(run, net, examples, *cache, eo, opt);
+  nlohmann::json missing;
+  if (!opt.missing.empty()) missing = missing_metrics(run, net, examples, *cache, eo, opt);
   fs::create_directories(out_dir);
   io::atomic_write_text(run_files::path(out_dir, run_files::kMetrics), j.dump(2));
   evaluation::write_predictions(run_files::path(out_dir, run_files::kPredictions), r, examples, mc);
+  if (!missing.is_null()) {
+    missing["part"] = part;
+    missing["model"] = model_path;
+    io::atomic_write_text(run_files::path(out_dir, run_files::kMissing), missing.dump(2));
+    j["missing"] = missing;
+  }
   return j;
 }
 

@@ -19,7 +19,17 @@ nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
   auto e = training::open_ensemble(dir, opt.study.device);
   const auto examples = e.run.examples(opt.part);
   data::ImageCache cache(e.run.cfg.data.image_options());
-  const auto s = sample_models(e.nets, examples, cache, opt.study);
+  const auto& mc = e.nets[0]->config();
+  StudyOptions study = opt.study;
+  std::optional<inputs::PartnerBank> bank;
+  if (!opt.missing.empty()) study.plan.absent = inputs::parse_absent(opt.missing, mc, "--missing");
+  if (opt.partners > 0) {
+    bank = e.run.partner_bank(mc);
+    if (!bank) throw Error(dir + ": a paired run has no partners to average over; --missing NAME leaves a modality out");
+    study.plan.bank = &*bank;
+    study.plan.partners = opt.partners;
+  }
+  const auto s = sample_models(e.nets, examples, cache, study);
   const auto cal = opt.calibrated ? rf::read_calibration(dir) : std::nullopt;
   nlohmann::json warnings = nlohmann::json::array();
   if (cal && cal->models != static_cast<int64_t>(e.nets.size()))
@@ -36,8 +46,11 @@ nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
   so.alphas = opt.alphas;
   so.seed = opt.study.mc.seed;
   so.ci = opt.ci;
-  auto j = summarise(s, e.nets[0]->config(), so);
+  auto j = summarise(s, mc, so);
   j["part"] = opt.part;
+  j["inputs"] = study.plan.to_json(mc);
+  if (cal && (study.plan.marginalising() || !study.plan.absent.empty()))
+    warnings.push_back("the calibration was fitted with every modality given; these inputs differ, so its temperatures and sets are approximate");
   j["seed"] = opt.study.mc.seed;
   j["mc_seconds"] = s.mc_seconds;
   j["shared_prefix"] = opt.study.mc.share_prefix;

@@ -33,7 +33,8 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
   data::BatchLoader loader(examples, cache, lo);
   std::vector<std::vector<std::vector<torch::Tensor>>> det(K, std::vector<std::vector<torch::Tensor>>(T)),
       mc(K, std::vector<std::vector<torch::Tensor>>(T));
-  std::vector<std::vector<torch::Tensor>> labels(T);
+  std::vector<std::vector<torch::Tensor>> labels(T), info(T), sd(T);
+  opt.plan.check(cfg);
   StudySamples s;
   Progress bar("uncertainty (" + std::to_string(K) + " models x " + std::to_string(opt.mc.passes) + " passes)",
                loader.batches(), opt.quiet);
@@ -41,7 +42,12 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
   size_t step = 0;
   while (loader.next(b)) {
     for (auto& x : b.inputs) x = x.to(opt.device);
-    std::vector<int64_t> ids(b.indices.begin(), b.indices.end());
+    const auto e = inputs::expand(b.inputs, inputs::kept_modalities(b.labels, opt.plan, cfg.modalities), opt.plan);
+    const int64_t P = e.per_case;
+    // Partner row j of example i draws its masks as sample i * P + j.
+    std::vector<int64_t> ids;
+    for (auto i : b.indices)
+      for (int64_t j = 0; j < P; ++j) ids.push_back(static_cast<int64_t>(i) * P + j);
     for (size_t t = 0; t < T; ++t) labels[t].push_back(b.labels[t]);
     for (size_t k = 0; k < K; ++k) {
       MCOptions mo = opt.mc;
@@ -55,23 +61,38 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
         AutocastGuard ac(opt.mc.bf16, opt.device);
         ForwardResult r;
         if (mo.share_prefix) {
-          h = nets[k]->prefix(b.inputs);
+          h = nets[k]->prefix(e.inputs);
           r = nets[k]->suffix(h);
         } else {
-          r = nets[k]->forward(b.inputs);
+          r = nets[k]->forward(e.inputs);
         }
-        for (size_t t = 0; t < T; ++t) det[k][t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu());
+        for (size_t t = 0; t < T; ++t) {
+          const auto p = inputs::by_case(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu(), P);  // [B, P, C]
+          det[k][t].push_back(p.mean(1));
+          if (k == 0 && opt.plan.marginalising()) {
+            const auto sp = inputs::partner_spread(p.unsqueeze(0));
+            info[t].push_back(sp.information);
+            sd[t].push_back(sp.sd);
+          }
+        }
       }
       nets[k]->set_mode(before);
       const auto t0 = std::chrono::steady_clock::now();
-      auto p = mo.share_prefix ? mc_sample_from_prefix(nets[k], h, ids, mo) : mc_sample(nets[k], b.inputs, ids, mo);
+      auto p = mo.share_prefix ? mc_sample_from_prefix(nets[k], h, ids, mo) : mc_sample(nets[k], e.inputs, ids, mo);
       s.mc_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      for (size_t t = 0; t < T; ++t) mc[k][t].push_back(p[t]);
+      // [passes, B * P, C] -> [passes, B, C]: each pass averaged over the partners
+      for (size_t t = 0; t < T; ++t) mc[k][t].push_back(p[t].view({p[t].size(0), -1, P, p[t].size(2)}).mean(2));
     }
     bar.update(++step, b.indices.size(), std::nan(""));
   }
   bar.finish("");
-  for (size_t t = 0; t < T; ++t) s.labels.push_back(torch::cat(labels[t]));
+  for (size_t t = 0; t < T; ++t) {
+    s.labels.push_back(torch::cat(labels[t]));
+    if (opt.plan.marginalising()) {
+      s.partner_information.push_back(torch::cat(info[t]));
+      s.partner_sd.push_back(torch::cat(sd[t]));
+    }
+  }
   s.deterministic.resize(K);
   s.mc.resize(K);
   for (size_t k = 0; k < K; ++k)
@@ -129,6 +150,16 @@ nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const Su
     tasks[task] = j;
   }
   nlohmann::json out = {{"models", K}, {"passes", s.mc.empty() ? 0 : s.mc[0][0].size(0)}, {"tasks", tasks}};
+  if (!s.partner_information.empty()) {
+    nlohmann::json spread = nlohmann::json::object();
+    for (size_t t = 0; t < s.labels.size(); ++t) {
+      const auto keep = s.labels[t].ge(0);
+      if (!keep.any().item<bool>()) continue;
+      spread[cfg.task_name(static_cast<int64_t>(t))] = {{"information", s.partner_information[t].index({keep}).mean().item<double>()},
+                                                        {"sd", s.partner_sd[t].index({keep}).mean().item<double>()}};
+    }
+    out["partner_spread"] = spread;
+  }
   if (opt.calibration) out["calibration"] = {{"part", opt.calibration->part}, {"passes", opt.calibration->passes},
                                              {"models", opt.calibration->models}, {"alphas", opt.alphas}};
   else out["calibration"] = nullptr;

@@ -9,6 +9,7 @@
 #include "drifa/data/loader.h"
 #include "drifa/evaluation/bootstrap.h"
 #include "drifa/evaluation/metrics.h"
+#include "drifa/inputs/partners.h"
 #include "drifa/model/drifa_net.h"
 
 namespace drifa::evaluation {
@@ -20,6 +21,10 @@ struct EvalOptions {
   torch::Device device = torch::kCPU;
   std::vector<double> task_weights;  // empty = 1/T each
   std::vector<double> temperatures;  // per task, probabilities = softmax(logits / T); empty = 1
+  // What the network is given: every modality (default), some absent, or (unpaired) K partners
+  // for every modality but the one of each row's task; a row's probabilities are then the mean
+  // over its partners.
+  inputs::InputPlan plan;
 };
 
 struct EvalResult {
@@ -29,6 +34,8 @@ struct EvalResult {
   double loss = 0;                    // sum_t weight_t * task_loss_t
   std::vector<TaskMetrics> metrics;   // per task
   std::vector<double> temperatures;   // per task, as applied
+  // With partners: per task [N] the partner spread of each row (inputs::partner_spread).
+  std::vector<torch::Tensor> partner_information, partner_sd;
 };
 
 // Deterministic evaluation (Mode::Eval) unless the model is already in another mode.

@@ -12,6 +12,9 @@ namespace drifa::io {
 inline constexpr const char* kConfigKey = "drifa.config";
 // The model's own calibration (calibration/calibration.h, JSON), set by `drifa calibrate`.
 inline constexpr const char* kCalibrationKey = "drifa.calibration";
+// "paired" or "unpaired": how the training data paired its modalities. An unpaired model's
+// missing modalities are marginalised over partners (inputs/partners.h), a paired one's absent.
+inline constexpr const char* kPairingKey = "drifa.pairing";
 
 // Canonical state: parameters and buffers, BN num_batches_tracked left out (spec section 6).
 NamedTensors model_state(const torch::nn::Module& module);

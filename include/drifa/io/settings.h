@@ -70,6 +70,8 @@ inline constexpr IntRange kNproc{0, 256};
 inline constexpr IntRange kTimeoutSeconds{1, 86400};
 inline constexpr IntRange kSynthPerClass{1, 10000};
 inline constexpr RealRange kAlpha{0.0, 1.0, true, true};       // conformal miscoverage
+inline constexpr RealRange kModalityDropout{0.0, 0.95};         // [train] modality_dropout
+inline constexpr IntRange kPartners{1, 32};                     // partners averaged (inputs::kBankSize)
 inline constexpr RealRange kTemperature{0.05, 20.0};          // calibration::kMin/kMaxTemperature
 inline constexpr IntRange kResamples{0, 1000000};             // bootstrap resamples (0 = no intervals)
 inline constexpr IntRange kFolds{2, 100};                     // cross-validation folds

@@ -35,6 +35,9 @@ struct TrainConfig {
   std::string class_weights = "none";
   std::vector<std::vector<double>> class_weight_lists;  // with class_weights = "given"
   std::string sampling = "natural";
+  // Modality dropout: each training sample loses each modality with this probability (never all
+  // of them), so the model learns to predict from the modalities a patient has (drifa_net.h).
+  double modality_dropout = 0;
   nlohmann::json to_json() const;
   // The [train] table, read through the settings validator on top of base (a config file's
   // values, when the JSON holds command-line overrides).

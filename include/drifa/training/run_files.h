@@ -9,6 +9,8 @@
 //   RUN/split.json              the data split (PreparedData)              writer: training::train
 //   RUN/checkpoint.safetensors  model + Adam + trainer counters             writer: save_checkpoint
 //   RUN/best.safetensors        the model of the best validation loss      writer: io::save_model
+//   RUN/partners.safetensors    unpaired: the partner bank (inputs/partners) writer: training::train
+//   RUN/missing.json            metrics with modalities missing             writer: evaluate_run
 //   RUN/log.json, RUN/log.csv   one row per epoch                           writer: training::train
 //   RUN/done.json               training finished (best epoch and loss)     writer: training::train
 //   RUN/metrics.json            per-task test metrics                       writer: evaluate_run
@@ -40,6 +42,8 @@ inline constexpr const char* kPredictions = "predictions.csv";
 inline constexpr const char* kEnsemble = "ensemble.json";
 inline constexpr const char* kCalibration = "calibration.json";  // run or ensemble folder
 inline constexpr const char* kCv = "cv.json";                    // cross-validation folder
+inline constexpr const char* kPartners = "partners.safetensors";  // unpaired run folder
+inline constexpr const char* kMissing = "missing.json";          // run folder
 inline constexpr const char* kUqDir = "uq";
 inline constexpr const char* kUq = "uq.json";             // in kUqDir
 inline constexpr const char* kUqSamples = "samples.csv";  // in kUqDir

@@ -1,11 +1,13 @@
 #pragma once
 // A training run folder opened again: its config, its saved split and its models, for
 // evaluation, uncertainty, explanations and the report.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "drifa/data/loader.h"
 #include "drifa/data/sources.h"
+#include "drifa/inputs/partners.h"
 #include "drifa/io/model_file.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/training/run_config.h"
@@ -24,6 +26,9 @@ struct RunFolder {
   // Loads a model file and checks that it takes this run's modalities and classes.
   DRIFANet load_model(const std::string& path) const;
   io::LoadedModel load_model_file(const std::string& path) const;  // the same with the file's metadata
+  // Unpaired runs: the partner bank (partners.safetensors, checked against cfg); a run made
+  // before banks existed gets one built from its split and saved. Paired runs: none.
+  std::optional<inputs::PartnerBank> partner_bank(const ModelConfig& model) const;
 };
 
 }  // namespace drifa::training

@@ -52,10 +52,16 @@ struct EvaluateOptions {
   bool calibrated = true;
   evaluation::BootstrapOptions ci;  // intervals of metrics.json
   data::ImageCache* cache = nullptr;  // images already decoded (optional)
+  // Unpaired runs, > 0: also score every task with its other modalities marginalised over
+  // bank partners, with 1 and with this many ("partners" in metrics.json).
+  int64_t partners = 0;
+  // Modality names left out (missing.json): one pattern, or {"all"} for every pattern with at
+  // least one modality present. Each row scores the tasks that can be scored without them.
+  std::vector<std::string> missing;
 };
 
 // Evaluates a model on a run's saved split ("val" or "test"); writes metrics.json and
-// predictions.csv into out_dir. Prints nothing.
+// predictions.csv into out_dir (with missing: missing.json too). Prints nothing.
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
                             const std::string& out_dir, const EvaluateOptions& opt = {});
 

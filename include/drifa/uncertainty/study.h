@@ -10,6 +10,7 @@
 #include "drifa/calibration/calibration.h"
 #include "drifa/data/loader.h"
 #include "drifa/evaluation/bootstrap.h"
+#include "drifa/inputs/partners.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/uncertainty/mc_sampler.h"
 
@@ -21,6 +22,9 @@ struct StudyOptions {
   torch::Device device = torch::kCPU;
   std::vector<double> coverages = {1.0, 0.9, 0.8, 0.7, 0.5};
   bool quiet = true;
+  // What the network is given (evaluation::EvalOptions::plan). With partners, each pass's
+  // probability is the mean over the row's partners, whose masks are drawn per partner row.
+  inputs::InputPlan plan;
 };
 
 struct StudySamples {
@@ -28,6 +32,8 @@ struct StudySamples {
   std::vector<std::vector<torch::Tensor>> deterministic;  // [model][task] [N, K]
   std::vector<std::vector<torch::Tensor>> mc;             // [model][task] [T, N, K]
   double mc_seconds = 0;                                  // time spent in the MC passes
+  // With partners: per task [N], model 0's deterministic partner spread (inputs::partner_spread).
+  std::vector<torch::Tensor> partner_information, partner_sd;
 };
 
 // Every model over the examples: one deterministic pass and opt.mc.passes MC passes each; model
