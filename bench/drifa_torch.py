@@ -69,17 +69,22 @@ class MIFA(nn.Module):
         self.local_scale = nn.Parameter(torch.ones(c))
         self.alpha = nn.ParameterDict({str(m): nn.Parameter(torch.ones(c)) for m in range(modalities)})
 
-    def forward(self, xs):
-        p_min = sum(x.amin((2, 3)) for x in xs)
-        p_avg = sum(x.mean((2, 3)) for x in xs)
-        p_max = sum(x.amax((2, 3)) for x in xs)
+    def forward(self, xs, presence=None):
+        """xs[m] None: modality m absent (left out of every sum); presence [B, M] 0/1 weighs each
+        sample's terms the same way."""
+        def w(m):
+            return 1.0 if presence is None else presence[:, m:m + 1]
+        present = [m for m, x in enumerate(xs) if x is not None]
+        p_min = sum(w(m) * xs[m].amin((2, 3)) for m in present)
+        p_avg = sum(w(m) * xs[m].mean((2, 3)) for m in present)
+        p_max = sum(w(m) * xs[m].amax((2, 3)) for m in present)
         g = (torch.sigmoid(self.fc(p_min)) + torch.sigmoid(self.fc(p_avg)) + torch.sigmoid(self.fc(p_max)))[:, :, None, None]
         l = 0
-        for m, x in enumerate(xs):
-            q = torch.sigmoid(self.local[m](x))
-            l = l + q.amin((2, 3), keepdim=True) + q.mean((2, 3), keepdim=True) + q.amax((2, 3), keepdim=True)
+        for m in present:
+            q = torch.sigmoid(self.local[m](xs[m]))
+            l = l + (w(m) * (q.amin((2, 3)) + q.mean((2, 3)) + q.amax((2, 3))))[:, :, None, None]
         att = torch.sigmoid(self.global_scale * g + self.local_scale.view(1, -1, 1, 1) * l)
-        return [x * att * self.alpha[str(m)].view(1, -1, 1, 1) for m, x in enumerate(xs)]
+        return [None if x is None else x * att * self.alpha[str(m)].view(1, -1, 1, 1) for m, x in enumerate(xs)]
 
 
 class Shortcut(nn.Module):
@@ -181,21 +186,28 @@ class DRIFANet(nn.Module):
         self.train(mode == "train")
         self.mc = mode == "mc"
 
-    def forward(self, xs):
+    def forward(self, xs, presence=None):
+        """xs[m] None: modality m absent for the batch (its branch skipped, MIFA over the present
+        ones, zeros to the head); presence [B, M] 0/1: the same per sample (DRIFA's drifa_net.h)."""
         p, n = self.cfg["dropout"], len(self.cfg["widths"])
         drop = (self.training or self.mc) and p > 0
-        h = [b.stem(x) for b, x in zip(self.branches, xs)]
+        h = [None if x is None else b.stem(x) for b, x in zip(self.branches, xs)]
         for i in range(n):
             for m, b in enumerate(self.branches):
+                if h[m] is None:
+                    continue
                 st = b.stages[i]
                 h[m] = st.rra(h[m])
                 if drop and i < n - 2:
                     h[m] = F.dropout(h[m], p, True)
                 if st.mfa is not None:
                     h[m] = st.mfa(h[m])
+                if presence is not None:
+                    h[m] = h[m] * presence[:, m].view(-1, 1, 1, 1)
             if len(self.fusions):
-                h = self.fusions[i](h)
-        cat = torch.cat(h, 1)
+                h = self.fusions[i](h, presence)
+        ref = next(x for x in h if x is not None)
+        cat = torch.cat([torch.zeros_like(ref) if x is None else x for x in h], 1)
         f = (F.dropout(cat, p, True) if drop else cat).mean((2, 3))
         return [head(f) for head in self.heads]
 

@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <filesystem>
+#include <set>
+
 #include "drifa/drifa.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/inputs/presence.h"
@@ -189,4 +192,115 @@ TEST(Presence, ModalityDropoutMaskPatternsAndNames) {
             std::string::npos);
   EXPECT_NE(test::error_message<Error>([&] { inputs::parse_absent({"ct", "mri,pet"}, c, "--missing"); }).find("every modality"),
             std::string::npos);
+}
+
+namespace {
+
+std::vector<double> probabilities(const nlohmann::json& task) {
+  std::vector<double> p;
+  for (auto it = task["probabilities"].begin(); it != task["probabilities"].end(); ++it) p.push_back(it.value().get<double>());
+  return p;
+}
+
+}  // namespace
+
+// An unpaired run predicts from a single image: the other modality is marginalised over bank
+// partners, which equals averaging the explicit predictions with those partners as inputs.
+TEST(Partners, MarginalisationEqualsAveragingExplicitPredictions) {
+  test::TempDir dir;
+  const auto cfg = test::make_run_config(dir, "epochs = 2\n", 8, 32);
+  const std::string run = dir / "run", cli = test::cli();
+  auto r = test::run(cli + " train -q --no-test -c " + cfg + " -o " + run);
+  ASSERT_EQ(r.status, 0) << r.output;
+
+  // The bank: seeded training images of each modality at model size.
+  auto mcfg = io::load_model(run + "/best.safetensors").net->config();
+  const auto bank = inputs::load_partner_bank(run + "/partners.safetensors", mcfg);
+  const auto split = test::read_json(run + "/split.json");
+  std::set<std::string> train_paths;
+  for (const auto& rec : split["train"][1]) train_paths.insert(rec[0].get<std::string>());
+  EXPECT_EQ(bank.size(), std::min<int64_t>(inputs::kBankSize, static_cast<int64_t>(train_paths.size())));
+  for (const auto& s : bank.sources[1]) EXPECT_TRUE(train_paths.count(s)) << s << " is not a training image";
+  EXPECT_EQ(std::set<std::string>(bank.sources[1].begin(), bank.sources[1].end()).size(), bank.sources[1].size());
+
+  const std::string img = dir / "data/derm/test/irregular/irregular_0001.png";
+  r = test::run(cli + " predict " + run + " -T 0 --partners 5 -i derm=" + img + " -o " + (dir / "marg.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto marg = test::read_json(dir / "marg.json");
+  const auto& c0 = marg["cases"][0];
+  EXPECT_EQ(c0["inputs"]["given"], nlohmann::json::array({"derm"}));
+  EXPECT_EQ(c0["inputs"]["marginalised"], nlohmann::json::array({"mri"}));
+  EXPECT_EQ(c0["inputs"]["partners"], 5);
+  EXPECT_EQ(marg["pairing"], "unpaired");
+  EXPECT_FALSE(c0["tasks"]["mri"]["predicted"].get<bool>());
+  EXPECT_GE(c0["tasks"]["derm"]["partner_information"].get<double>(), 0.0);
+  EXPECT_GT(c0["tasks"]["derm"]["partner_sd"].get<double>(), 0.0);
+
+  // The same by hand: one explicit prediction per partner (the bank's source images), averaged.
+  std::vector<double> mean(3, 0.0);
+  std::vector<std::vector<double>> each;
+  for (int j = 0; j < 5; ++j) {
+    r = test::run(cli + " predict " + run + " -T 0 -i " + img + " " + bank.sources[1][static_cast<size_t>(j)] + " -o " + (dir / "one.json"));
+    ASSERT_EQ(r.status, 0) << r.output;
+    const auto p = probabilities(test::read_json(dir / "one.json")["cases"][0]["tasks"]["derm"]);
+    each.push_back(p);
+    for (size_t k = 0; k < 3; ++k) mean[k] += p[k] / 5;
+  }
+  const auto got = probabilities(c0["tasks"]["derm"]);
+  for (size_t k = 0; k < 3; ++k) EXPECT_NEAR(got[k], mean[k], 1e-6) << "class " << k;
+  // The partner sd is the spread of the predicted class's probability over those five.
+  const auto pred = std::max_element(got.begin(), got.end()) - got.begin();
+  double var = 0;
+  for (const auto& p : each) var += (p[static_cast<size_t>(pred)] - mean[static_cast<size_t>(pred)]) * (p[static_cast<size_t>(pred)] - mean[static_cast<size_t>(pred)]) / 5;
+  EXPECT_NEAR(c0["tasks"]["derm"]["partner_sd"].get<double>(), std::sqrt(var), 1e-6);
+
+  // A bare model file needs the run's bank; with it, the same answer.
+  const std::string model = dir / "model.safetensors";
+  std::filesystem::copy_file(run + "/best.safetensors", model);
+  r = test::run(cli + " predict " + model + " -T 0 -i derm=" + img);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("--partners-from"), std::string::npos) << r.output;
+  r = test::run(cli + " predict " + model + " -T 0 --partners 5 --partners-from " + run + " -i derm=" + img + " -o " + (dir / "bare.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto bare = probabilities(test::read_json(dir / "bare.json")["cases"][0]["tasks"]["derm"]);
+  for (size_t k = 0; k < 3; ++k) EXPECT_DOUBLE_EQ(bare[k], got[k]);
+
+  // Bad requests name what is wrong.
+  r = test::run(cli + " predict " + run + " -i xray=" + img);
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("NAME=PATH"), std::string::npos) << r.output;
+  r = test::run(cli + " predict " + run + " --partners 33 -i derm=" + img);
+  EXPECT_NE(r.status, 0);
+  r = test::run(cli + " evaluate " + run + " --missing xray");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("no modality named 'xray'"), std::string::npos) << r.output;
+
+  // evaluate --partners: K = 1 and K, each task's metrics and the partner spread; --missing all.
+  r = test::run(cli + " evaluate " + run + " --partners 4 --missing all --resamples 50 --out " + (dir / "eval"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto m = test::read_json(dir / "eval/metrics.json");
+  EXPECT_EQ(m["inputs"]["mode"], "full");
+  ASSERT_EQ(m["partners"]["runs"].size(), 2u);
+  EXPECT_EQ(m["partners"]["runs"][0]["partners"], 1);
+  EXPECT_EQ(m["partners"]["runs"][1]["partners"], 4);
+  for (const char* task : {"derm", "mri"}) {
+    EXPECT_EQ(m["partners"]["runs"][0]["tasks"][task]["partner_information"].get<double>(), 0.0);
+    EXPECT_GE(m["partners"]["runs"][1]["tasks"][task]["partner_information"].get<double>(), 0.0);
+    EXPECT_EQ(m["partners"]["runs"][1]["tasks"][task]["samples"], m["tasks"][task]["samples"]);
+  }
+  const auto missing = test::read_json(dir / "eval/missing.json");
+  ASSERT_EQ(missing["patterns"].size(), 3u);  // none, derm, mri
+  EXPECT_EQ(missing["patterns"][0]["pattern"], "none");
+  EXPECT_DOUBLE_EQ(missing["patterns"][0]["tasks"]["derm"]["accuracy"].get<double>(), m["tasks"]["derm"]["accuracy"].get<double>());
+  EXPECT_FALSE(missing["patterns"][1]["tasks"]["derm"]["scored"].get<bool>());  // unpaired: derm's own image is gone
+  EXPECT_TRUE(missing["patterns"][1]["tasks"]["mri"].contains("accuracy"));
+  EXPECT_NE(r.output.find("with partners from the bank"), std::string::npos) << r.output;
+
+  // uq with partners says what it used and reports the spread.
+  r = test::run(cli + " uq " + run + " -T 3 --partners 3 --resamples 0");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto uq = test::read_json(run + "/uq/uq.json");
+  EXPECT_EQ(uq["inputs"]["mode"], "partners");
+  EXPECT_EQ(uq["inputs"]["partners"], 3);
+  EXPECT_TRUE(uq["partner_spread"]["derm"]["information"].is_number());
 }

@@ -140,6 +140,32 @@ void write_synthetic(const SynthOptions& o) {
       }
     }
   }
+  // The same images as paired cases: case (class c, i) holds derm image i of class c and mri
+  // image i of class c, with one finding visible in both (paired.toml).
+  for (int part = 0; part < 2; ++part) {
+    const std::string pname = part == 0 ? "train" : "test";
+    const int n = part == 0 ? o.train_per_class : o.test_per_class;
+    std::string csv = "derm,mri,finding\n";
+    for (int cls = 0; cls < 3; ++cls)
+      for (int i = 0; i < n; ++i) {
+        char d[64], m[64];
+        std::snprintf(d, sizeof d, "%s_%04d.png", derm_classes[cls], i);
+        std::snprintf(m, sizeof m, "%s_%04d.png", mri_classes[cls], i);
+        csv += "derm/" + pname + "/" + derm_classes[cls] + "/" + d + ",mri/" + pname + "/" + mri_classes[cls] + "/" + m + "," +
+               derm_classes[cls] + "-" + mri_classes[cls] + "\n";
+      }
+    io::atomic_write_text((fs::path(o.out) / (part == 0 ? "paired.csv" : "paired_test.csv")).string(), csv);
+  }
+  io::atomic_write_text((fs::path(o.out) / "paired.toml").string(),
+                        "# The demo images as paired cases (drifa synth wrote this): each case has a derm and an mri\n"
+                        "# image showing one finding; modality dropout teaches the model to predict from either.\n"
+                        "seed = 0\n\n"
+                        "[model]\nwidths = [16, 16, 32, 32, 64, 64, 128, 128]\ndropout = 0.1\nbn_momentum = 0.1\nattention = \"drifa\"\n\n"
+                        "[data]\nimage_size = " + std::to_string(o.size) + "\nval_fraction = 0.2\nworkers = 2\n\n"
+                        "[data.paired]\nmanifest = \"paired.csv\"\nimages = [\"derm\", \"mri\"]\nlabels = [\"finding\"]\n"
+                        "test_manifest = \"paired_test.csv\"\n\n"
+                        "[train]\nepochs = 12\nbatch_size = 16\nlr = 1e-3\nplateau_patience = 3\nearly_stop_patience = 5\nmodality_dropout = 0.3\n\n"
+                        "[augment]\nrotation = 10\ntranslate = 3\nbrightness = [0.9, 1.1]\n");
   io::atomic_write_text((fs::path(o.out) / "demo.toml").string(),
                         "# The demo: two unpaired synthetic modalities, one task each (drifa synth wrote this).\n"
                         "seed = 0\n\n"

@@ -123,7 +123,8 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
     const auto where = "case " + std::to_string(c + 1);
     if (static_cast<int64_t>(paths.size()) != cfg.modalities)
       throw Error(where + ": the model takes " + std::to_string(cfg.modalities) + " images, one per modality (" + names +
-                  "); got " + std::to_string(paths.size()));
+                  "); got " + std::to_string(paths.size()) +
+                  ". To give only some, name them: -i NAME=PATH (or leave the CSV cell empty)");
     std::vector<bool> given(paths.size());
     std::vector<torch::Tensor> images(paths.size());
     nlohmann::json jg = nlohmann::json::array(), jm = nlohmann::json::array();

@@ -2,8 +2,9 @@
 load_state_dict (strict) and gives the same logits in evaluation mode.
 
 usage: crosscheck.py MODEL.safetensors IO.safetensors
-IO holds inputs x0..x{M-1} and the C++ logits logits0..logits{T-1} and features.
-Prints max_abs_diff=<v>; exits 1 if it exceeds 1e-4.
+IO holds inputs x0..x{M-1} (an absent modality has no x{m}), the C++ logits logits0..logits{T-1},
+and optionally a presence mask [B, M] and the logits with it, masked0..masked{T-1}.
+Prints max_abs_diff=<v> over all of them; exits 1 if it exceeds 1e-4.
 """
 import os
 import sys
@@ -21,14 +22,18 @@ def main():
     net.set_mode("eval")
     io, _ = drifa_torch.load_safetensors(io_path)
     m = net.cfg["modalities"]
-    xs = [io[f"x{i}"] for i in range(m)]
-    with torch.no_grad():
-        logits = net(xs)
+    xs = [io.get(f"x{i}") for i in range(m)]
     worst = 0.0
-    for t, l in enumerate(logits):
-        ref = io[f"logits{t}"]
-        assert l.shape == ref.shape, (l.shape, ref.shape)
-        worst = max(worst, (l - ref).abs().max().item())
+    runs = [(None, "logits")]
+    if "presence" in io:
+        runs.append((io["presence"], "masked"))
+    for presence, prefix in runs:
+        with torch.no_grad():
+            logits = net(xs, presence)
+        for t, l in enumerate(logits):
+            ref = io[f"{prefix}{t}"]
+            assert l.shape == ref.shape, (l.shape, ref.shape)
+            worst = max(worst, (l - ref).abs().max().item())
     print(f"max_abs_diff={worst:.3e} tasks={len(logits)} modalities={m} params={drifa_torch.count_parameters(net)}")
     return 0 if worst <= 1e-4 else 1
 
