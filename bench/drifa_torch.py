@@ -202,12 +202,11 @@ class DRIFANet(nn.Module):
                     h[m] = F.dropout(h[m], p, True)
                 if st.mfa is not None:
                     h[m] = st.mfa(h[m])
-                if presence is not None:
-                    h[m] = h[m] * presence[:, m].view(-1, 1, 1, 1)
             if len(self.fusions):
                 h = self.fusions[i](h, presence)
         ref = next(x for x in h if x is not None)
-        cat = torch.cat([torch.zeros_like(ref) if x is None else x for x in h], 1)
+        cat = torch.cat([torch.zeros_like(ref) if x is None else x if presence is None else x * presence[:, m].view(-1, 1, 1, 1)
+                         for m, x in enumerate(h)], 1)
         f = (F.dropout(cat, p, True) if drop else cat).mean((2, 3))
         return [head(f) for head in self.heads]
 

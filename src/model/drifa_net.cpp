@@ -123,8 +123,6 @@ void DRIFANetImpl::run_stage(int64_t i, std::vector<torch::Tensor>& h, bool with
     if (!h[m].defined()) continue;
     auto& stage = branch_[m]->stages[i];
     if (stage->mfa) h[m] = stage->mfa(h[m]);
-    if (opt.presence.defined())
-      h[m] = h[m] * opt.presence.select(1, static_cast<int64_t>(m)).to(h[m].scalar_type()).view({-1, 1, 1, 1});
   }
   if (!fusion_.empty()) h = fusion_[i]->forward(h, opt.presence);
 }
@@ -138,8 +136,11 @@ ForwardResult DRIFANetImpl::suffix(std::vector<torch::Tensor> h, const ForwardOp
   }
   // The head sees zeros where a modality is absent.
   const auto& ref = first_present(h);
-  for (auto& x : h)
-    if (!x.defined()) x = torch::zeros_like(ref);
+  for (size_t m = 0; m < h.size(); ++m) {
+    if (!h[m].defined()) h[m] = torch::zeros_like(ref);
+    else if (opt.presence.defined())
+      h[m] = h[m] * opt.presence.select(1, static_cast<int64_t>(m)).to(h[m].scalar_type()).view({-1, 1, 1, 1});
+  }
   auto cat = torch::cat(h, 1);
   r.features = cat.mean({2, 3});
   auto f = (dropout_active() && cfg_.dropout > 0) ? dropout(cat, opt).mean({2, 3}) : r.features;

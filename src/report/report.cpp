@@ -202,6 +202,47 @@ void section_metrics(Builder& b, const std::string& run) {
   b.html << "</div>";
 }
 
+// Predictions from the modalities a case has: the partner runs of metrics.json and missing.json.
+void section_inputs(Builder& b, const std::string& run) {
+  namespace rf = training::run_files;
+  const auto missing = rf::read_missing(run);
+  nlohmann::json partners;
+  if (fs::exists(rf::path(run, rf::kMetrics))) partners = rf::read_metrics(run).value("partners", nlohmann::json());
+  if (!missing && partners.is_null()) return;
+  b.html << "<h2>Missing modalities</h2>";
+  auto cells = [](const nlohmann::json& t) -> std::vector<std::string> {
+    if (t.contains("scored") && !t["scored"].get<bool>()) return {"not scored: " + esc(t.value("reason", "")), "", ""};
+    return {with_interval(t, "accuracy"), with_interval(t, "balanced_accuracy"), with_interval(t, "roc_auc_macro")};
+  };
+  if (!partners.is_null()) {
+    b.html << "<p>Unpaired model: each task's own image with its other modalities replaced by K partners from the run's bank "
+              "(training images), probabilities averaged over the partners. Partner information: the entropy due to the "
+              "partner drawn (nats); partner sd: the spread of the predicted class's probability over partners.</p>";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& r : partners["runs"])
+      for (auto it = r["tasks"].begin(); it != r["tasks"].end(); ++it) {
+        std::vector<std::string> row = {esc(it.key()), std::to_string(r["partners"].get<int64_t>())};
+        for (auto& c : cells(it.value())) row.push_back(c);
+        row.push_back(fmt(it.value().value("partner_information", nlohmann::json())));
+        row.push_back(fmt(it.value().value("partner_sd", nlohmann::json())));
+        rows.push_back(row);
+      }
+    b.html << table({"task", "partners", "accuracy", "balanced accuracy", "ROC-AUC", "partner information", "partner sd"}, rows);
+  }
+  if (missing) {
+    b.html << "<p>Every pattern of absent modalities (" << ((*missing).value("paired", false) ? "paired" : "unpaired")
+           << " data): an absent modality's branch is skipped, MIFA fuses the present ones, the head sees zeros in its place.</p>";
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& p : (*missing)["patterns"])
+      for (auto it = p["tasks"].begin(); it != p["tasks"].end(); ++it) {
+        std::vector<std::string> row = {esc(p["pattern"].get<std::string>()), esc(it.key())};
+        for (auto& c : cells(it.value())) row.push_back(c);
+        rows.push_back(row);
+      }
+    b.html << table({"absent", "task", "accuracy", "balanced accuracy", "ROC-AUC"}, rows);
+  }
+}
+
 // Conformal prediction sets of one task: coverage and mean set size per method, alpha and score,
 // and the worst class's coverage (class-conditional coverage is not guaranteed).
 void section_conformal(Builder& b, const nlohmann::json& task) {
@@ -444,6 +485,7 @@ std::vector<std::string> write_report(const std::string& dir, const std::string&
     section_cv(b);
   } else {
     section_metrics(b, runs[0]);
+    section_inputs(b, runs[0]);
     section_uq(b);
     section_gradcam(b);
     section_tsne(b);

@@ -187,6 +187,26 @@ LogTable read_log_csv(const std::string& run_dir) {
   return log;
 }
 
+namespace {
+
+// The per-task table of a metrics row: metrics in [0, 1] or null; a task not scored says why.
+void check_task_rows(const nlohmann::json& tasks, const std::string& file, const std::string& key) {
+  if (!tasks.is_object() || tasks.empty())
+    throw Error(file + ": " + key + ": found " + settings::show(tasks) + ", allowed a table with one entry per task");
+  for (auto it = tasks.begin(); it != tasks.end(); ++it) {
+    Table t(it.value(), file, key + "." + it.key());
+    if (t.has("scored") && !t.boolean("scored", true)) {
+      t.string("reason", "");
+      continue;
+    }
+    t.require({"accuracy"});
+    for (const char* k : {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro"})
+      if (t.has(k)) t.real_or_null(k, kUnit);
+  }
+}
+
+}  // namespace
+
 nlohmann::json read_metrics(const std::string& run_dir) {
   const auto file = path(run_dir, kMetrics);
   const auto j = read_object(file);
@@ -216,6 +236,37 @@ nlohmann::json read_metrics(const std::string& run_dir) {
     }
     if (total != n)
       t.fail("confusion_matrix", "counts " + std::to_string(total) + " samples, allowed as many as 'samples' (" + std::to_string(n) + ")");
+  }
+  if (j.contains("partners")) {  // evaluate --partners
+    Table p(top.raw("partners"), file, "partners");
+    p.integer("bank_size", 0, settings::limits::kPartners);
+    const auto& runs = p.raw("runs");
+    if (!runs.is_array() || runs.empty()) p.fail("runs", "found " + settings::show(runs) + ", allowed a list of runs");
+    for (size_t i = 0; i < runs.size(); ++i) {
+      Table r(runs[i], file, "partners.runs[" + std::to_string(i) + "]");
+      r.integer("partners", 1, settings::limits::kPartners);
+      check_task_rows(r.raw("tasks"), file, "partners.runs[" + std::to_string(i) + "].tasks");
+    }
+  }
+  return j;
+}
+
+
+std::optional<nlohmann::json> read_missing(const std::string& run_dir) {
+  const auto file = path(run_dir, kMissing);
+  if (!fs::exists(file)) return std::nullopt;
+  const auto j = read_object(file);
+  Table top(j, file);
+  top.require({"patterns"});
+  top.boolean("paired", false);
+  const auto& rows = top.raw("patterns");
+  if (!rows.is_array() || rows.empty()) top.fail("patterns", "found " + settings::show(rows) + ", allowed a list of patterns");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto key = "patterns[" + std::to_string(i) + "]";
+    Table row(rows[i], file, key);
+    row.require({"pattern", "tasks"});
+    row.string("pattern", "");
+    check_task_rows(row.raw("tasks"), file, key + ".tasks");
   }
   return j;
 }

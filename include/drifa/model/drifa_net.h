@@ -9,9 +9,12 @@
 // Absent modalities (a patient without one of the scans). An undefined input tensor means the
 // modality is absent for the whole batch: its branch is skipped, MIFA's sums over modalities
 // run over the present ones only, and the head sees zeros in its place. ForwardOptions::presence
-// says the same per sample (training with modality dropout): h_m is multiplied by the sample's
-// 0/1 weight after every stage's branch work, which for an absent sample gives exactly the
-// skipped branch's values downstream. With every modality present nothing changes.
+// says the same per sample (training with modality dropout): MIFA weighs each sample's terms by
+// its 0/1 presence and the head's input is multiplied by it, so an absent sample's branch
+// reaches neither the other modalities nor the head, and the outputs equal the skipped branch's.
+// The branch itself keeps running on the sample's image, so its BatchNorm statistics in
+// training come from real feature maps, not from zeros. With every modality present nothing
+// changes.
 //
 // What Grad-CAM and t-SNE need (stage outputs, fused features) is returned by forward():
 // LibTorch has no module hooks.

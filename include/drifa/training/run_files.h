@@ -105,6 +105,10 @@ LogTable read_log_csv(const std::string& run_dir);
 // confusion matrix of that size with non-negative counts, metrics in [0, 1] or null.
 nlohmann::json read_metrics(const std::string& run_dir);
 
+// missing.json (evaluate --missing): per pattern its name and, per task, metrics in [0, 1] or
+// null, or {"scored": false, "reason"}; nullopt when the folder has none.
+std::optional<nlohmann::json> read_missing(const std::string& run_dir);
+
 // calibration.json (drifa calibrate), validated; nullopt when the folder has none.
 std::optional<calibration::Calibration> read_calibration(const std::string& dir);
 
