@@ -9,10 +9,10 @@ namespace rf = drifa::training::run_files;
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   const auto dir = drifa::fuzz::scratch() / "run";
-  const int which = data[0] % 13;
+  const int which = data[0] % 14;
   static const char* names[] = {rf::kSplit,  rf::kMetrics, "uq/uq.json", "gradcam/gradcam.json", "tsne/tsne.json",
                                 rf::kEnsemble, rf::kDone,  rf::kLogJson, rf::kLogCsv,           "uq/samples.csv",
-                                rf::kCalibration, rf::kCv, rf::kCvMetrics};
+                                rf::kCalibration, rf::kCv, rf::kCvMetrics, rf::kMissing};
   const auto file = dir / names[which];
   drifa::fuzz::write_file(file, data + 1, size - 1);
   const std::string d = dir.string();
@@ -30,6 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 10: rf::read_calibration(d); break;
       case 11: rf::read_cv(d); break;
       case 12: rf::read_cv_metrics(d); break;
+      case 13: rf::read_missing(d); break;
       default: rf::read_uq_samples(file.string()); break;
     }
   });

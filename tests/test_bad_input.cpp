@@ -263,6 +263,8 @@ TEST(BadInput, TomlRunConfigs) {
       {"negative class weight", train("class_weights = [[1.0, -2.0], [1.0, 1.0]]"), "train.class_weights[0][1]: found -2", f},
       {"class weights as a number", train("class_weights = 3"), "train.class_weights: found 3, allowed \"none\", \"balanced\"", f},
       {"unknown sampling", train("sampling = \"oversample\""), "train.sampling: found \"oversample\", allowed natural | balanced", f},
+      {"modality dropout 1", train("modality_dropout = 1.0"), "train.modality_dropout: found 1, allowed", f},
+      {"modality dropout as text", train("modality_dropout = \"half\""), "train.modality_dropout: found \"half\"", f},
       {"unknown train key", train("epoch = 3"), "train.epoch: unknown key; allowed: epochs,", f},
       {"unknown top-level key", toml(base + "sede = 2\n"), "unknown key", f},
       {"negative seed", toml("seed = -1\n" + base.substr(9)), "seed: found -1", f},
@@ -290,7 +292,7 @@ TEST(BadInput, TomlRunConfigs) {
       {"modalities set in [model]", toml(base + "[model]\nmodalities = 3\n"), "model.modalities: unknown key", f},
       {"a folder as the config", [&] { training::RunConfig::from_toml(dir.path().string()); }, "it is a folder", dir.path().string()},
   };
-  EXPECT_EQ(run_cases(cases), 43);
+  EXPECT_EQ(run_cases(cases), 45);
 }
 
 TEST(BadInput, CsvManifests) {
