@@ -26,6 +26,10 @@ for q in 0 0.3; do
   $D evaluate paired-q$q --missing all --resamples 1000 | grep -A5 "with modalities absent"
 done
 
+/usr/bin/python3 "$B/fashion_mnist_folders.py" fm-unpaired 60 30 > /dev/null  # tops | other, unpaired
+$D train -q --no-test -c fm-unpaired/run.toml -o fm-unpaired/run
+$D evaluate fm-unpaired/run --partners 8 --resamples 1000
+
 for q in 0 0.3; do
   /usr/bin/python3 "$B/fashion_mnist_paired.py" fm-q$q 60 30 $q
   $D train -q --no-test -c fm-q$q/run.toml -o fm-q$q/run

@@ -295,6 +295,15 @@ TEST(Partners, MarginalisationEqualsAveragingExplicitPredictions) {
   EXPECT_FALSE(missing["patterns"][1]["tasks"]["derm"]["scored"].get<bool>());  // unpaired: derm's own image is gone
   EXPECT_TRUE(missing["patterns"][1]["tasks"]["mri"].contains("accuracy"));
   EXPECT_NE(r.output.find("with partners from the bank"), std::string::npos) << r.output;
+  // The report shows both tables (from the run folder's metrics.json and missing.json).
+  std::filesystem::copy_file(dir / "eval/metrics.json", run + "/metrics.json", std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy_file(dir / "eval/missing.json", run + "/missing.json");
+  r = test::run(cli + " report " + run);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto html = test::read_bytes(run + "/report.html");
+  EXPECT_NE(html.find("<h2>Missing modalities</h2>"), std::string::npos);
+  EXPECT_NE(html.find("not scored: its modality (derm) is absent"), std::string::npos);
+  EXPECT_NE(html.find("partner information"), std::string::npos);
 
   // uq with partners says what it used and reports the spread.
   r = test::run(cli + " uq " + run + " -T 3 --partners 3 --resamples 0");
