@@ -49,6 +49,11 @@ nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
   auto j = summarise(s, mc, so);
   j["part"] = opt.part;
   j["inputs"] = study.plan.to_json(mc);
+  if (!e.run.data.paired)
+    for (size_t t = 0; t < study.plan.absent.size() && t < static_cast<size_t>(mc.tasks()); ++t)
+      if (study.plan.absent[t])
+        warnings.push_back("task " + mc.task_name(static_cast<int64_t>(t)) + ": its own modality is absent (unpaired data), so its "
+                           "numbers describe a guess from the other modalities' partners");
   if (cal && (study.plan.marginalising() || !study.plan.absent.empty()))
     warnings.push_back("the calibration was fitted with every modality given; these inputs differ, so its temperatures and sets are approximate");
   j["seed"] = opt.study.mc.seed;
