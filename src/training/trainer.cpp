@@ -344,8 +344,9 @@ nlohmann::json partner_metrics(const RunFolder& run, DRIFANet& net, const std::v
     throw Error(run.dir + ": a paired run: every case has its own image of each modality, so there are no partners to "
                 "average over; --missing NAME scores it with a modality absent");
   nlohmann::json rows = nlohmann::json::array();
-  for (int64_t k : std::vector<int64_t>{1, opt.partners}) {
-    if (k == 1 && opt.partners == 1 && !rows.empty()) break;
+  std::vector<int64_t> counts = {1};
+  if (opt.partners > 1) counts.push_back(opt.partners);
+  for (int64_t k : counts) {
     eo.plan = {{}, &*bank, k};
     const auto r = evaluation::evaluate(net, examples, cache, eo);
     auto j = evaluation::metrics_json(r, mc, opt.ci);
