@@ -10,9 +10,14 @@ CLIAImpl::CLIAImpl(int64_t c) {
 }
 
 torch::Tensor CLIAImpl::forward(const torch::Tensor& x) {
-  auto l1 = torch::sigmoid(conv1(x)).mean({2, 3}, /*keepdim=*/true);
-  auto l2 = torch::sigmoid(conv2(l1));
-  return l1 + l2;
+  return gate(torch::sigmoid(conv1(x)).mean({2, 3}));
+}
+
+torch::Tensor CLIAImpl::gate(const torch::Tensor& l1) {
+  // conv2 sees a 1x1 map: it is a linear layer on [B, C], run as one (same weights, same names).
+  const auto c = l1.size(1);
+  auto l2 = torch::sigmoid(torch::linear(l1, conv2->weight.reshape({c, c}), conv2->bias));
+  return (l1 + l2).unsqueeze(-1).unsqueeze(-1);
 }
 
 }  // namespace drifa

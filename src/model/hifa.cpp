@@ -29,9 +29,11 @@ torch::Tensor HIFAImpl::forward(const torch::Tensor& x) {
   // sigmoid' is 0 where sigmoid saturates into ties).
   torch::Tensor gmp_a4 = fused_attention() ? torch::sigmoid(spatial_max(conv4(a3)))
                                            : torch::sigmoid(conv4(a3)).amax({2, 3});
-  auto s2 = a3.mean({2, 3}) + gmp_a4;
-  auto g = torch::sigmoid(fc(torch::cat({s1, s2}, 1)));
-  return g.unsqueeze(-1).unsqueeze(-1);
+  return gate(s1, a3.mean({2, 3}) + gmp_a4);
+}
+
+torch::Tensor HIFAImpl::gate(const torch::Tensor& s1, const torch::Tensor& s2) {
+  return torch::sigmoid(fc(torch::cat({s1, s2}, 1))).unsqueeze(-1).unsqueeze(-1);
 }
 
 }  // namespace drifa

@@ -2,6 +2,9 @@
 
 #include <torch/torch.h>
 
+#include "drifa/model/attention_kernels.h"
+#include "drifa/model/spatial_stats.h"
+
 namespace drifa {
 
 MFAImpl::MFAImpl(int64_t c) {
@@ -13,8 +16,18 @@ MFAImpl::MFAImpl(int64_t c) {
 }
 
 torch::Tensor MFAImpl::forward(const torch::Tensor& x) {
-  auto g = hifa(x);  // [B, C, 1, 1]
-  auto l = clia(x);  // [B, C, 1, 1]
+  torch::Tensor g, l;  // [B, C, 1, 1] each
+  if (attention_kernels() && fused_attention() && kernels_apply(x)) {
+    // HIFA's chain and CLIA's first convolution in one fused pass (model/attention_kernels.h)
+    const auto& h = *hifa;
+    auto p = fused_mfa_pools(x, {h.conv1->weight, h.conv1->bias, h.conv2->weight, h.conv2->bias, h.conv3->weight,
+                                 h.conv3->bias, h.conv4->weight, h.conv4->bias, clia->conv1->weight, clia->conv1->bias});
+    g = hifa->gate(p.mean_a1 + p.max_a2, p.mean_a3 + torch::sigmoid(p.max_z4));
+    l = clia->gate(p.mean_c1);
+  } else {
+    g = hifa(x);
+    l = clia(x);
+  }
   auto att = torch::sigmoid(global_scale * g + local_scale.view({1, -1, 1, 1}) * l);
   return x * (att * alpha.view({1, -1, 1, 1}));
 }

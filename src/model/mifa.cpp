@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "drifa/model/attention_kernels.h"
 #include "drifa/model/spatial_stats.h"
 
 namespace drifa {
@@ -55,9 +56,17 @@ torch::Tensor MIFAImpl::mlifa(const std::vector<torch::Tensor>& xs, const torch:
   torch::Tensor l;
   for (size_t m = 0; m < xs.size(); ++m) {
     if (!xs[m].defined()) continue;
-    auto q = torch::sigmoid(local[m]->as<torch::nn::Conv2dImpl>()->forward(xs[m]));
-    auto st = spatial_stats(q);
-    accumulate(l, st.min + st.mean + st.max, weight_of(presence, m));
+    auto* conv = local[m]->as<torch::nn::Conv2dImpl>();
+    torch::Tensor pooled;
+    if (attention_kernels() && fused_attention() && kernels_apply(xs[m])) {
+      // q = sigmoid(conv x) and its three pools in one fused pass (model/attention_kernels.h)
+      auto st = fused_local_pools(xs[m], conv->weight, conv->bias);
+      pooled = st.min + st.mean + st.max;
+    } else {
+      auto st = spatial_stats(torch::sigmoid(conv->forward(xs[m])));
+      pooled = st.min + st.mean + st.max;
+    }
+    accumulate(l, pooled, weight_of(presence, m));
   }
   TORCH_CHECK(l.defined(), "MIFA needs at least one present modality");
   return l.unsqueeze(-1).unsqueeze(-1);

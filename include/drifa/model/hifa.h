@@ -12,6 +12,8 @@ class HIFAImpl : public torch::nn::Module {
   explicit HIFAImpl(int64_t channels);
   // x [B, C, H, W] -> g [B, C, 1, 1] in (0, 1)
   torch::Tensor forward(const torch::Tensor& x);
+  // The end of the chain from its two level descriptors s1, s2 ([B, C]): sigmoid(fc([s1, s2])).
+  torch::Tensor gate(const torch::Tensor& s1, const torch::Tensor& s2);
 
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, conv3{nullptr}, conv4{nullptr};
   torch::nn::Linear fc{nullptr};
