@@ -7,6 +7,7 @@
 #include "drifa/io/model_file.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/model/summary.h"
+#include "drifa/runtime/precision.h"
 
 namespace drifa::cli {
 
@@ -42,6 +43,8 @@ void register_info(CLI::App& app, GlobalFlags& g) {
     for (const auto& [k, v] : meta)
       if (k != io::kConfigKey) std::cout << "metadata " << k << ": " << v << "\n";
     std::cout << "threads: " << at::get_num_threads() << "\n";
+    std::cout << "processor: " << isa_summary(cpu_features()) << "\n";
+    std::cout << "precision auto would train in: " << precision_choice(Precision::Auto, cpu_features(), torch::kCPU) << "\n";
   });
 }
 

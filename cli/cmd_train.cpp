@@ -99,6 +99,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     bool resume = false, bf16 = false, skip_bad = false, no_test = false;
     std::optional<int64_t> epochs, batch_size, workers, seed, steps_per_epoch, micro_batches;
     std::optional<double> lr;
+    std::optional<std::string> precision;
     int nproc = 0, dist_timeout = 60;
   };
   auto o = std::make_shared<Opts>();
@@ -112,7 +113,10 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--seed", o->seed, "fixes splits, pairing, augmentation, initialisation and dropout");
   cmd->add_option("--workers", o->workers, "image decoding threads");
   cmd->add_option("--steps-per-epoch", o->steps_per_epoch, "cap steps per epoch (0 = full pass)");
-  cmd->add_flag("--bf16", o->bf16, "mixed precision (bfloat16 autocast on CPU, float16 on CUDA)");
+  cmd->add_option("--precision", o->precision,
+                  "auto | fp32 | bf16 (bfloat16 autocast on CPU, float16 on CUDA); auto: bf16 where the CPU has "
+                  "AVX512_BF16 or AMX, else fp32 (default: the config's [train] precision, fp32)");
+  cmd->add_flag("--bf16", o->bf16, "the same as --precision bf16");
   cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
   cmd->add_flag("--no-test", o->no_test, "do not evaluate on the test part at the end");
   cmd->add_option("--micro-batches", o->micro_batches, "gradient accumulation: micro-batches per optimizer step");
@@ -135,6 +139,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     if (o->steps_per_epoch) train["steps_per_epoch"] = *o->steps_per_epoch;
     if (o->micro_batches) train["micro_batches"] = *o->micro_batches;
     if (o->bf16) train["bf16"] = true;
+    if (o->precision) train["precision"] = *o->precision;
     cfg.train = training::TrainConfig::from_json(train, "command line", cfg.train);
     if (o->seed) cfg.seed = static_cast<uint64_t>(settings::check_integer("command line", "--seed", *o->seed, settings::limits::kSeed));
     if (o->workers) cfg.data.workers = static_cast<int>(settings::check_integer("command line", "--workers", *o->workers, settings::limits::kWorkers));

@@ -19,7 +19,7 @@ nlohmann::json TrainConfig::to_json() const {
           {"plateau_patience", plateau_patience},
           {"min_lr", min_lr},
           {"early_stop_patience", early_stop_patience},
-          {"bf16", bf16},
+          {"bf16", precision == "bf16"},
           {"steps_per_epoch", steps_per_epoch}};
   if (micro_batches != 1) j["micro_batches"] = micro_batches;
   // Written only when set, so the config.json of runs made before these settings still matches.
@@ -27,6 +27,7 @@ nlohmann::json TrainConfig::to_json() const {
   if (class_weights == "given") j["class_weights"] = class_weight_lists;
   if (sampling != "natural") j["sampling"] = sampling;
   if (modality_dropout > 0) j["modality_dropout"] = modality_dropout;
+  if (precision == "auto") j["precision"] = "auto";
   return j;
 }
 
@@ -42,7 +43,11 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   c.plateau_patience = static_cast<int>(t.integer("plateau_patience", c.plateau_patience, L::kPatience));
   c.min_lr = t.real("min_lr", c.min_lr, L::kMinLr);
   c.early_stop_patience = static_cast<int>(t.integer("early_stop_patience", c.early_stop_patience, L::kPatience));
-  c.bf16 = t.boolean("bf16", c.bf16);
+  const bool legacy_bf16 = t.boolean("bf16", c.precision == "bf16");
+  c.precision = t.choice("precision", legacy_bf16 ? "bf16" : c.precision, {"auto", "fp32", "bf16"});
+  if (t.has("bf16") && t.has("precision") && legacy_bf16 != (c.precision == "bf16"))
+    t.fail("bf16", "found " + settings::show(t.raw("bf16")) + " beside precision = \"" + c.precision +
+                       "\", allowed one of the two (precision is the newer key)");
   c.steps_per_epoch = t.integer("steps_per_epoch", c.steps_per_epoch, L::kStepsPerEpoch);
   c.micro_batches = static_cast<int>(t.integer("micro_batches", c.micro_batches, L::kMicroBatches));
   if (t.has("class_weights")) {

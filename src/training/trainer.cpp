@@ -19,6 +19,7 @@
 #include "drifa/io/model_file.h"
 #include "drifa/model/summary.h"
 #include "drifa/runtime/autocast.h"
+#include "drifa/runtime/precision.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/training/checkpoint.h"
 #include "drifa/training/run_files.h"
@@ -147,11 +148,16 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     say("resuming after epoch " + std::to_string(st.epoch));
   }
 
+  // The precision chosen for this machine (auto: bf16 where the CPU has it natively).
+  const Precision precision = parse_precision(tc.precision, "[train] precision");
+  const bool bf16 = use_bf16(precision, cpu_features(), opt.device);
+  say("precision " + precision_choice(precision, cpu_features(), opt.device) + "; " +
+      (opt.device.is_cuda() ? std::string("device ") + opt.device.str() : isa_summary(cpu_features())));
   const auto val_examples = d.eval_examples("val", cfg.seed);
   evaluation::EvalOptions eo;
   eo.batch_size = tc.batch_size;
   eo.workers = cfg.data.workers;
-  eo.bf16 = tc.bf16;
+  eo.bf16 = bf16;
   eo.device = opt.device;
   eo.task_weights = tc.task_weights;
   const size_t T = static_cast<size_t>(mcfg.tasks());
@@ -211,7 +217,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
         fo.presence = torch::cat(rows).to(opt.device);
       }
       {
-        AutocastGuard ac(tc.bf16, opt.device);
+        AutocastGuard ac(bf16, opt.device);
         r = net->forward(b.inputs, fo);
         loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights, class_weights);
       }
@@ -326,7 +332,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   if (opt.evaluate_test) {
     EvaluateOptions eo;
     eo.device = opt.device;
-    eo.bf16 = tc.bf16;
+    eo.bf16 = bf16;
     eo.cache = &cache;
     sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, eo);
   }

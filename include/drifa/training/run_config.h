@@ -22,7 +22,9 @@ struct TrainConfig {
   int plateau_patience = 5;
   double min_lr = 1e-5;
   int early_stop_patience = 10;
-  bool bf16 = false;
+  // "fp32", "bf16" (bfloat16 autocast on CPU, float16 on CUDA) or "auto" (bf16 where the CPU
+  // computes it natively: runtime/precision.h). The older key bf16 = true means "bf16".
+  std::string precision = "fp32";
   int64_t steps_per_epoch = 0;  // 0 = one pass over the epoch's pairing
   // Gradient accumulation: each optimizer step sums the gradients of this many micro-batches of
   // batch_size / micro_batches samples (per rank, batch_size / (ranks * micro_batches)).

@@ -1,0 +1,98 @@
+// Precision from the hardware (runtime/precision): the processor's flags read from /proc/cpuinfo,
+// the choice auto makes for each kind of processor (forced answers), and the run config's
+// precision setting with its older spelling bf16 = true.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "drifa/error.h"
+#include "drifa/runtime/precision.h"
+#include "drifa/training/run_config.h"
+
+using namespace drifa;
+
+namespace {
+std::string cpuinfo(const std::string& model, const std::string& flags) {
+  // two processors, as the kernel lists them; only the first one's lines count
+  return "processor\t: 0\nvendor_id\t: X\nmodel name\t: " + model + "\nflags\t\t: " + flags +
+         "\n\nprocessor\t: 1\nmodel name\t: other\nflags\t\t: fpu\n";
+}
+}  // namespace
+
+TEST(Precision, AutoPicksBf16OnlyWhereTheCpuComputesItNatively) {
+  const auto avx2 = parse_cpuinfo(cpuinfo("Intel Xeon AVX2 box", "fpu sse2 avx avx2 fma"));
+  const auto bf16 = parse_cpuinfo(cpuinfo("AMD EPYC 9B14", "fpu avx2 avx512f avx512bw avx512_bf16 avx_vnni"));
+  const auto amx = parse_cpuinfo(cpuinfo("Intel Xeon Sapphire Rapids", "avx2 avx512f amx_bf16 amx_tile"));
+  const auto avx512_only = parse_cpuinfo(cpuinfo("Intel Xeon Skylake", "avx2 avx512f avx512bw"));
+  EXPECT_EQ(avx2.model, "Intel Xeon AVX2 box");
+  EXPECT_TRUE(avx2.avx2);
+  EXPECT_FALSE(avx2.avx512f);
+  EXPECT_TRUE(bf16.avx512_bf16);
+  EXPECT_TRUE(amx.amx_bf16);
+  const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA, 0);
+  EXPECT_FALSE(use_bf16(Precision::Auto, avx2, cpu));
+  EXPECT_FALSE(use_bf16(Precision::Auto, avx512_only, cpu));  // AVX-512 without BF16 still emulates bf16
+  EXPECT_TRUE(use_bf16(Precision::Auto, bf16, cpu));
+  EXPECT_TRUE(use_bf16(Precision::Auto, amx, cpu));
+  EXPECT_FALSE(use_bf16(Precision::Auto, bf16, cuda));  // auto keeps CUDA in fp32
+  // asked for explicitly: taken as asked, whatever the processor
+  EXPECT_TRUE(use_bf16(Precision::BF16, avx2, cpu));
+  EXPECT_FALSE(use_bf16(Precision::FP32, bf16, cpu));
+  EXPECT_EQ(precision_choice(Precision::Auto, bf16, cpu), "bf16 (auto: the CPU has avx512_bf16)");
+  EXPECT_EQ(precision_choice(Precision::Auto, amx, cpu), "bf16 (auto: the CPU has amx_bf16)");
+  EXPECT_EQ(precision_choice(Precision::Auto, avx2, cpu), "fp32 (auto: the CPU has no native bf16)");
+  EXPECT_EQ(precision_choice(Precision::BF16, avx2, cpu), "bf16 (as asked)");
+  EXPECT_EQ(isa_summary(avx2), "Intel Xeon AVX2 box: avx2 (bf16 emulated)");
+  EXPECT_EQ(isa_summary(bf16), "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)");
+  // nothing to read: no features, fp32
+  const auto none = parse_cpuinfo("");
+  EXPECT_EQ(none.model, "unknown");
+  EXPECT_FALSE(use_bf16(Precision::Auto, none, cpu));
+}
+
+TEST(Precision, ThisMachinesFlagsAreReadFromProcCpuinfo) {
+  std::ifstream in("/proc/cpuinfo");
+  if (!in) GTEST_SKIP() << "no /proc/cpuinfo";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const auto flags_line = text.substr(text.find("\nflags"), text.find('\n', text.find("\nflags") + 1) - text.find("\nflags"));
+  const auto& c = cpu_features();
+  EXPECT_EQ(c.avx2, flags_line.find(" avx2") != std::string::npos);
+  EXPECT_EQ(c.avx512_bf16, flags_line.find(" avx512_bf16") != std::string::npos);
+  std::cout << "[precision] this machine: " << isa_summary(c) << "; auto trains in "
+            << precision_choice(Precision::Auto, c, torch::kCPU) << "\n";
+}
+
+TEST(Precision, RunConfigSettingAndItsOlderSpelling) {
+  using training::TrainConfig;
+  EXPECT_EQ(TrainConfig{}.precision, "fp32");
+  auto c = TrainConfig::from_json({{"precision", "auto"}}, "run.toml", TrainConfig{});
+  EXPECT_EQ(c.precision, "auto");
+  EXPECT_EQ(c.to_json()["precision"], "auto");
+  EXPECT_EQ(TrainConfig::from_json(c.to_json(), "config.json", TrainConfig{}).precision, "auto");
+  // bf16 = true is precision "bf16"; a run made before the setting resumes with the same config.json
+  EXPECT_EQ(TrainConfig::from_json({{"bf16", true}}, "run.toml", TrainConfig{}).precision, "bf16");
+  const auto old = TrainConfig{}.to_json();
+  EXPECT_FALSE(old.contains("precision"));
+  EXPECT_EQ(TrainConfig::from_json(old, "config.json", TrainConfig{}).to_json(), old);
+  auto bf = TrainConfig::from_json({{"precision", "bf16"}}, "run.toml", TrainConfig{});
+  EXPECT_EQ(bf.to_json()["bf16"], true);
+  EXPECT_EQ(TrainConfig::from_json(bf.to_json(), "config.json", TrainConfig{}).precision, "bf16");
+  // bad values name the file, the key and what is allowed
+  try {
+    TrainConfig::from_json({{"precision", "fp16"}}, "run.toml", TrainConfig{});
+    FAIL() << "fp16 accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("run.toml"), std::string::npos) << m;
+    EXPECT_NE(m.find("precision"), std::string::npos) << m;
+    EXPECT_NE(m.find("auto"), std::string::npos) << m;
+  }
+  EXPECT_THROW(TrainConfig::from_json({{"precision", "fp32"}, {"bf16", true}}, "run.toml", TrainConfig{}), Error);
+  EXPECT_NO_THROW(TrainConfig::from_json({{"precision", "bf16"}, {"bf16", true}}, "run.toml", TrainConfig{}));
+  EXPECT_THROW(parse_precision("half"), Error);
+}
