@@ -68,8 +68,9 @@ TEST(Demo, LearnsMeasuresItsUncertaintyExplainsItselfAndReports) {
   auto m = read_json(dir / "run/metrics.json");
   const double derm = m["tasks"]["derm"]["accuracy"], mri = m["tasks"]["mri"]["accuracy"];
   std::cout << "[learning] test accuracy derm " << derm << " mri " << mri << " (chance 0.333)\n";
-  EXPECT_GT(mri, 0.6);
-  EXPECT_GT(derm + mri, 1.1);
+  // A plain three-layer CNN separates both synthetic tasks; so must the demo's model.
+  EXPECT_GE(derm, 0.9);
+  EXPECT_GE(mri, 0.9);
   auto log = read_json(dir / "run/log.json");
   EXPECT_LT(log.back()["train_loss"].get<double>(), log.front()["train_loss"].get<double>());
 
@@ -101,7 +102,7 @@ TEST(Demo, LearnsMeasuresItsUncertaintyExplainsItselfAndReports) {
   std::cout << "[grad-cam] stage 3: energy in lesion " << inside << " vs uniform " << uniform << "; pointing game " << hits
             << "\n";
   EXPECT_EQ(gc["lesion"]["maps"].get<int>(), 120);
-  EXPECT_GT(inside, 1.3 * uniform);
+  EXPECT_GE(inside, 2 * uniform);
   EXPECT_GT(hits, 2 * uniform);
   ASSERT_EQ(gc["images"].size(), 8u);
   for (const auto& e : gc["images"]) {

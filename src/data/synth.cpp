@@ -173,7 +173,7 @@ void write_synthetic(const SynthOptions& o) {
                         "[data]\nimage_size = " + std::to_string(o.size) + "\nval_fraction = 0.2\nworkers = 2\n\n"
                         "[[data.modality]]\nname = \"derm\"\ntrain = \"derm/train\"\ntest = \"derm/test\"\n\n"
                         "[[data.modality]]\nname = \"mri\"\ntrain = \"mri/train\"\ntest = \"mri/test\"\n\n"
-                        "[train]\nepochs = 12\nbatch_size = 16\nlr = 1e-3\nplateau_patience = 3\nearly_stop_patience = 5\n\n"
+                        "[train]\nepochs = 12\nbatch_size = 16\nlr = 3e-3\nplateau_patience = 3\nearly_stop_patience = 5\n\n"
                         "[augment]\nrotation = 10\ntranslate = 3\nbrightness = [0.9, 1.1]\n");
 }
 
