@@ -11,12 +11,14 @@
 #include <torch/torch.h>
 
 #include "drifa/io/model_file.h"
+#include "drifa/model/attention_kernels.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/model/spatial_stats.h"
 #include "drifa/model/summary.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/layout.h"
 #include "drifa/runtime/memory.h"
+#include "drifa/runtime/precision.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/uncertainty/mc_sampler.h"
 #ifndef DRIFA_CORE_ONLY
@@ -55,6 +57,8 @@ int main(int argc, char** argv) {
   bool channels_last = false, bf16 = false;
   app.add_flag("--channels-last", channels_last, "NHWC memory layout for weights and inputs");
   app.add_flag("--bf16", bf16, "bfloat16 autocast (CUDA: float16)");
+  std::string precision;
+  app.add_option("--precision", precision, "auto | fp32 | bf16 (auto: bf16 where the CPU has it natively); overrides --bf16");
   int models = 5, passes = 30, samples = 64;
   app.add_option("--models", models, "with --what mc: ensemble size K");
   app.add_option("--passes", passes, "with --what mc: Monte Carlo passes T per model");
@@ -66,6 +70,8 @@ int main(int argc, char** argv) {
   app.add_option("--warmup", warmup);
   app.add_option("--threads", threads, "0 = all cores");
   app.add_option("--image-size", size);
+  std::string attention;
+  app.add_option("--attention", attention, "none | mfa | mifa | drifa (default: the preset's)");
   std::string device = "cpu";
   bool check_cpu = false;
   app.add_option("--device", device, "cpu | cuda | cuda:N");
@@ -74,8 +80,13 @@ int main(int argc, char** argv) {
   app.add_flag("--default-malloc", default_malloc, "leave glibc's allocator as it is (every large tensor a fresh mmap)");
   bool plain_attention = false;
   app.add_flag("--plain-attention", plain_attention, "the attention arithmetic as plain ATen ops (no fused pooling kernels)");
+  bool attention_kernels = false;
+  app.add_flag("--attention-kernels", attention_kernels, "MFA's chain and MIFA's local branch as the fused kernels (model/attention_kernels.h)");
   CLI11_PARSE(app, argc, argv);
   if (plain_attention) drifa::set_fused_attention(false);
+  drifa::set_attention_kernels(attention_kernels);
+  if (!precision.empty())
+    bf16 = drifa::use_bf16(drifa::parse_precision(precision, "--precision"), drifa::cpu_features(), drifa::pick_device(device));
 
   if (!default_malloc) drifa::keep_freed_memory();
   drifa::configure_threads(threads);
@@ -118,6 +129,7 @@ int main(int argc, char** argv) {
   if (preset == "tiny") cfg.widths = drifa::widths_preset("tiny");
   if (preset == "demo") cfg = demo_config();
   else cfg.image_size = size;
+  if (!attention.empty()) cfg.attention = drifa::parse_attention(attention);
   size = static_cast<int>(cfg.image_size);
   if (what == "mc") {
     // The uncertainty study: K models x T passes over N samples, as the naive loop of full forward
@@ -255,6 +267,7 @@ int main(int argc, char** argv) {
   nlohmann::json j{{"side", "drifa-c++"}, {"preset", preset}, {"what", what}, {"batch", batch},
                    {"threads", at::get_num_threads()}, {"device", device}, {"median_s", median}, {"min_s", secs.front()},
                    {"gflops", flops / median / 1e9}, {"steps", steps}, {"channels_last", channels_last},
-                   {"bf16", bf16}, {"fused_attention", drifa::fused_attention()}, {"keep_freed_memory", !default_malloc}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
+                   {"bf16", bf16}, {"precision", precision.empty() ? (bf16 ? "bf16" : "fp32") : precision},
+                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   std::cout << j.dump() << std::endl;
 }

@@ -72,6 +72,11 @@ def main():
     cpu = next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {cpu}, {a.threads} threads, clock {ghz:.3f} GHz (/proc/cpuinfo) -> FP32 peak {peak:.1f} GFLOP/s"
           + ("  (CPU peak; the rows run on " + a.device + ")" if cuda else ""))
+    flags = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), []))
+    isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    auto_bf16 = not cuda and ("avx512_bf16" in flags or "amx_bf16" in flags)
+    print(f"ISA: {' '.join(isa) or 'no avx2'}; precision auto trains in {'bf16' if auto_bf16 else 'fp32'}"
+          f" ({'native bf16' if auto_bf16 else 'bf16 would be emulated'})")
     print(f"DRIFA: {bench} (device {a.device});  peer: {PY} bench/peer_bench.py (PyTorch eager)\n")
     started = time.time()
     presets = ["paper"] if a.quick else ["paper", "four"]
@@ -95,11 +100,15 @@ def main():
             # DRIFA's defaults first; for the paper configuration also what each optimisation is worth
             if what == "train":
                 settings = [("fp32 (default)", [])]
+                if auto_bf16:
+                    settings.append(("precision auto (bf16)", ["--precision", "auto"]))
                 if preset == "paper" and not cuda:
                     # one timed step each: what each optimisation is worth
                     settings += [("- fused pooling", ["--plain-attention"]), ("- allocator setting", ["--default-malloc"])]
             else:
                 settings = [("fp32 channels-last", ["--channels-last"])]
+                if auto_bf16:
+                    settings.append(("auto (bf16) ch-last", ["--channels-last", "--precision", "auto"]))
                 if preset == "paper" or cuda:
                     settings.insert(0, ("fp32 NCHW", []))
             for i, (name, flags) in enumerate(settings):
@@ -136,6 +145,20 @@ def main():
                       "--bf16"])
         print(f"{'paper':7} {'train':6} {name:22} {d['median_s']:8.3f} {d['flops'] / d['median_s'] / 1e9:8.1f}")
         rows.append(dict(preset="paper", what="train", setting=name, drifa=d))
+
+    # what the attention costs: each ablation's training step at the demo widths (16..128, 64 px,
+    # batch 16), its time beside its multiply-adds, both relative to the plain ResNet ("none")
+    print("\nattention cost (demo widths, training step, batch 16, fp32):")
+    base = None
+    for name, flags in [("none", ["--attention", "none"]), ("mifa", ["--attention", "mifa"]), ("mfa", ["--attention", "mfa"]),
+                        ("drifa", ["--attention", "drifa"]), ("drifa, plain pooling", ["--attention", "drifa", "--plain-attention"]),
+                        ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
+        d = run_json([bench, "--device", a.device, "--preset", "demo", "--what", "train", "--batch", "16", "--threads", T,
+                      "--steps", "10", "--warmup", "2"] + flags)
+        base = base or d
+        print(f"  {name:22} {1e3 * d['median_s']:7.1f} ms  time {d['median_s'] / base['median_s']:5.2f}x  "
+              f"MACs {d['flops'] / base['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:5.0f} MB", flush=True)
+        rows.append(dict(preset="demo", what="attention-cost", setting=name, drifa=d))
 
     # the uncertainty study: naive loop vs DRIFA's path (same masks, so equal results)
     print("\nuncertainty study (K models x T MC passes over N samples, batch 32):")
