@@ -7,8 +7,9 @@ PACKAGES=(
   libopencv-dev libgdcm-dev                    # image decoding, DICOM
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libgloo-dev
   libgtest-dev
+  libcpp-httplib-dev                           # drifa serve (HTTP)
   clang libfuzzer-14-dev                       # the sanitizer build and the fuzz targets (scripts/sanitize.sh)
-  python3-torch python3-sklearn python3-scipy python3-pydicom  # comparison peers in tests and benchmarks only
+  python3-torch python3-sklearn python3-scipy python3-pydicom python3-prometheus-client  # comparison peers in tests and benchmarks only
   gnuplot-nox dataset-fashion-mnist chromium   # plots for the report; headless Chromium renders it in a test
 )
 missing=()

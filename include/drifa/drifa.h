@@ -9,6 +9,8 @@
 // evaluation/  metrics and the evaluator (metrics.json, predictions.csv)
 // io/          safetensors, model files with their config, TOML configs, atomic writes
 // runtime/     threads, device, autocast, memory (allocator), layout, progress bars
+// serve/       drifa serve: the dynamic batcher, the service (uploads in, predict's JSON out),
+//              the HTTP server and its web page, Prometheus metrics
 #include "drifa/data/csv.h"
 #include "drifa/data/dataset.h"
 #include "drifa/data/dicom.h"
@@ -40,6 +42,7 @@
 #include "drifa/runtime/memory.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/runtime/threads.h"
+#include "drifa/serve/http_server.h"
 #include "drifa/training/checkpoint.h"
 #include "drifa/training/run_config.h"
 #include "drifa/training/trainer.h"

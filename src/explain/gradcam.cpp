@@ -22,13 +22,14 @@ GradCAM grad_cam(DRIFANet& net, const std::vector<torch::Tensor>& inputs, const 
 
   if (!inputs.at(static_cast<size_t>(opt.modality)).defined())
     throw Error("Grad-CAM: modality " + cfg.modality_name(opt.modality) + " is absent; there is no map to explain");
-  const Mode before = net->mode();
-  net->set_mode(Mode::Eval);
   torch::AutoGradMode grad_on(true);
   ForwardOptions fo;
   fo.keep_stages = true;
-  auto r = net->forward(inputs, fo);
-  net->set_mode(before);
+  ForwardResult r;
+  {
+    ModeGuard eval(net, Mode::Eval);
+    r = net->forward(inputs, fo);
+  }
   const auto& A = r.stages[static_cast<size_t>(stage)][static_cast<size_t>(opt.modality)];
   auto logits = r.logits[static_cast<size_t>(opt.task)];
   GradCAM g;

@@ -164,9 +164,8 @@ nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::Ima
   data::BatchLoader loader(examples, cache, lo);
   std::vector<torch::Tensor> feats, labels_all(static_cast<size_t>(cfg.tasks()));
   std::vector<std::vector<torch::Tensor>> labels(static_cast<size_t>(cfg.tasks()));
-  const Mode before = net->mode();
-  net->set_mode(Mode::Eval);
   {
+    ModeGuard eval(net, Mode::Eval);
     torch::NoGradGuard ng;
     data::Batch b;
     while (loader.next(b)) {
@@ -175,7 +174,6 @@ nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::Ima
       for (size_t t = 0; t < labels.size(); ++t) labels[t].push_back(b.labels[t]);
     }
   }
-  net->set_mode(before);
   const auto F = torch::cat(feats);
   fs::create_directories(out_dir);
   nlohmann::json out = {{"part", opt.part}, {"embeddings", nlohmann::json::object()}};

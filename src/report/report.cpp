@@ -12,6 +12,7 @@
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/config_file.h"
+#include "drifa/io/base64.h"
 #include "drifa/report/plots.h"
 #include "drifa/training/ensemble.h"
 #include "drifa/training/run_files.h"
@@ -20,26 +21,6 @@
 namespace fs = std::filesystem;
 
 namespace drifa::report {
-
-std::string base64(const std::string& in) {
-  static const char* tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  out.reserve((in.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += tbl[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    uint32_t v = uint32_t(uint8_t(in[i])) << 16;
-    if (i + 1 < in.size()) v |= uint32_t(uint8_t(in[i + 1])) << 8;
-    out += tbl[(v >> 18) & 63];
-    out += tbl[(v >> 12) & 63];
-    out += i + 1 < in.size() ? tbl[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 namespace {
 
@@ -68,7 +49,7 @@ std::string fmt(const nlohmann::json& v, int precision = 3) {
 std::string img(const std::string& png, const std::string& alt, int width = 0) {
   const std::string mime = png.size() > 5 && png.substr(png.size() - 4) == ".png" ? "image/png" : "image/jpeg";
   return "<img alt=\"" + esc(alt) + "\"" + (width ? " width=\"" + std::to_string(width) + "\"" : "") + " src=\"data:" +
-         mime + ";base64," + base64(io::read_file(png, "image")) + "\">";
+         mime + ";base64," + io::base64(io::read_file(png, "image")) + "\">";
 }
 
 std::string table(const std::vector<std::string>& head, const std::vector<std::vector<std::string>>& rows) {

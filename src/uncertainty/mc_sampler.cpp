@@ -17,13 +17,13 @@ namespace {
 
 // MCSample mode, no autograd and the requested autocast for the life of the object.
 struct Sampling {
-  Sampling(DRIFANet& n, const MCOptions& opt, torch::Device device) : net(n), before(n->mode()), ac(opt.bf16, device) {
-    if (opt.passes < 1) throw Error("Monte Carlo passes must be at least 1, got " + std::to_string(opt.passes));
-    net->set_mode(Mode::MCSample);
+  Sampling(DRIFANet& n, const MCOptions& opt, torch::Device device) : passes(checked(opt.passes)), mode(n, Mode::MCSample), ac(opt.bf16, device) {}
+  static int checked(int passes) {
+    if (passes < 1) throw Error("Monte Carlo passes must be at least 1, got " + std::to_string(passes));
+    return passes;
   }
-  ~Sampling() { net->set_mode(before); }
-  DRIFANet& net;
-  Mode before;
+  int passes;
+  ModeGuard mode;
   torch::NoGradGuard no_grad;
   AutocastGuard ac;
 };

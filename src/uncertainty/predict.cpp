@@ -1,6 +1,7 @@
 #include "drifa/uncertainty/predict.h"
 
 #include <filesystem>
+#include <map>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -47,27 +48,28 @@ std::vector<std::vector<std::string>> read_cases_csv(const std::string& path, co
 
 namespace {
 
-// Per task, [S, P, K_t]: every model's deterministic pass or MC passes (S) for each of the case's
-// P rows (its partners; 1 without).
-std::vector<torch::Tensor> case_samples(std::vector<DRIFANet>& nets, const inputs::Expanded& e, int64_t c,
-                                        const PredictOptions& opt) {
+std::string modality_list(const ModelConfig& cfg) {
+  std::string names;
+  for (int64_t m = 0; m < cfg.modalities; ++m) names += (m ? ", " : "") + cfg.modality_name(m);
+  return names;
+}
+
+// Per task [S, R, K_t]: every model's deterministic pass or MC passes (S) for each of the R rows
+// of the batch; row_ids seed each row's Monte Carlo masks.
+std::vector<torch::Tensor> batch_samples(std::vector<DRIFANet>& nets, const std::vector<torch::Tensor>& inputs,
+                                         const std::vector<int64_t>& row_ids, const PredictOptions& opt) {
   const auto& cfg = nets[0]->config();
-  const int64_t P = e.per_case;
   std::vector<std::vector<torch::Tensor>> samples(static_cast<size_t>(cfg.tasks()));
-  std::vector<int64_t> ids;
-  for (int64_t j = 0; j < P; ++j) ids.push_back(c * P + j);  // partner row j of case c draws as sample c * P + j
   for (size_t k = 0; k < nets.size(); ++k) {
     if (opt.mc.passes > 0) {
       MCOptions mo = opt.mc;
       mo.seed = data::mix_seed(opt.mc.seed, k);
-      auto p = mc_sample(nets[k], e.inputs, ids, mo);
+      auto p = mc_sample(nets[k], inputs, row_ids, mo);
       for (size_t t = 0; t < p.size(); ++t) samples[t].push_back(p[t]);
     } else {
-      const Mode before = nets[k]->mode();
-      nets[k]->set_mode(Mode::Eval);
+      ModeGuard eval(nets[k], Mode::Eval);
       torch::NoGradGuard ng;
-      auto r = nets[k]->forward(e.inputs);
-      nets[k]->set_mode(before);
+      auto r = nets[k]->forward(inputs);
       for (size_t t = 0; t < r.logits.size(); ++t)
         samples[t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu().unsqueeze(0));
     }
@@ -77,7 +79,206 @@ std::vector<torch::Tensor> case_samples(std::vector<DRIFANet>& nets, const input
   return out;
 }
 
+// Rows first .. first+n-1 of a batch's inputs (absent modalities stay undefined).
+std::vector<torch::Tensor> rows(const std::vector<torch::Tensor>& x, int64_t first, int64_t n) {
+  std::vector<torch::Tensor> out;
+  for (const auto& t : x) out.push_back(t.defined() ? t.narrow(0, first, n) : t);
+  return out;
+}
+
+// One task's answer for one case from its samples [S, P, K] (P partner rows).
+// pred: the predicted class.
+nlohmann::json task_json(const ModelConfig& cfg, int64_t t, const torch::Tensor& raw, int64_t id, int64_t models,
+                         const PredictOptions& opt, int64_t& pred) {
+  const auto method = calibration::method_for(models, opt.mc.passes);
+  const auto* cal = opt.calibration ? opt.calibration->find(cfg.task_name(t), method) : nullptr;
+  const auto tempered = cal ? calibration::calibrate(raw, cal) : raw;
+  const auto m = sample_measures(tempered.reshape({-1, 1, tempered.size(2)}));
+  pred = m.predicted[0].item<int64_t>();
+  nlohmann::json probs = nlohmann::json::object();
+  for (int64_t k = 0; k < cfg.classes[t]; ++k) probs[cfg.class_name(t, k)] = m.mean[0][k].item<double>();
+  // The entropy splits into aleatoric (expected entropy), model (MC/ensemble mutual
+  // information) and, with partners, the part due to the partner drawn.
+  const bool partners = raw.size(1) > 1;
+  double partner_info = 0, partner_sd = 0;
+  if (partners) {
+    const auto sp = inputs::partner_spread(tempered.unsqueeze(1));
+    partner_info = sp.information[0].item<double>();
+    partner_sd = sp.sd[0].item<double>();
+  }
+  nlohmann::json jt = {{"class", cfg.class_name(t, pred)},
+                       {"probability", m.mean[0][pred].item<double>()},
+                       {"probabilities", probs},
+                       {"predictive_entropy", m.predictive_entropy[0].item<double>()},
+                       {"expected_entropy", m.expected_entropy[0].item<double>()},
+                       {"mutual_information", std::max(0.0, m.mutual_information[0].item<double>() - partner_info)},
+                       {"partner_information", partners ? nlohmann::json(partner_info) : nlohmann::json(nullptr)},
+                       {"partner_sd", partners ? nlohmann::json(partner_sd) : nlohmann::json(nullptr)},
+                       {"spread", m.spread[0].item<double>()},
+                       {"method", method},
+                       {"temperature", cal ? nlohmann::json(cal->temperature) : nlohmann::json(nullptr)}};
+  if (cal) {
+    const auto u = calibration::part_draws(opt.mc.seed, calibration::Part::Predict, {id});
+    const double q = cal->threshold(opt.score, opt.alpha);
+    const auto set = calibration::prediction_sets(m.mean, opt.score, q, u);
+    nlohmann::json classes = nlohmann::json::array();
+    for (int64_t k = 0; k < cfg.classes[t]; ++k)
+      if (set[0][k].item<bool>()) classes.push_back(cfg.class_name(t, k));
+    // The guarantee: over exchangeable cases, the set holds the true class with probability >= 1 - alpha.
+    jt["prediction_set"] = {{"classes", classes}, {"alpha", opt.alpha}, {"coverage_guarantee", 1 - opt.alpha},
+                            {"score", calibration::score_name(opt.score)}, {"calibration_samples", cal->samples}};
+  } else {
+    jt["prediction_set"] = nullptr;
+  }
+  return jt;
+}
+
+// Grad-CAM overlays of one case for task t's predicted class, one per given modality; the mean
+// of the maps over the case's partner rows.
+nlohmann::json case_gradcam(DRIFANet& net, const CaseImages& c, const std::vector<torch::Tensor>& case_inputs, int64_t t,
+                            int64_t pred, int64_t id, const OverlaySink& sink) {
+  const auto& cfg = net->config();
+  nlohmann::json maps = nlohmann::json::object();
+  for (int64_t mod = 0; mod < cfg.modalities; ++mod) {
+    if (!c.given(mod)) continue;  // no image to explain
+    const auto& decoded = c.decoded.at(static_cast<size_t>(mod));
+    if (decoded.empty()) throw Error("predict: Grad-CAM overlays need the decoded images (keep_decoded)");
+    explain::GradCAMOptions go;
+    go.task = t;
+    go.modality = mod;
+    go.target_class = pred;
+    const auto g = explain::grad_cam(net, case_inputs, go);
+    maps[cfg.modality_name(mod)] = sink(id, cfg.task_name(t), cfg.modality_name(mod), explain::overlay(decoded, g.map.mean(0)));
+  }
+  return maps;
+}
+
+void check_entries(size_t given, const ModelConfig& cfg, const std::string& where) {
+  if (static_cast<int64_t>(given) != cfg.modalities)
+    throw Error(where + ": the model takes " + std::to_string(cfg.modalities) + " images, one per modality (" +
+                modality_list(cfg) + "); got " + std::to_string(given) +
+                ". To give only some, name them: -i NAME=PATH (or leave the CSV cell empty)");
+}
+
 }  // namespace
+
+std::vector<bool> CaseImages::pattern() const {
+  std::vector<bool> p;
+  for (const auto& x : images) p.push_back(x.defined());
+  return p;
+}
+
+CaseImages load_case(const std::vector<std::string>& paths, const ModelConfig& cfg, data::ImageCache& cache,
+                     bool keep_decoded, const std::string& where) {
+  check_entries(paths.size(), cfg, where);
+  CaseImages c;
+  c.names = paths;
+  c.images.resize(paths.size());
+  c.decoded.resize(paths.size());
+  for (size_t m = 0; m < paths.size(); ++m) {
+    if (paths[m].empty()) continue;
+    if (!fs::exists(paths[m])) throw Error(paths[m] + ": no such image");
+    c.images[m] = data::to_tensor(cache.get(paths[m]));
+    if (keep_decoded) c.decoded[m] = data::decode_image(paths[m], cache.options().dicom, cache.options().max_pixels);
+  }
+  return c;
+}
+
+CaseImages decode_case(const std::vector<std::string>& bytes, const std::vector<std::string>& names,
+                       const ModelConfig& cfg, const data::ImageOptions& io, bool keep_decoded) {
+  if (static_cast<int64_t>(bytes.size()) != cfg.modalities || names.size() != bytes.size())
+    throw Error("decode_case: one entry per modality (" + modality_list(cfg) + ") is needed");
+  CaseImages c;
+  c.images.resize(bytes.size());
+  c.decoded.resize(bytes.size());
+  for (size_t m = 0; m < bytes.size(); ++m) {
+    if (bytes[m].empty()) {
+      c.names.emplace_back();
+      continue;
+    }
+    c.names.push_back(names[m]);
+    auto decoded = data::decode_image_bytes(bytes[m], names[m], io.dicom, io.max_pixels);
+    c.images[m] = data::to_tensor(data::preprocess(decoded, io.size, io.channels, io.min_side, names[m]));
+    if (keep_decoded) c.decoded[m] = std::move(decoded);
+  }
+  return c;
+}
+
+void check_case(const CaseImages& c, const ModelConfig& cfg, const PredictOptions& opt, const std::string& where) {
+  check_entries(c.images.size(), cfg, where);
+  nlohmann::json missing = nlohmann::json::array();
+  int64_t given = 0;
+  for (int64_t m = 0; m < cfg.modalities; ++m) {
+    if (c.given(m)) ++given;
+    else missing.push_back(cfg.modality_name(m));
+  }
+  if (given == 0) throw Error(where + ": no image given; the model needs at least one of " + modality_list(cfg));
+  if (!missing.empty() && opt.unpaired_without_bank)
+    throw Error(where + ": no image of " + missing.dump() + "; this model was trained on unpaired data, so a missing modality is "
+                "replaced by partners from its run: give --partners-from RUN_DIR (the run folder it came from)");
+}
+
+std::vector<nlohmann::json> predict_cases(std::vector<DRIFANet>& nets, const std::vector<const CaseImages*>& cases,
+                                          const std::vector<int64_t>& ids, const PredictOptions& opt,
+                                          const OverlaySink& sink) {
+  if (nets.empty()) throw Error("predict needs at least one model");
+  if (cases.empty() || ids.size() != cases.size()) throw Error("predict_cases: one id per case, and at least one case");
+  const auto& cfg = nets[0]->config();
+  const auto pattern = cases[0]->pattern();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    check_case(*cases[i], cfg, opt, "case " + std::to_string(ids[i] + 1));
+    if (cases[i]->pattern() != pattern) throw Error("predict_cases: the cases of one batch must give the same modalities");
+  }
+  const bool unpaired = opt.bank != nullptr;
+  nlohmann::json jg = nlohmann::json::array(), jm = nlohmann::json::array();
+  for (int64_t m = 0; m < cfg.modalities; ++m) (pattern[static_cast<size_t>(m)] ? jg : jm).push_back(cfg.modality_name(m));
+  inputs::InputPlan plan;
+  if (!jm.empty() && unpaired) {
+    plan.bank = opt.bank;
+    plan.partners = opt.partners;
+  }
+  plan.check(cfg);
+
+  const int64_t B = static_cast<int64_t>(cases.size());
+  std::vector<torch::Tensor> images(pattern.size());
+  for (size_t m = 0; m < pattern.size(); ++m) {
+    if (!pattern[m]) continue;
+    std::vector<torch::Tensor> xs;
+    for (const auto* c : cases) xs.push_back(c->images[m]);
+    images[m] = torch::stack(xs).to(opt.device);
+  }
+  const auto e = inputs::expand(images, std::vector<std::vector<bool>>(static_cast<size_t>(B), pattern), plan);
+  const int64_t P = e.per_case;
+  std::vector<int64_t> row_ids;  // partner row j of case id c draws as sample c * P + j
+  for (auto id : ids)
+    for (int64_t j = 0; j < P; ++j) row_ids.push_back(id * P + j);
+  const auto samples = batch_samples(nets, e.inputs, row_ids, opt);
+
+  const nlohmann::json inputs_json = {{"given", jg},
+                                      {"absent", plan.marginalising() ? nlohmann::json::array() : jm},
+                                      {"marginalised", plan.marginalising() ? jm : nlohmann::json::array()},
+                                      {"partners", plan.marginalising() ? nlohmann::json(plan.partners) : nlohmann::json(nullptr)}};
+  std::vector<nlohmann::json> out;
+  for (int64_t i = 0; i < B; ++i) {
+    const auto& c = *cases[static_cast<size_t>(i)];
+    const int64_t id = ids[static_cast<size_t>(i)];
+    nlohmann::json jc = {{"case", id + 1}, {"images", c.names}, {"inputs", inputs_json}, {"tasks", nlohmann::json::object()}};
+    for (int64_t t = 0; t < cfg.tasks(); ++t) {
+      if (unpaired && !c.given(t)) {
+        // An unpaired task is its own modality's; without that image there is nothing to predict.
+        jc["tasks"][cfg.task_name(t)] = {{"predicted", false}, {"reason", "its modality (" + cfg.modality_name(t) + ") was not given"}};
+        continue;
+      }
+      const auto raw = samples[static_cast<size_t>(t)].narrow(1, i * P, P);  // [S, P, K]
+      int64_t pred = 0;
+      auto jt = task_json(cfg, t, raw, id, static_cast<int64_t>(nets.size()), opt, pred);
+      if (sink) jt["gradcam"] = case_gradcam(nets[0], c, rows(e.inputs, i * P, P), t, pred, id, sink);
+      jc["tasks"][cfg.task_name(t)] = jt;
+    }
+    out.push_back(jc);
+  }
+  return out;
+}
 
 Predictor open_predictor(const std::string& path, torch::Device device, const std::string& partners_from) {
   Predictor p;
@@ -109,123 +310,13 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
   return p;
 }
 
-nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases,
-                       const PredictOptions& opt) {
-  if (nets.empty()) throw Error("predict needs at least one model");
-  const auto& cfg = nets[0]->config();
-  std::string names;
-  for (int64_t m = 0; m < cfg.modalities; ++m) names += (m ? ", " : "") + cfg.modality_name(m);
+nlohmann::json predict_envelope(size_t models, const PredictOptions& opt, nlohmann::json cases) {
   const bool unpaired = opt.bank != nullptr;
-  data::ImageCache cache({static_cast<int>(cfg.image_size), static_cast<int>(cfg.in_channels), 8, opt.dicom});
-  nlohmann::json out = nlohmann::json::array();
-  for (size_t c = 0; c < cases.size(); ++c) {
-    const auto& paths = cases[c];
-    const auto where = "case " + std::to_string(c + 1);
-    if (static_cast<int64_t>(paths.size()) != cfg.modalities)
-      throw Error(where + ": the model takes " + std::to_string(cfg.modalities) + " images, one per modality (" + names +
-                  "); got " + std::to_string(paths.size()) +
-                  ". To give only some, name them: -i NAME=PATH (or leave the CSV cell empty)");
-    std::vector<bool> given(paths.size());
-    std::vector<torch::Tensor> images(paths.size());
-    nlohmann::json jg = nlohmann::json::array(), jm = nlohmann::json::array();
-    for (size_t m = 0; m < paths.size(); ++m) {
-      given[m] = !paths[m].empty();
-      (given[m] ? jg : jm).push_back(cfg.modality_name(static_cast<int64_t>(m)));
-      if (!given[m]) continue;
-      if (!fs::exists(paths[m])) throw Error(paths[m] + ": no such image");
-      images[m] = data::to_tensor(cache.get(paths[m])).unsqueeze(0).to(opt.device);
-    }
-    if (jg.empty()) throw Error(where + ": no image given; the model needs at least one of " + names);
-    if (!jm.empty() && opt.unpaired_without_bank)
-      throw Error(where + ": no image of " + jm.dump() + "; this model was trained on unpaired data, so a missing modality is "
-                  "replaced by partners from its run: give --partners-from RUN_DIR (the run folder it came from)");
-    inputs::InputPlan plan;
-    if (!jm.empty() && unpaired) {
-      plan.bank = opt.bank;
-      plan.partners = opt.partners;
-    }
-    plan.check(cfg);
-    const auto e = inputs::expand(images, {given}, plan);
-    const auto samples = case_samples(nets, e, static_cast<int64_t>(c), opt);
-    nlohmann::json inputs_json = {{"given", jg},
-                                  {"absent", plan.marginalising() ? nlohmann::json::array() : jm},
-                                  {"marginalised", plan.marginalising() ? jm : nlohmann::json::array()},
-                                  {"partners", plan.marginalising() ? nlohmann::json(plan.partners) : nlohmann::json(nullptr)}};
-    nlohmann::json jc = {{"case", c + 1}, {"images", paths}, {"inputs", inputs_json}, {"tasks", nlohmann::json::object()}};
-    for (int64_t t = 0; t < cfg.tasks(); ++t) {
-      if (unpaired && !given[static_cast<size_t>(t)]) {
-        // An unpaired task is its own modality's; without that image there is nothing to predict.
-        jc["tasks"][cfg.task_name(t)] = {{"predicted", false}, {"reason", "its modality (" + cfg.modality_name(t) + ") was not given"}};
-        continue;
-      }
-      const auto method = calibration::method_for(static_cast<int64_t>(nets.size()), opt.mc.passes);
-      const auto* cal = opt.calibration ? opt.calibration->find(cfg.task_name(t), method) : nullptr;
-      const auto& raw = samples[static_cast<size_t>(t)];  // [S, P, K]
-      const auto tempered = cal ? calibration::calibrate(raw, cal) : raw;
-      const auto m = sample_measures(tempered.reshape({-1, 1, tempered.size(2)}));
-      const int64_t pred = m.predicted[0].item<int64_t>();
-      nlohmann::json probs = nlohmann::json::object();
-      for (int64_t k = 0; k < cfg.classes[t]; ++k) probs[cfg.class_name(t, k)] = m.mean[0][k].item<double>();
-      // The entropy splits into aleatoric (expected entropy), model (MC/ensemble mutual
-      // information) and, with partners, the part due to the partner drawn.
-      double partner_info = 0, partner_sd = 0;
-      if (e.per_case > 1) {
-        const auto sp = inputs::partner_spread(tempered.unsqueeze(1));
-        partner_info = sp.information[0].item<double>();
-        partner_sd = sp.sd[0].item<double>();
-      }
-      nlohmann::json jt = {{"class", cfg.class_name(t, pred)},
-                           {"probability", m.mean[0][pred].item<double>()},
-                           {"probabilities", probs},
-                           {"predictive_entropy", m.predictive_entropy[0].item<double>()},
-                           {"expected_entropy", m.expected_entropy[0].item<double>()},
-                           {"mutual_information", std::max(0.0, m.mutual_information[0].item<double>() - partner_info)},
-                           {"partner_information", e.per_case > 1 ? nlohmann::json(partner_info) : nlohmann::json(nullptr)},
-                           {"partner_sd", e.per_case > 1 ? nlohmann::json(partner_sd) : nlohmann::json(nullptr)},
-                           {"spread", m.spread[0].item<double>()},
-                           {"method", method},
-                           {"temperature", cal ? nlohmann::json(cal->temperature) : nlohmann::json(nullptr)}};
-      if (cal) {
-        const auto u = calibration::part_draws(opt.mc.seed, calibration::Part::Predict, {static_cast<int64_t>(c)});
-        const double q = cal->threshold(opt.score, opt.alpha);
-        const auto set = calibration::prediction_sets(m.mean, opt.score, q, u);
-        nlohmann::json classes = nlohmann::json::array();
-        for (int64_t k = 0; k < cfg.classes[t]; ++k)
-          if (set[0][k].item<bool>()) classes.push_back(cfg.class_name(t, k));
-        // The guarantee: over exchangeable cases, the set holds the true class with probability >= 1 - alpha.
-        jt["prediction_set"] = {{"classes", classes}, {"alpha", opt.alpha}, {"coverage_guarantee", 1 - opt.alpha},
-                                {"score", calibration::score_name(opt.score)}, {"calibration_samples", cal->samples}};
-      } else {
-        jt["prediction_set"] = nullptr;
-      }
-      if (!opt.gradcam_dir.empty()) {
-        fs::create_directories(opt.gradcam_dir);
-        nlohmann::json maps = nlohmann::json::object();
-        for (int64_t mod = 0; mod < cfg.modalities; ++mod) {
-          if (!given[static_cast<size_t>(mod)]) continue;  // no image to explain
-          explain::GradCAMOptions go;
-          go.task = t;
-          go.modality = mod;
-          go.target_class = pred;
-          // With partners: the mean of the maps over the case's partner rows.
-          const auto g = explain::grad_cam(nets[0], e.inputs, go);
-          const auto map = g.map.mean(0);
-          const auto file = (fs::path(opt.gradcam_dir) / ("case" + std::to_string(c + 1) + "_" + cfg.task_name(t) + "_" +
-                                                          cfg.modality_name(mod) + ".png")).string();
-          data::write_image(file, explain::overlay(data::decode_image(paths[static_cast<size_t>(mod)], opt.dicom), map));
-          maps[cfg.modality_name(mod)] = file;
-        }
-        jt["gradcam"] = maps;
-      }
-      jc["tasks"][cfg.task_name(t)] = jt;
-    }
-    out.push_back(jc);
-  }
-  nlohmann::json j = {{"models", nets.size()},
+  nlohmann::json j = {{"models", models},
                       {"passes", opt.mc.passes},
                       {"calibrated", opt.calibration != nullptr},
                       {"partner_bank", unpaired ? nlohmann::json({{"size", opt.bank->size()}, {"seed", opt.bank->seed}}) : nlohmann::json(nullptr)},
-                      {"cases", out}};
+                      {"cases", std::move(cases)}};
   if (opt.calibration) {
     // MC and ensemble fits belong to the pass count they were made with; say both.
     j["calibration"] = {{"part", opt.calibration->part}, {"passes", opt.calibration->passes}, {"models", opt.calibration->models}};
@@ -234,6 +325,49 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
                      std::to_string(opt.mc.passes) + "; the temperature and the set are approximate";
   }
   return j;
+}
+
+nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases,
+                       const PredictOptions& opt) {
+  if (nets.empty()) throw Error("predict needs at least one model");
+  const auto& cfg = nets[0]->config();
+  data::ImageOptions io;
+  io.size = static_cast<int>(cfg.image_size);
+  io.channels = static_cast<int>(cfg.in_channels);
+  io.dicom = opt.dicom;
+  data::ImageCache cache(io);
+  const bool overlays = !opt.gradcam_dir.empty();
+  OverlaySink sink;
+  if (overlays)
+    sink = [&](int64_t id, const std::string& task, const std::string& modality, const cv::Mat& overlay) {
+      const auto file = (fs::path(opt.gradcam_dir) / ("case" + std::to_string(id + 1) + "_" + task + "_" + modality + ".png")).string();
+      data::write_image(file, overlay);
+      return nlohmann::json(file);
+    };
+  // Cases with the same modalities given run together, kBatch at a time, in their own order.
+  constexpr size_t kBatch = 16;
+  std::map<std::vector<bool>, std::vector<size_t>> groups;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    check_entries(cases[c].size(), cfg, "case " + std::to_string(c + 1));
+    std::vector<bool> p;
+    for (const auto& path : cases[c]) p.push_back(!path.empty());
+    groups[p].push_back(c);
+  }
+  std::vector<nlohmann::json> out(cases.size());
+  for (const auto& [pattern, members] : groups)
+    for (size_t first = 0; first < members.size(); first += kBatch) {
+      std::vector<CaseImages> loaded;
+      std::vector<int64_t> ids;
+      for (size_t i = first; i < std::min(members.size(), first + kBatch); ++i) {
+        loaded.push_back(load_case(cases[members[i]], cfg, cache, overlays, "case " + std::to_string(members[i] + 1)));
+        ids.push_back(static_cast<int64_t>(members[i]));
+      }
+      std::vector<const CaseImages*> ptrs;
+      for (const auto& c : loaded) ptrs.push_back(&c);
+      auto js = predict_cases(nets, ptrs, ids, opt, sink);
+      for (size_t i = 0; i < js.size(); ++i) out[static_cast<size_t>(ids[i])] = std::move(js[i]);
+    }
+  return predict_envelope(nets.size(), opt, nlohmann::json(out));
 }
 
 }  // namespace drifa::uncertainty

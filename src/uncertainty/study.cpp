@@ -54,9 +54,8 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
       mo.seed = data::mix_seed(opt.mc.seed, static_cast<uint64_t>(k));
       // The deterministic pass and (with share_prefix) the MC passes share one prefix.
       std::vector<torch::Tensor> h;
-      const Mode before = nets[k]->mode();
-      nets[k]->set_mode(Mode::Eval);
       {
+        ModeGuard eval(nets[k], Mode::Eval);
         torch::NoGradGuard ng;
         AutocastGuard ac(opt.mc.bf16, opt.device);
         ForwardResult r;
@@ -76,7 +75,6 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
           }
         }
       }
-      nets[k]->set_mode(before);
       const auto t0 = std::chrono::steady_clock::now();
       auto p = mo.share_prefix ? mc_sample_from_prefix(nets[k], h, ids, mo) : mc_sample(nets[k], e.inputs, ids, mo);
       s.mc_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

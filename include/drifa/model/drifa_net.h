@@ -93,6 +93,20 @@ class DRIFANetImpl : public torch::nn::Module {
 };
 TORCH_MODULE(DRIFANet);
 
+// Puts the model in a mode for the life of the guard and restores the mode it had, also when the
+// scope is left by an exception (a bad request must not leave a served model in Train mode).
+class ModeGuard {
+ public:
+  ModeGuard(DRIFANet& net, Mode mode) : net_(net), before_(net->mode()) { net_->set_mode(mode); }
+  ~ModeGuard() { net_->set_mode(before_); }
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  DRIFANet& net_;
+  Mode before_;
+};
+
 // Glorot-uniform weights and zero biases for every conv and linear layer (the authors' Keras
 // defaults); BN gamma 1, beta 0; the learnable attention scales stay at 1.
 void initialise(torch::nn::Module& module);

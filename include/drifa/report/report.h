@@ -13,7 +13,4 @@ namespace drifa::report {
 // or ensemble folder.
 std::vector<std::string> write_report(const std::string& dir, const std::string& html_path);
 
-// Standard base64 (RFC 4648) with padding; written here, it is a dozen lines.
-std::string base64(const std::string& bytes);
-
 }  // namespace drifa::report

@@ -5,6 +5,7 @@
 // measures.h. A modality not given is, for an unpaired model (a partner bank is given),
 // marginalised over K bank partners, and only the tasks of the given modalities are predicted;
 // for a paired model it is absent (drifa_net.h) and every task is predicted.
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -13,6 +14,7 @@
 
 #include "drifa/calibration/calibration.h"
 #include "drifa/data/image.h"
+#include "drifa/data/loader.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/uncertainty/mc_sampler.h"
@@ -47,9 +49,48 @@ struct Predictor {
 };
 Predictor open_predictor(const std::string& path, torch::Device device, const std::string& partners_from = "");
 
+// One case's images, ready for the network: what predict is given, from files or (drifa serve)
+// from uploaded bytes.
+struct CaseImages {
+  std::vector<std::string> names;     // per modality: the image's path or upload name, "" when not given
+  std::vector<torch::Tensor> images;  // per modality [C, S, S] float32 in [0, 1]; undefined when not given
+  std::vector<cv::Mat> decoded;       // per modality the decoded image, for Grad-CAM overlays (kept when asked)
+  bool given(int64_t m) const { return images.at(static_cast<size_t>(m)).defined(); }
+  std::vector<bool> pattern() const;  // given(m) for every m: cases that share it share a batch
+};
+
+// paths: the M image paths in the model's modality order, "" where not given. Throws drifa::Error
+// naming `where` (e.g. "case 3") for the wrong number of entries, or the file that cannot be used.
+CaseImages load_case(const std::vector<std::string>& paths, const ModelConfig& cfg, data::ImageCache& cache,
+                     bool keep_decoded, const std::string& where);
+// bytes[m]: modality m's file as uploaded ("" = not given), names[m] what messages call it.
+CaseImages decode_case(const std::vector<std::string>& bytes, const std::vector<std::string>& names,
+                       const ModelConfig& cfg, const data::ImageOptions& io, bool keep_decoded);
+
+// Refuses a case the models cannot predict (no image; an unpaired model without its bank missing
+// a modality), naming `where`.
+void check_case(const CaseImages& c, const ModelConfig& cfg, const PredictOptions& opt, const std::string& where);
+
+// Where a Grad-CAM overlay (8-bit BGR) of a case, task and modality goes; returns what the case's
+// JSON says of it (drifa predict: the file written; drifa serve: a PNG data URI).
+using OverlaySink = std::function<nlohmann::json(int64_t id, const std::string& task, const std::string& modality,
+                                                 const cv::Mat& overlay)>;
+
+// The one batch loop of prediction: cases that share a pattern of given modalities run as one
+// batch through every model (deterministic pass or MC passes). ids[i] seeds case i's Monte Carlo
+// masks and prediction-set draws, so a case gets the same answer alone or batched with others
+// (drifa predict: its position in the list; drifa serve: 0, as a single `drifa predict` case).
+// With a sink, each case's Grad-CAM overlays are made too. Returns each case's JSON, in order.
+std::vector<nlohmann::json> predict_cases(std::vector<DRIFANet>& nets, const std::vector<const CaseImages*>& cases,
+                                          const std::vector<int64_t>& ids, const PredictOptions& opt,
+                                          const OverlaySink& sink = {});
+
+// What surrounds the cases in predict's JSON: models, passes, calibration, the partner bank.
+nlohmann::json predict_envelope(size_t models, const PredictOptions& opt, nlohmann::json cases);
+
 // cases: per case the M image paths in the models' modality order, "" where not given. Throws
 // drifa::Error naming the case when it has the wrong number of entries, no image, or an image
-// cannot be used.
+// cannot be used. Cases are predicted in batches of cases with the same modalities given.
 nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases,
                        const PredictOptions& opt);
 
