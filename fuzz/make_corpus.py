@@ -220,15 +220,37 @@ def make_settings(drifa):
     out("fuzz_csv", "bom.csv", b"\xef\xbb\xbfimage_id,dx\nISIC_1,mel\nISIC_2,nv\n")
 
 
+# ---- drifa serve requests (fuzz_serve_request's format: parts split by "\n--\n") -------------
+def make_serve_requests():
+    rng = np.random.default_rng(5)
+    rgb = png(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8), 2)
+    grey = png(rng.integers(0, 255, (20, 12), dtype=np.uint8), 0)
+    f = lambda field, name, data: b"f" + field.encode() + b"\n" + name.encode() + b"\n" + data
+    v = lambda name, value: b"v" + name.encode() + b"\n" + value.encode()
+    sep = b"\n--\n"
+    out("fuzz_serve_request", "both", sep.join([f("a", "x.png", rgb), f("b", "y.png", grey), v("passes", "0")]))
+    out("fuzz_serve_request", "one_mc", sep.join([f("b", "y.png", grey), v("passes", "2"), v("seed", "7")]))
+    out("fuzz_serve_request", "gradcam", sep.join([f("a", "dir/x.png", rgb), f("b", "y.png", rgb), v("gradcam", "true")]))
+    out("fuzz_serve_request", "bad_options", sep.join([f("a", "x.png", rgb), v("passes", "-3"), v("alpha", "0.1"), v("path", "/etc")]))
+    out("fuzz_serve_request", "unknown_field", sep.join([f("c", "x.png", rgb), f("a", "x.png", b"")]))
+    out("fuzz_serve_request", "truncated", sep.join([f("a", "x.png", rgb[: len(rgb) // 2]), f("b", "x.dcm", b"DICM")]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--drifa", default=os.path.join(ROOT, "build", "drifa"))
+    ap.add_argument("--only", choices=["serve"], help="write only this target's seeds (the others stay as committed)")
     a = ap.parse_args()
+    if a.only == "serve":
+        shutil.rmtree(os.path.join(HERE, "corpus", "fuzz_serve_request"), ignore_errors=True)
+        make_serve_requests()
+        return 0
     shutil.rmtree(os.path.join(HERE, "corpus"), ignore_errors=True)
     make_safetensors()
     make_images()
     make_dicoms()
     make_settings(os.path.abspath(a.drifa))
+    make_serve_requests()
     n = sum(len(fs) for _, _, fs in os.walk(os.path.join(HERE, "corpus")))
     print("wrote %d seed files under fuzz/corpus" % n)
 

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_csv fuzz_settings_toml fuzz_settings_json fuzz_run_files fuzz_image fuzz_dicom)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz_safetensors fuzz_csv fuzz_settings_toml fuzz_settings_json fuzz_run_files fuzz_image fuzz_dicom fuzz_serve_request)
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 status=0
