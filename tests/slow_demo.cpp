@@ -1,7 +1,7 @@
 // The demo end to end through the CLI, as a user runs it: the demo's model learns, its
 // uncertainty is measured, Grad-CAM points at the known lesions, t-SNE is trustworthy and the
 // report renders in headless Chromium. It trains the README's demo model (100 images per class,
-// 12 epochs), minutes under a loaded CI, so it has the slow tests' executable and time limit.
+// 16 epochs at batch 32), minutes under a loaded CI, so it has the slow tests' executable and time limit.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
