@@ -11,12 +11,21 @@ prediction set and the Grad-CAM overlay images (their data URIs and decoded size
 screenshot. Exits 1 with a message when the page shows an error or nothing within the time limit.
 """
 import base64
+import fcntl
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+
+
+def high_fd(fd):
+    """The same pipe end at a descriptor >= 10 (close-on-exec); the original is closed."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return high
 
 
 class Browser:
@@ -24,6 +33,10 @@ class Browser:
         self.profile = tempfile.mkdtemp(prefix="drifa-chromium-")
         to_browser_r, self.to_browser = os.pipe()
         self.from_browser, from_browser_w = os.pipe()
+        # The child's ends above fd 10 first, so that putting them at 3 and 4 cannot overwrite
+        # one with the other (os.pipe may have returned 3 or 4). All are close-on-exec except
+        # what dup2 puts at 3 and 4.
+        to_browser_r, from_browser_w = high_fd(to_browser_r), high_fd(from_browser_w)
 
         def child_fds():  # the browser reads commands on fd 3 and writes answers on fd 4
             os.dup2(to_browser_r, 3)
@@ -76,6 +89,8 @@ class Browser:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
 
 
 def main():
