@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <memory>
 
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler.h>
 #include <torch/torch.h>
 
 #include "drifa/io/model_file.h"
@@ -15,6 +17,7 @@
 #include "drifa/model/drifa_net.h"
 #include "drifa/model/spatial_stats.h"
 #include "drifa/model/summary.h"
+#include "drifa/optim/fused_adam.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/layout.h"
 #include "drifa/runtime/memory.h"
@@ -53,7 +56,7 @@ int main(int argc, char** argv) {
   std::string preset = "paper", what = "train";
   int batch = 32, steps = 5, warmup = 1, threads = 0, size = 128;
   app.add_option("--preset", preset, "paper | four | tiny | demo");
-  app.add_option("--what", what, "train | infer | mc | loader");
+  app.add_option("--what", what, "train | infer | mc | loader | adam (the optimiser step alone)");
   bool channels_last = false, bf16 = false;
   app.add_flag("--channels-last", channels_last, "NHWC memory layout for weights and inputs");
   app.add_flag("--bf16", bf16, "bfloat16 autocast (CUDA: float16)");
@@ -82,6 +85,14 @@ int main(int argc, char** argv) {
   app.add_flag("--plain-attention", plain_attention, "the attention arithmetic as plain ATen ops (no fused pooling kernels)");
   bool attention_kernels = false;
   app.add_flag("--attention-kernels", attention_kernels, "MFA's chain and MIFA's local branch as the fused kernels (model/attention_kernels.h)");
+  int blas = 0;
+  app.add_option("--blas-threads", blas, "OpenBLAS threads (default 1, as drifa sets them; 0 leaves that)");
+  bool plain_adam = false;
+  app.add_flag("--plain-adam", plain_adam, "LibTorch's Adam (about ten ATen ops per parameter) instead of drifa::FusedAdam");
+  std::string profile;
+  app.add_option("--profile", profile,
+                 "with --what train|infer: write the timed steps' operator trace to FILE (chrome://tracing JSON; "
+                 "bench/profile_summary.py tabulates it)");
   CLI11_PARSE(app, argc, argv);
   if (plain_attention) drifa::set_fused_attention(false);
   drifa::set_attention_kernels(attention_kernels);
@@ -90,6 +101,7 @@ int main(int argc, char** argv) {
 
   if (!default_malloc) drifa::keep_freed_memory();
   drifa::configure_threads(threads);
+  if (blas > 0) drifa::set_blas_threads(blas);
 #ifndef DRIFA_CORE_ONLY
   if (what == "loader") {
     // The data path alone: one epoch of augmented training batches from the warm cache.
@@ -228,12 +240,22 @@ int main(int argc, char** argv) {
   auto sync = [&] {
     if (dev.is_cuda()) torch::cuda::synchronize();
   };
-  torch::optim::Adam opt(net->parameters(), torch::optim::AdamOptions(1e-3));
+  std::unique_ptr<torch::optim::Adam> opt;
+  if (plain_adam)
+    opt = std::make_unique<torch::optim::Adam>(net->parameters(), torch::optim::AdamOptions(1e-3));
+  else
+    opt = std::make_unique<drifa::FusedAdam>(net->parameters(), torch::optim::AdamOptions(1e-3));
 
+  if (what == "adam") {
+    // The optimiser step alone, on the network's parameters with fixed random gradients.
+    for (auto& p : net->parameters()) p.mutable_grad() = torch::randn_like(p);
+  }
   auto once = [&] {
-    if (what == "train") {
+    if (what == "adam") {
+      opt->step();
+    } else if (what == "train") {
       net->set_mode(drifa::Mode::Train);
-      opt.zero_grad();
+      opt->zero_grad();
       torch::Tensor loss = torch::zeros({}, xs[0].options());
       {
         drifa::AutocastGuard ac(bf16, dev);
@@ -242,7 +264,7 @@ int main(int argc, char** argv) {
           loss = loss + torch::cross_entropy_loss(r.logits[t].to(torch::kFloat32), ys[t]) / double(ys.size());
       }
       loss.backward();
-      opt.step();
+      opt->step();
     } else {
       torch::InferenceMode guard;
       drifa::AutocastGuard ac(bf16, dev);
@@ -253,11 +275,17 @@ int main(int argc, char** argv) {
   for (int i = 0; i < warmup; ++i) once();
   sync();
   std::vector<double> secs;
-  for (int i = 0; i < steps; ++i) {
-    auto t0 = Clock::now();
-    once();
-    sync();
-    secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+  {
+    // LibTorch's own operator profiler (every ATen op and autograd node, begin and end), around
+    // the timed steps only; it adds a little time per op, so the medians below include it.
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
+    if (!profile.empty()) trace = std::make_unique<torch::autograd::profiler::RecordProfile>(profile);
+    for (int i = 0; i < steps; ++i) {
+      auto t0 = Clock::now();
+      once();
+      sync();
+      secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
   }
   std::sort(secs.begin(), secs.end());
   const double median = secs[secs.size() / 2];
@@ -268,6 +296,7 @@ int main(int argc, char** argv) {
                    {"threads", at::get_num_threads()}, {"device", device}, {"median_s", median}, {"min_s", secs.front()},
                    {"gflops", flops / median / 1e9}, {"steps", steps}, {"channels_last", channels_last},
                    {"bf16", bf16}, {"precision", precision.empty() ? (bf16 ? "bf16" : "fp32") : precision},
-                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
+                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
+  if (!profile.empty()) j["profile"] = profile;
   std::cout << j.dump() << std::endl;
 }

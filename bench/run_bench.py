@@ -104,7 +104,8 @@ def main():
                     settings.append(("precision auto (bf16)", ["--precision", "auto"]))
                 if preset == "paper" and not cuda:
                     # one timed step each: what each optimisation is worth
-                    settings += [("- fused pooling", ["--plain-attention"]), ("- allocator setting", ["--default-malloc"])]
+                    settings += [("- fused pooling", ["--plain-attention"]), ("- allocator setting", ["--default-malloc"]),
+                                 ("- fused Adam", ["--plain-adam"]), ("- one-thread BLAS", ["--blas-threads", T])]
             else:
                 settings = [("fp32 channels-last", ["--channels-last"])]
                 if auto_bf16:
@@ -147,13 +148,15 @@ def main():
         rows.append(dict(preset="paper", what="train", setting=name, drifa=d))
 
     # what the attention costs: each ablation's training step at the demo widths (16..128, 64 px,
-    # batch 16), its time beside its multiply-adds, both relative to the plain ResNet ("none")
-    print("\nattention cost (demo widths, training step, batch 16, fp32):")
+    # batch 32, the demo's), its time beside its multiply-adds, both relative to the plain ResNet ("none")
+    print("\nattention cost (demo widths, training step, batch 32, fp32):")
     base = None
     for name, flags in [("none", ["--attention", "none"]), ("mifa", ["--attention", "mifa"]), ("mfa", ["--attention", "mfa"]),
                         ("drifa", ["--attention", "drifa"]), ("drifa, plain pooling", ["--attention", "drifa", "--plain-attention"]),
-                        ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
-        d = run_json([bench, "--device", a.device, "--preset", "demo", "--what", "train", "--batch", "16", "--threads", T,
+                        ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"]),
+                        ("drifa, LibTorch Adam", ["--attention", "drifa", "--plain-adam"]),
+                        ("drifa, threaded BLAS", ["--attention", "drifa", "--blas-threads", T])]:
+        d = run_json([bench, "--device", a.device, "--preset", "demo", "--what", "train", "--batch", "32", "--threads", T,
                       "--steps", "10", "--warmup", "2"] + flags)
         base = base or d
         print(f"  {name:22} {1e3 * d['median_s']:7.1f} ms  time {d['median_s'] / base['median_s']:5.2f}x  "

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <thread>
 
+#include <dlfcn.h>
+
 #include <torch/torch.h>
 
 #include "drifa/error.h"
@@ -15,11 +17,34 @@ int max_threads() {
   return settings::limits::kThreadsPerCore * cores;
 }
 
+namespace {
+
+// OpenBLAS's thread setter and getter, looked up at run time: LibTorch reaches BLAS through
+// Debian's libblas.so.3 alternative, which may be OpenBLAS or another implementation.
+template <class F>
+F openblas_function(const char* name) {
+  return reinterpret_cast<F>(dlsym(RTLD_DEFAULT, name));
+}
+
+}  // namespace
+
+int blas_threads() {
+  auto get = openblas_function<int (*)()>("openblas_get_num_threads");
+  return get ? get() : 0;
+}
+
+bool set_blas_threads(int n) {
+  auto set = openblas_function<void (*)(int)>("openblas_set_num_threads");
+  if (set) set(n);
+  return set != nullptr;
+}
+
 int configure_threads(int requested) {
   settings::check_integer("command line", "--threads", requested, {0, max_threads()});
   int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
   if (n <= 0) n = 1;
   at::set_num_threads(n);
+  set_blas_threads(1);
   return at::get_num_threads();
 }
 

@@ -18,6 +18,7 @@
 #include "drifa/inputs/presence.h"
 #include "drifa/io/model_file.h"
 #include "drifa/model/summary.h"
+#include "drifa/optim/fused_adam.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/precision.h"
 #include "drifa/runtime/progress.h"
@@ -126,7 +127,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   torch::manual_seed(data::mix_seed(tseed, 0x1417));
   DRIFANet net(mcfg);
   net->to(opt.device);
-  torch::optim::Adam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
+  FusedAdam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
   const int micro = tc.micro_batches;
   const bool sharded = world > 1 || micro > 1;
   const int shard = tc.batch_size / (world * micro);

@@ -9,8 +9,18 @@ namespace drifa {
 // LibTorch here defaults to one intra-op thread; DRIFA defaults to all cores.
 // requested 0 means all cores; more than max_threads() (a small multiple of the cores, where
 // more threads only add contention) or a negative number is refused. Returns the number in effect.
+// It also puts OpenBLAS on the calling thread (blas_threads() below).
 int configure_threads(int requested);
 int max_threads();
+
+// The threads OpenBLAS uses for one call, or 0 where the BLAS in the process is not OpenBLAS.
+// configure_threads sets it to 1: OpenBLAS's own pthreads and ATen's OpenMP pool spin against
+// each other on a small machine (a demo training step spent 49 ms of its ~500 in 318 GEMMs of at
+// most [32, 256] x [256, 128], 7 ms single-threaded), and the convolutions, where the arithmetic
+// is, run in oneDNN on the OpenMP pool, not in BLAS.
+int blas_threads();
+// Sets OpenBLAS's threads (no effect where the BLAS is not OpenBLAS); false if it could not.
+bool set_blas_threads(int n);
 
 // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N". Throws drifa::Error when
 // CUDA is asked for and not available.

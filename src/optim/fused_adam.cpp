@@ -1,0 +1,99 @@
+#include "drifa/optim/fused_adam.h"
+
+#include <cmath>
+#include <memory>
+#include <string>
+#include <type_traits>
+
+#include <ATen/Parallel.h>
+
+namespace drifa {
+
+namespace {
+
+// The optimiser's state map is keyed by the parameter's TensorImpl: as a string in LibTorch 1.x,
+// as the pointer itself in 2.x. Whichever this build has.
+template <class Map>
+typename Map::key_type state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<typename Map::key_type, std::string>)
+    return c10::guts::to_string(p.unsafeGetTensorImpl());
+  else
+    return p.unsafeGetTensorImpl();
+}
+
+bool fusable_tensor(const torch::Tensor& t) {
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous() && !t.is_sparse();
+}
+
+}  // namespace
+
+torch::optim::AdamParamState* adam_state(torch::optim::Adam& opt, const torch::Tensor& p) {
+  auto& map = opt.state();
+  auto it = map.find(state_key<std::decay_t<decltype(map)>>(p));
+  return it == map.end() ? nullptr : static_cast<torch::optim::AdamParamState*>(it->second.get());
+}
+
+FusedAdam::FusedAdam(std::vector<torch::Tensor> params, torch::optim::AdamOptions options)
+    : torch::optim::Adam(std::move(params), std::move(options)) {}
+
+bool FusedAdam::fusable() const {
+  for (const auto& group : param_groups_) {
+    if (static_cast<const torch::optim::AdamOptions&>(group.options()).amsgrad()) return false;
+    for (const auto& p : group.params())
+      if (p.grad().defined() && !(fusable_tensor(p) && fusable_tensor(p.grad()))) return false;
+  }
+  return true;
+}
+
+torch::Tensor FusedAdam::step(LossClosure closure) {
+  if (!fusable()) return torch::optim::Adam::step(std::move(closure));
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups_) {
+    const auto& o = static_cast<const torch::optim::AdamOptions&>(group.options());
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      const auto key = state_key<decltype(state_)>(p);
+      auto it = state_.find(key);
+      if (it == state_.end()) {  // as Adam initialises it
+        auto s = std::make_unique<torch::optim::AdamParamState>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        it = state_.emplace(key, std::move(s)).first;
+      }
+      auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+      if (!s.exp_avg().is_contiguous()) s.exp_avg(s.exp_avg().contiguous());  // e.g. as loaded
+      if (!s.exp_avg_sq().is_contiguous()) s.exp_avg_sq(s.exp_avg_sq().contiguous());
+      s.step(s.step() + 1);
+      // Adam's scalars, computed in double and applied in float as ATen applies them to float
+      // tensors; Tensor / double is a multiplication by the reciprocal there, so it is here.
+      const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+      const double bc1 = 1 - std::pow(beta1, double(s.step())), bc2 = 1 - std::pow(beta2, double(s.step()));
+      const float b1 = float(beta1), b2 = float(beta2), one_b1 = float(1 - beta1), one_b2 = float(1 - beta2);
+      const float wd = float(o.weight_decay()), eps = float(o.eps()), inv_sqrt_bc2 = float(1.0 / std::sqrt(bc2));
+      const float neg_step = float(-(o.lr() / bc1));
+      const bool decay = o.weight_decay() != 0;
+      float* w = p.data_ptr<float>();
+      const float* g = p.grad().data_ptr<float>();
+      float* m = s.exp_avg().data_ptr<float>();
+      float* v = s.exp_avg_sq().data_ptr<float>();
+      at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+          const float gi = decay ? g[i] + wd * w[i] : g[i];
+          m[i] = m[i] * b1 + one_b1 * gi;
+          v[i] = v[i] * b2 + one_b2 * (gi * gi);
+          const float denom = std::sqrt(v[i]) * inv_sqrt_bc2 + eps;
+          w[i] = w[i] + neg_step * (m[i] / denom);
+        }
+      });
+    }
+  }
+  return loss;
+}
+
+}  // namespace drifa
