@@ -21,13 +21,20 @@ using namespace drifa;
 
 namespace {
 
-// Turns the kernels on for a test and restores both switches when it ends, even on failure.
+// Turns the kernels on for a test and restores both switches when it ends, even on failure. Two
+// intra-op threads, so that batches of several chunks run on both (each thread its own chunks
+// and weight-gradient sums) while single-chunk batches run their passes in parallel.
 struct FusedGuard {
   bool before = fused_attention(), kernels = attention_kernels();
-  FusedGuard() { set_attention_kernels(true); }
+  int threads = at::get_num_threads();
+  FusedGuard() {
+    set_attention_kernels(true);
+    at::set_num_threads(2);
+  }
   ~FusedGuard() {
     set_fused_attention(before);
     set_attention_kernels(kernels);
+    at::set_num_threads(threads);
   }
 };
 

@@ -87,6 +87,24 @@ void over_rows(int64_t rows, int64_t len, const F& f) {
   });
 }
 
+// f(c0, c1) for ranges of chunk indices (chunk i: samples i*kmax .. min(B, (i+1)*kmax) - 1), the
+// ranges spread over ATen's threads. Inside a range everything runs on its thread: the GEMMs (on
+// OpenBLAS, one thread since configure_threads) and the elementwise passes (ATen runs nested
+// parallel_for inline), so no two thread pools spin against each other. With a single chunk the
+// range runs on the calling thread and the passes inside parallelise instead.
+template <class F>
+void over_chunks(int64_t batch, int64_t kmax, const F& f) {
+  const int64_t chunks = (batch + kmax - 1) / kmax;
+  if (chunks == 1) {  // parallel_for would mark even one range a parallel region
+    f(0, 1);
+    return;
+  }
+  at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    torch::NoGradGuard no_grad;  // grad mode is thread-local; these ops are never recorded
+    f(c0, c1);
+  });
+}
+
 // out = w @ x + bias (bias per row); out is a contiguous [rows, len] buffer.
 inline void affine(Tensor& out, const Tensor& w, const Tensor& x, const Tensor& bias) {
   at::addmm_out(out, bias.view({-1, 1}).expand({w.size(0), x.size(1)}), w, x);
@@ -172,18 +190,20 @@ struct MFAGrads {
 template <typename T>
 void mfa_backward(const Tensor& x, const MFAMats& m, const variable_list& g, bool want_x, bool want_w, MFAGrads& out) {
   const int64_t B = x.size(0), c = x.size(1), n = x.size(2) * x.size(3);
-  const int64_t kmax = chunk_samples(B, n);
+  const int64_t kmax = chunk_samples(B, n), chunks = (B + kmax - 1) / kmax;
   const T inv_n = T(1) / static_cast<T>(n);
-  MFAScratch full(c, kmax * n, x.options());
   Pools pools;
   for (int q = 0; q < 5; ++q) pools.push_back(torch::empty({B, c}, x.options()));
   if (want_x) out.x = torch::empty_like(x);
-  if (want_w) {
-    out.wst = torch::zeros_like(m.wst), out.bst = torch::zeros_like(m.bst);
-    out.w2 = torch::zeros_like(m.w2), out.b2 = torch::zeros_like(m.b2);
-    out.w3 = torch::zeros_like(m.w3), out.b3 = torch::zeros_like(m.b3);
-    out.w4 = torch::zeros_like(m.w4), out.b4 = torch::zeros_like(m.b4);
-  }
+  auto zero_weights = [&](MFAGrads& d) {
+    d.wst = torch::zeros_like(m.wst), d.bst = torch::zeros_like(m.bst);
+    d.w2 = torch::zeros_like(m.w2), d.b2 = torch::zeros_like(m.b2);
+    d.w3 = torch::zeros_like(m.w3), d.b3 = torch::zeros_like(m.b3);
+    d.w4 = torch::zeros_like(m.w4), d.b4 = torch::zeros_like(m.b4);
+  };
+  // Each range of chunks sums its own weight gradients (parts[first chunk of the range]); they
+  // are added up in chunk order afterwards, so the result does not depend on thread timing.
+  std::vector<MFAGrads> parts(chunks);
   const T *g1 = grad_rows<T>(g[0]), *g2 = grad_rows<T>(g[1]), *g3 = grad_rows<T>(g[2]), *g4 = grad_rows<T>(g[3]),
           *gc = grad_rows<T>(g[4]);
   const T* w4 = m.w4.data_ptr<T>();
@@ -191,103 +211,116 @@ void mfa_backward(const Tensor& x, const MFAMats& m, const variable_list& g, boo
     int64_t row, at;
     T share;
   };
-  std::vector<Tie> ties;
-  for (int64_t b0 = 0; b0 < B; b0 += kmax) {
-    const int64_t k = std::min(kmax, B - b0), len = k * n;
-    MFAScratch s = k == kmax ? full : MFAScratch(c, len, x.options());
-    const Tensor X = gather_chunk(x, b0, k);
-    mfa_chain<T>(X, b0, k, n, m, s, pools);
-    T *ac = s.ac.data_ptr<T>(), *a2 = s.a2.data_ptr<T>(), *a3 = s.a3.data_ptr<T>(), *z4 = s.z4.data_ptr<T>();
-    const T *x2 = pools[1].data_ptr<T>(), *x4 = pools[3].data_ptr<T>();
-    auto at = [&](int64_t j, int64_t r) { return (b0 + j) * c + r; };  // index into [B, C]
-    // dz4: max_z4's gradient shared by the ties of each maximum (a handful of entries)
-    ties.clear();
-    if (g4)
-      for (int64_t r = 0; r < c; ++r)
+  over_chunks(B, kmax, [&](int64_t c0, int64_t c1) {
+    MFAGrads& part = parts[c0];
+    if (want_w) zero_weights(part);
+    MFAScratch full(c, kmax * n, x.options());
+    std::vector<Tie> ties;
+    for (int64_t ci = c0; ci < c1; ++ci) {
+      const int64_t b0 = ci * kmax, k = std::min(kmax, B - b0), len = k * n;
+      MFAScratch s = k == kmax ? full : MFAScratch(c, len, x.options());
+      const Tensor X = gather_chunk(x, b0, k);
+      mfa_chain<T>(X, b0, k, n, m, s, pools);
+      T *ac = s.ac.data_ptr<T>(), *a2 = s.a2.data_ptr<T>(), *a3 = s.a3.data_ptr<T>(), *z4 = s.z4.data_ptr<T>();
+      const T *x2 = pools[1].data_ptr<T>(), *x4 = pools[3].data_ptr<T>();
+      auto at = [&](int64_t j, int64_t r) { return (b0 + j) * c + r; };  // index into [B, C]
+      // dz4: max_z4's gradient shared by the ties of each maximum (a handful of entries)
+      ties.clear();
+      if (g4)
+        for (int64_t r = 0; r < c; ++r)
+          for (int64_t j = 0; j < k; ++j) {
+            const T gv = g4[at(j, r)], top = x4[at(j, r)];
+            if (gv == T(0)) continue;
+            const T* p = z4 + r * len + j * n;
+            const T share = tie_share(p, n, top, gv);
+            for (int64_t i = 0; i < n; ++i)
+              if (p[i] == top) ties.push_back({r, j * n + i, share});
+          }
+      // da3 = mean_a3's gradient spread + w4^T dz4, into z4's buffer; dw4 = dz4 a3^T, db4 = sum dz4
+      T* da3 = z4;
+      over_rows(c, len, [&](int64_t r) {
+        for (int64_t j = 0; j < k; ++j)
+          std::fill(da3 + r * len + j * n, da3 + r * len + (j + 1) * n, g3 ? g3[at(j, r)] * inv_n : T(0));
+      });
+      for (const auto& t : ties)
+        for (int64_t q = 0; q < c; ++q) da3[q * len + t.at] += w4[t.row * c + q] * t.share;
+      if (want_w) {
+        T *dw4 = part.w4.data_ptr<T>(), *db4 = part.b4.data_ptr<T>();
+        for (const auto& t : ties) {
+          for (int64_t q = 0; q < c; ++q) dw4[t.row * c + q] += t.share * a3[q * len + t.at];
+          db4[t.row] += t.share;
+        }
+      }
+      // dz3 = da3 * a3 (1 - a3), in place
+      over_rows(c, len, [&](int64_t r) {
+        T* d = da3 + r * len;
+        const T* a = a3 + r * len;
+        for (int64_t i = 0; i < len; ++i) d[i] *= a[i] * (T(1) - a[i]);
+      });
+      const Tensor& dz3 = s.z4;
+      if (want_w) {
+        part.w3.addmm_(dz3, s.s.t());
+        part.b3.add_(dz3.sum(1));
+      }
+      // ds = w3^T dz3 (the gradient reaching both a1 and a2), into s's buffer
+      gemm(s.s, m.w3.t(), dz3);
+      const T* ds = s.s.data_ptr<T>();
+      // dz2 = (ds + max_a2's gradient at the ties of each maximum) * a2 (1 - a2), in place
+      over_rows(c, len, [&](int64_t r) {
         for (int64_t j = 0; j < k; ++j) {
-          const T gv = g4[at(j, r)], top = x4[at(j, r)];
-          if (gv == T(0)) continue;
-          const T* p = z4 + r * len + j * n;
-          const T share = tie_share(p, n, top, gv);
-          for (int64_t i = 0; i < n; ++i)
-            if (p[i] == top) ties.push_back({r, j * n + i, share});
+          T* p = a2 + r * len + j * n;
+          const T* d = ds + r * len + j * n;
+          const T top = x2[at(j, r)];
+          const T share = g2 && g2[at(j, r)] != T(0) ? tie_share(p, n, top, g2[at(j, r)]) : T(0);
+          for (int64_t i = 0; i < n; ++i) {
+            const T a = p[i];
+            p[i] = (d[i] + (a == top ? share : T(0))) * a * (T(1) - a);
+          }
         }
-    // da3 = mean_a3's gradient spread + w4^T dz4, into z4's buffer; dw4 = dz4 a3^T, db4 = sum dz4
-    T* da3 = z4;
-    over_rows(c, len, [&](int64_t r) {
-      for (int64_t j = 0; j < k; ++j)
-        std::fill(da3 + r * len + j * n, da3 + r * len + (j + 1) * n, g3 ? g3[at(j, r)] * inv_n : T(0));
-    });
-    for (const auto& t : ties)
-      for (int64_t q = 0; q < c; ++q) da3[q * len + t.at] += w4[t.row * c + q] * t.share;
-    if (want_w) {
-      T *dw4 = out.w4.data_ptr<T>(), *db4 = out.b4.data_ptr<T>();
-      for (const auto& t : ties) {
-        for (int64_t q = 0; q < c; ++q) dw4[t.row * c + q] += t.share * a3[q * len + t.at];
-        db4[t.row] += t.share;
+      });
+      const Tensor& dz2 = s.a2;
+      if (want_w) {
+        part.w2.addmm_(dz2, s.a1.t());
+        part.b2.add_(dz2.sum(1));
       }
-    }
-    // dz3 = da3 * a3 (1 - a3), in place
-    over_rows(c, len, [&](int64_t r) {
-      T* d = da3 + r * len;
-      const T* a = a3 + r * len;
-      for (int64_t i = 0; i < len; ++i) d[i] *= a[i] * (T(1) - a[i]);
-    });
-    const Tensor& dz3 = s.z4;
-    if (want_w) {
-      out.w3.addmm_(dz3, s.s.t());
-      out.b3.add_(dz3.sum(1));
-    }
-    // ds = w3^T dz3 (the gradient reaching both a1 and a2), into s's buffer
-    gemm(s.s, m.w3.t(), dz3);
-    const T* ds = s.s.data_ptr<T>();
-    // dz2 = (ds + max_a2's gradient at the ties of each maximum) * a2 (1 - a2), in place
-    over_rows(c, len, [&](int64_t r) {
-      for (int64_t j = 0; j < k; ++j) {
-        T* p = a2 + r * len + j * n;
-        const T* d = ds + r * len + j * n;
-        const T top = x2[at(j, r)];
-        const T share = g2 && g2[at(j, r)] != T(0) ? tie_share(p, n, top, g2[at(j, r)]) : T(0);
-        for (int64_t i = 0; i < n; ++i) {
-          const T a = p[i];
-          p[i] = (d[i] + (a == top ? share : T(0))) * a * (T(1) - a);
+      // da1 = mean_a1's gradient spread + ds + w2^T dz2 (the last into a3's buffer), then
+      // dz1 = da1 * a1 (1 - a1) and dzc = mean_c1's gradient spread * c1 (1 - c1), in place
+      gemm(s.a3, m.w2.t(), dz2);
+      const T* back2 = a3;
+      over_rows(2 * c, len, [&](int64_t r) {
+        for (int64_t j = 0; j < k; ++j) {
+          T* p = ac + r * len + j * n;
+          if (r < c) {
+            const T spread = g1 ? g1[at(j, r)] * inv_n : T(0);
+            const T *d = ds + r * len + j * n, *e = back2 + r * len + j * n;
+            for (int64_t i = 0; i < n; ++i) p[i] = (spread + d[i] + e[i]) * p[i] * (T(1) - p[i]);
+          } else {
+            const T spread = gc ? gc[at(j, r - c)] * inv_n : T(0);
+            for (int64_t i = 0; i < n; ++i) p[i] = spread * p[i] * (T(1) - p[i]);
+          }
         }
+      });
+      if (want_w) {
+        part.wst.addmm_(s.ac, X.t());
+        part.bst.add_(s.ac.sum(1));
       }
-    });
-    const Tensor& dz2 = s.a2;
-    if (want_w) {
-      out.w2.addmm_(dz2, s.a1.t());
-      out.b2.add_(dz2.sum(1));
-    }
-    // da1 = mean_a1's gradient spread + ds + w2^T dz2 (the last into a3's buffer), then
-    // dz1 = da1 * a1 (1 - a1) and dzc = mean_c1's gradient spread * c1 (1 - c1), in place
-    gemm(s.a3, m.w2.t(), dz2);
-    const T* back2 = a3;
-    over_rows(2 * c, len, [&](int64_t r) {
-      for (int64_t j = 0; j < k; ++j) {
-        T* p = ac + r * len + j * n;
-        if (r < c) {
-          const T spread = g1 ? g1[at(j, r)] * inv_n : T(0);
-          const T *d = ds + r * len + j * n, *e = back2 + r * len + j * n;
-          for (int64_t i = 0; i < n; ++i) p[i] = (spread + d[i] + e[i]) * p[i] * (T(1) - p[i]);
+      // dx = [w1; wc]^T [dz1; dzc]
+      if (want_x) {
+        if (k == 1) {
+          gemm(out.x.view({B, c, n})[b0], m.wst.t(), s.ac);
         } else {
-          const T spread = gc ? gc[at(j, r - c)] * inv_n : T(0);
-          for (int64_t i = 0; i < n; ++i) p[i] = spread * p[i] * (T(1) - p[i]);
+          gemm(s.s, m.wst.t(), s.ac);  // ds is spent: its buffer takes the chunk's dx
+          scatter_chunk(out.x, s.s, b0, k);
         }
       }
-    });
-    if (want_w) {
-      out.wst.addmm_(s.ac, X.t());
-      out.bst.add_(s.ac.sum(1));
     }
-    // dx = [w1; wc]^T [dz1; dzc]
-    if (want_x) {
-      if (k == 1) {
-        gemm(out.x.view({B, c, n})[b0], m.wst.t(), s.ac);
-      } else {
-        gemm(s.s, m.wst.t(), s.ac);  // ds is spent: its buffer takes the chunk's dx
-        scatter_chunk(out.x, s.s, b0, k);
-      }
+  });
+  if (want_w) {
+    zero_weights(out);
+    for (const auto& d : parts) {
+      if (!d.wst.defined()) continue;
+      out.wst.add_(d.wst), out.bst.add_(d.bst), out.w2.add_(d.w2), out.b2.add_(d.b2);
+      out.w3.add_(d.w3), out.b3.add_(d.b3), out.w4.add_(d.w4), out.b4.add_(d.b4);
     }
   }
 }
@@ -301,12 +334,14 @@ struct FusedMFA : public torch::autograd::Function<FusedMFA> {
     Pools pools;
     for (int q = 0; q < 5; ++q) pools.push_back(torch::empty({B, c}, x.options()));
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_mfa_forward", [&] {
-      MFAScratch full(c, kmax * n, x.options());
-      for (int64_t b0 = 0; b0 < B; b0 += kmax) {
-        const int64_t k = std::min(kmax, B - b0);
-        MFAScratch s = k == kmax ? full : MFAScratch(c, k * n, x.options());
-        mfa_chain<scalar_t>(gather_chunk(x, b0, k), b0, k, n, m, s, pools);
-      }
+      over_chunks(B, kmax, [&](int64_t c0, int64_t c1) {
+        MFAScratch full(c, kmax * n, x.options());
+        for (int64_t ci = c0; ci < c1; ++ci) {
+          const int64_t b0 = ci * kmax, k = std::min(kmax, B - b0);
+          MFAScratch s = k == kmax ? full : MFAScratch(c, k * n, x.options());
+          mfa_chain<scalar_t>(gather_chunk(x, b0, k), b0, k, n, m, s, pools);
+        }
+      });
     });
     ctx->save_for_backward({x, w1, b1, w2, b2, w3, b3, w4, b4, wc, bc});
     ctx->set_materialize_grads(false);  // a pool nobody uses costs nothing backward
@@ -362,12 +397,14 @@ struct FusedLocal : public torch::autograd::Function<FusedLocal> {
     for (int q = 0; q < 3; ++q) pools.push_back(torch::empty({B, c}, x.options()));
     const Tensor w = as_matrix(weight), bc = bias.contiguous();
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "fused_local_forward", [&] {
-      Tensor full = torch::empty({c, kmax * n}, x.options());
-      for (int64_t b0 = 0; b0 < B; b0 += kmax) {
-        const int64_t k = std::min(kmax, B - b0);
-        Tensor q = k == kmax ? full : torch::empty({c, k * n}, x.options());
-        local_chain<scalar_t>(gather_chunk(x, b0, k), b0, k, n, w, bc, q, pools);
-      }
+      over_chunks(B, kmax, [&](int64_t c0, int64_t c1) {
+        Tensor full = torch::empty({c, kmax * n}, x.options());
+        for (int64_t ci = c0; ci < c1; ++ci) {
+          const int64_t b0 = ci * kmax, k = std::min(kmax, B - b0);
+          Tensor q = k == kmax ? full : torch::empty({c, k * n}, x.options());
+          local_chain<scalar_t>(gather_chunk(x, b0, k), b0, k, n, w, bc, q, pools);
+        }
+      });
     });
     ctx->save_for_backward({x, weight, bias});
     ctx->set_materialize_grads(false);
@@ -389,43 +426,53 @@ struct FusedLocal : public torch::autograd::Function<FusedLocal> {
       Pools pools;
       for (int q = 0; q < 3; ++q) pools.push_back(torch::empty({B, c}, x.options()));
       const T *gmin = grad_rows<T>(g[0]), *gmean = grad_rows<T>(g[1]), *gmax = grad_rows<T>(g[2]);
-      Tensor full = torch::empty({c, kmax * n}, x.options()), dx_full;
-      for (int64_t b0 = 0; b0 < B; b0 += kmax) {
-        const int64_t k = std::min(kmax, B - b0), len = k * n;
-        Tensor q = k == kmax ? full : torch::empty({c, len}, x.options());
-        const Tensor X = gather_chunk(x, b0, k);
-        local_chain<T>(X, b0, k, n, w, bc, q, pools);
-        const T *mn = pools[0].data_ptr<T>(), *mx = pools[2].data_ptr<T>();
-        // dz = (min's and max's gradients at their ties + mean's spread) * q (1 - q), in place
-        T* p0 = q.data_ptr<T>();
-        over_rows(c, len, [&](int64_t r) {
-          for (int64_t j = 0; j < k; ++j) {
-            const int64_t o = (b0 + j) * c + r;
-            T* p = p0 + r * len + j * n;
-            const T lo = mn[o], hi = mx[o];
-            const T at_lo = gmin && gmin[o] != T(0) ? tie_share(p, n, lo, gmin[o]) : T(0);
-            const T at_hi = gmax && gmax[o] != T(0) ? tie_share(p, n, hi, gmax[o]) : T(0);
-            const T spread = gmean ? gmean[o] / static_cast<T>(n) : T(0);
-            for (int64_t i = 0; i < n; ++i) {
-              const T a = p[i];
-              p[i] = (spread + (a == lo ? at_lo : T(0)) + (a == hi ? at_hi : T(0))) * a * (T(1) - a);
+      const int64_t chunks = (B + kmax - 1) / kmax;
+      std::vector<Tensor> gws(chunks), gbs(chunks);  // per range of chunks, summed in order below
+      over_chunks(B, kmax, [&](int64_t c0, int64_t c1) {
+        Tensor full = torch::empty({c, kmax * n}, x.options()), dx_full;
+        Tensor& gw_part = gws[c0];
+        Tensor& gb_part = gbs[c0];
+        if (want_w) gw_part = torch::zeros_like(w), gb_part = torch::zeros_like(bc);
+        for (int64_t ci = c0; ci < c1; ++ci) {
+          const int64_t b0 = ci * kmax, k = std::min(kmax, B - b0), len = k * n;
+          Tensor q = k == kmax ? full : torch::empty({c, len}, x.options());
+          const Tensor X = gather_chunk(x, b0, k);
+          local_chain<T>(X, b0, k, n, w, bc, q, pools);
+          const T *mn = pools[0].data_ptr<T>(), *mx = pools[2].data_ptr<T>();
+          // dz = (min's and max's gradients at their ties + mean's spread) * q (1 - q), in place
+          T* p0 = q.data_ptr<T>();
+          over_rows(c, len, [&](int64_t r) {
+            for (int64_t j = 0; j < k; ++j) {
+              const int64_t o = (b0 + j) * c + r;
+              T* p = p0 + r * len + j * n;
+              const T lo = mn[o], hi = mx[o];
+              const T at_lo = gmin && gmin[o] != T(0) ? tie_share(p, n, lo, gmin[o]) : T(0);
+              const T at_hi = gmax && gmax[o] != T(0) ? tie_share(p, n, hi, gmax[o]) : T(0);
+              const T spread = gmean ? gmean[o] / static_cast<T>(n) : T(0);
+              for (int64_t i = 0; i < n; ++i) {
+                const T a = p[i];
+                p[i] = (spread + (a == lo ? at_lo : T(0)) + (a == hi ? at_hi : T(0))) * a * (T(1) - a);
+              }
+            }
+          });
+          if (want_w) {
+            gw_part.addmm_(q, X.t());
+            gb_part.add_(q.sum(1));
+          }
+          if (want_x) {
+            if (k == 1) {
+              gemm(gx.view({B, c, n})[b0], w.t(), q);
+            } else {
+              if (!dx_full.defined() || dx_full.size(1) != len) dx_full = torch::empty({c, len}, x.options());
+              gemm(dx_full, w.t(), q);
+              scatter_chunk(gx, dx_full, b0, k);
             }
           }
-        });
-        if (want_w) {
-          gw.addmm_(q, X.t());
-          gb.add_(q.sum(1));
         }
-        if (want_x) {
-          if (k == 1) {
-            gemm(gx.view({B, c, n})[b0], w.t(), q);
-          } else {
-            if (!dx_full.defined() || dx_full.size(1) != len) dx_full = torch::empty({c, len}, x.options());
-            gemm(dx_full, w.t(), q);
-            scatter_chunk(gx, dx_full, b0, k);
-          }
-        }
-      }
+      });
+      if (want_w)
+        for (int64_t i = 0; i < chunks; ++i)
+          if (gws[i].defined()) gw.add_(gws[i]), gb.add_(gbs[i]);
     });
     return {gx, want_w ? gw.reshape(v[1].sizes()) : Tensor(), gb};
   }

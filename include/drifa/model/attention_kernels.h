@@ -13,12 +13,16 @@
 // Both take contiguous float32 or float64 CPU tensors (kernels_apply); anything else (CUDA,
 // bfloat16 autocast, channels-last) takes the same arithmetic as plain ATen ops in the modules.
 //
-// Off by default (set_attention_kernels): measured on a 2-core AVX-512 EPYC with Debian's
-// LibTorch 1.13, the per-chunk GEMMs go to OpenBLAS, whose own threads then compete with the
-// OpenMP threads that ATen's elementwise ops leave spinning, and a demo training step took
-// 629 ms against 343 ms for the plain arithmetic (peak memory 273 vs 332 MB). The GEMMs belong
-// on oneDNN's matmul, which shares the OpenMP pool and can fuse the sigmoid as a post-op; until
-// then these are the exact, tested formulas for that work.
+// Chunks of samples run side by side on ATen's threads, each thread its own chunks from GEMM to
+// pools (OpenBLAS on one thread, as configure_threads sets it), each thread summing its own
+// weight gradients, added up in chunk order.
+//
+// Off by default (set_attention_kernels): on a 2-core AVX-512 EPYC with Debian's LibTorch 1.13,
+// a demo-width training step (batch 32) took 244-282 ms with them against 234-247 ms for the
+// plain arithmetic, with peak memory 308 against 424 MB. (Before chunks ran side by side and
+// OpenBLAS ran on one thread, OpenBLAS's own threads competed with ATen's OpenMP pool: 629 ms
+// against 343 at batch 16.) What is left is the GEMMs' speed at 16..128 channels; oneDNN's
+// matmul with the sigmoid as a post-op is the next thing to try.
 #include <torch/types.h>
 
 namespace drifa {
