@@ -4,6 +4,7 @@
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <sstream>
 
 #include <sys/resource.h>
 
@@ -12,6 +13,7 @@
 #include <torch/csrc/autograd/profiler.h>
 #include <torch/torch.h>
 
+#include "drifa/io/atomic_file.h"
 #include "drifa/io/model_file.h"
 #include "drifa/model/attention_kernels.h"
 #include "drifa/model/drifa_net.h"
@@ -51,7 +53,7 @@ drifa::ModelConfig demo_config() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"DRIFA-Net benchmark (C++ side)"};
   std::string preset = "paper", what = "train";
   int batch = 32, steps = 5, warmup = 1, threads = 0, size = 128;
@@ -101,7 +103,7 @@ int main(int argc, char** argv) {
 
   if (!default_malloc) drifa::keep_freed_memory();
   drifa::configure_threads(threads);
-  if (blas > 0) drifa::set_blas_threads(blas);
+  if (blas != 0) drifa::set_blas_threads(blas);  // checks the range
 #ifndef DRIFA_CORE_ONLY
   if (what == "loader") {
     // The data path alone: one epoch of augmented training batches from the warm cache.
@@ -278,14 +280,20 @@ int main(int argc, char** argv) {
   {
     // LibTorch's own operator profiler (every ATen op and autograd node, begin and end), around
     // the timed steps only; it adds a little time per op, so the medians below include it.
-    std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
-    if (!profile.empty()) trace = std::make_unique<torch::autograd::profiler::RecordProfile>(profile);
-    for (int i = 0; i < steps; ++i) {
-      auto t0 = Clock::now();
-      once();
-      sync();
-      secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    // The trace is collected in memory and written whole (atomic_write), so a path that cannot be
+    // written is an error and a partial trace never appears.
+    std::ostringstream trace_text;
+    {
+      std::unique_ptr<torch::autograd::profiler::RecordProfile> trace;
+      if (!profile.empty()) trace = std::make_unique<torch::autograd::profiler::RecordProfile>(trace_text);
+      for (int i = 0; i < steps; ++i) {
+        auto t0 = Clock::now();
+        once();
+        sync();
+        secs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+      }
     }
+    if (!profile.empty()) drifa::io::atomic_write_text(profile, trace_text.str());
   }
   std::sort(secs.begin(), secs.end());
   const double median = secs[secs.size() / 2];
@@ -299,4 +307,16 @@ int main(int argc, char** argv) {
                    {"isa", drifa::isa_summary(drifa::cpu_features())}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   if (!profile.empty()) j["profile"] = profile;
   std::cout << j.dump() << std::endl;
+  return 0;
+}
+
+// Errors (a setting out of range, an output that cannot be written) end the run with their message
+// and a non-zero exit, not an abort.
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "drifa_bench: " << e.what() << std::endl;
+    return 1;
+  }
 }

@@ -12,12 +12,21 @@ with the time the last adds over the first.
 import argparse
 import collections
 import json
+import sys
 
 
 def self_times(path):
     """{name: [self_us, calls]} and the traced wall time (first start to last end), in us."""
-    with open(path) as f:
-        events = [e for e in json.load(f) if e.get("ph") == "X"]
+    try:
+        with open(path) as f:
+            trace = json.load(f)
+        events = [e for e in trace if isinstance(e, dict) and e.get("ph") == "X"]
+        for e in events:
+            float(e["ts"]), float(e["dur"]), e["tid"], e["name"]
+    except (OSError, ValueError, TypeError, KeyError) as err:
+        sys.exit(f"profile_summary.py: {path}: not a readable drifa_bench --profile trace ({err!r})")
+    if not isinstance(trace, list) or not events:
+        sys.exit(f"profile_summary.py: {path}: no operator events (expected a JSON list of complete events)")
     by_tid = collections.defaultdict(list)
     for e in events:
         by_tid[e["tid"]].append((float(e["ts"]), float(e["dur"]), e["name"]))
@@ -41,7 +50,7 @@ def self_times(path):
             close(stack.pop())
     starts = [float(e["ts"]) for e in events]
     ends = [float(e["ts"]) + float(e["dur"]) for e in events]
-    wall = max(ends) - min(starts) if events else 0.0
+    wall = max(ends) - min(starts)
     return table, wall
 
 
@@ -51,6 +60,8 @@ def main():
     ap.add_argument("--steps", type=int, default=1, help="timed steps in each trace")
     ap.add_argument("--top", type=int, default=25)
     a = ap.parse_args()
+    if a.steps < 1 or a.top < 1:
+        ap.error("--steps and --top must be at least 1")
     runs = [self_times(p) for p in a.traces]
     ms = lambda us: us / 1000.0 / a.steps
     last = runs[-1][0]

@@ -3,7 +3,9 @@
 // BLAS thread setting configure_threads applies.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
@@ -128,12 +130,53 @@ TEST(FusedAdam, HandsWhatItDoesNotFuseToAdam) {
   }
 }
 
+TEST(FusedAdam, RunsTheClosureFirstAsAdamDoes) {
+  // The closure sets the gradients, so it runs before the step decides how to update: for float64
+  // parameters whose gradients appear only in the closure, Adam's own step (bit for bit); for
+  // float32 ones the fused step (within 1e-6); both return the closure's loss.
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    auto a = make_params(dtype, 5), b = clone_params(a);
+    auto closure_for = [](std::vector<torch::Tensor>& ps) {
+      return [&ps]() {
+        torch::Tensor loss = torch::zeros({}, ps[0].options());
+        for (size_t i = 0; i < ps.size(); ++i) {
+          if (ps[i].grad().defined()) ps[i].mutable_grad().zero_();
+          loss = loss + (ps[i] * ps[i]).sum() * double(i + 1);
+        }
+        loss.backward();
+        return loss;
+      };
+    };
+    FusedAdam fused(a, torch::optim::AdamOptions(1e-2));
+    torch::optim::Adam plain(b, torch::optim::AdamOptions(1e-2));
+    for (int k = 0; k < 3; ++k) {
+      auto la = fused.step(closure_for(a)), lb = plain.step(closure_for(b));
+      ASSERT_TRUE(la.defined());
+      EXPECT_NEAR(la.item<double>(), lb.item<double>(), 1e-6 * std::abs(lb.item<double>()));
+    }
+    if (dtype == torch::kFloat64)
+      for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "param " << i;
+    else
+      EXPECT_LT(worst(a, b), 1e-6);
+  }
+}
+
 TEST(Threads, ConfigureThreadsRunsOpenBLASOnTheCallingThread) {
   if (blas_threads() == 0) GTEST_SKIP() << "the BLAS in this process is not OpenBLAS";
   const int before_at = at::get_num_threads();
   ASSERT_TRUE(set_blas_threads(2));
   EXPECT_EQ(blas_threads(), 2);
   configure_threads(2);
+  EXPECT_EQ(blas_threads(), 1);
+  // out of range: refused with the setting named, the thread count left as it was
+  for (int bad : {0, -3, max_threads() + 1}) {
+    try {
+      set_blas_threads(bad);
+      ADD_FAILURE() << "set_blas_threads(" << bad << ") was accepted";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("threads"), std::string::npos) << e.what();
+    }
+  }
   EXPECT_EQ(blas_threads(), 1);
   EXPECT_EQ(at::get_num_threads(), 2);
   at::set_num_threads(before_at);

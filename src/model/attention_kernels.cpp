@@ -28,6 +28,7 @@ using torch::autograd::variable_list;
 // many samples per GEMM, so the weights are read once per chunk, not once per sample).
 
 int64_t chunk_samples(int64_t batch, int64_t n) { return std::min<int64_t>(batch, std::max<int64_t>(1, 1024 / n)); }
+int64_t chunk_count(int64_t batch, int64_t kmax) { return (batch + kmax - 1) / kmax; }
 
 // x[b0 : b0 + k] as a chunk [C, k * n] (a view when k = 1, else a transposed copy)
 Tensor gather_chunk(const Tensor& x, int64_t b0, int64_t k) {
@@ -94,7 +95,7 @@ void over_rows(int64_t rows, int64_t len, const F& f) {
 // range runs on the calling thread and the passes inside parallelise instead.
 template <class F>
 void over_chunks(int64_t batch, int64_t kmax, const F& f) {
-  const int64_t chunks = (batch + kmax - 1) / kmax;
+  const int64_t chunks = chunk_count(batch, kmax);
   if (chunks == 1) {  // parallel_for would mark even one range a parallel region
     f(0, 1);
     return;
@@ -190,7 +191,7 @@ struct MFAGrads {
 template <typename T>
 void mfa_backward(const Tensor& x, const MFAMats& m, const variable_list& g, bool want_x, bool want_w, MFAGrads& out) {
   const int64_t B = x.size(0), c = x.size(1), n = x.size(2) * x.size(3);
-  const int64_t kmax = chunk_samples(B, n), chunks = (B + kmax - 1) / kmax;
+  const int64_t kmax = chunk_samples(B, n), chunks = chunk_count(B, kmax);
   const T inv_n = T(1) / static_cast<T>(n);
   Pools pools;
   for (int q = 0; q < 5; ++q) pools.push_back(torch::empty({B, c}, x.options()));
@@ -426,7 +427,7 @@ struct FusedLocal : public torch::autograd::Function<FusedLocal> {
       Pools pools;
       for (int q = 0; q < 3; ++q) pools.push_back(torch::empty({B, c}, x.options()));
       const T *gmin = grad_rows<T>(g[0]), *gmean = grad_rows<T>(g[1]), *gmax = grad_rows<T>(g[2]);
-      const int64_t chunks = (B + kmax - 1) / kmax;
+      const int64_t chunks = chunk_count(B, kmax);
       std::vector<Tensor> gws(chunks), gbs(chunks);  // per range of chunks, summed in order below
       over_chunks(B, kmax, [&](int64_t c0, int64_t c1) {
         Tensor full = torch::empty({c, kmax * n}, x.options()), dx_full;

@@ -46,27 +46,31 @@ bool FusedAdam::fusable() const {
 }
 
 torch::Tensor FusedAdam::step(LossClosure closure) {
-  if (!fusable()) return torch::optim::Adam::step(std::move(closure));
-  torch::NoGradGuard no_grad;
+  // The closure first, as Adam calls it: it sets the gradients that decide whether this step fuses.
   torch::Tensor loss;
   if (closure != nullptr) {
     at::AutoGradMode enable_grad(true);
     loss = closure();
   }
+  if (!fusable()) {
+    torch::optim::Adam::step();
+    return loss;
+  }
+  torch::NoGradGuard no_grad;
   for (auto& group : param_groups_) {
     const auto& o = static_cast<const torch::optim::AdamOptions&>(group.options());
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
-      const auto key = state_key<decltype(state_)>(p);
-      auto it = state_.find(key);
-      if (it == state_.end()) {  // as Adam initialises it
-        auto s = std::make_unique<torch::optim::AdamParamState>();
-        s->step(0);
-        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        it = state_.emplace(key, std::move(s)).first;
+      torch::optim::AdamParamState* state = adam_state(*this, p);
+      if (state == nullptr) {  // as Adam initialises it
+        auto fresh = std::make_unique<torch::optim::AdamParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        state = fresh.get();
+        state_.emplace(state_key<decltype(state_)>(p), std::move(fresh));
       }
-      auto& s = static_cast<torch::optim::AdamParamState&>(*it->second);
+      auto& s = *state;
       if (!s.exp_avg().is_contiguous()) s.exp_avg(s.exp_avg().contiguous());  // e.g. as loaded
       if (!s.exp_avg_sq().is_contiguous()) s.exp_avg_sq(s.exp_avg_sq().contiguous());
       s.step(s.step() + 1);

@@ -34,6 +34,7 @@ int blas_threads() {
 }
 
 bool set_blas_threads(int n) {
+  settings::check_integer("set_blas_threads", "threads", n, {1, max_threads()});
   auto set = openblas_function<void (*)(int)>("openblas_set_num_threads");
   if (set) set(n);
   return set != nullptr;

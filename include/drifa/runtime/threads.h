@@ -19,7 +19,8 @@ int max_threads();
 // most [32, 256] x [256, 128], 7 ms single-threaded), and the convolutions, where the arithmetic
 // is, run in oneDNN on the OpenMP pool, not in BLAS.
 int blas_threads();
-// Sets OpenBLAS's threads (no effect where the BLAS is not OpenBLAS); false if it could not.
+// Sets OpenBLAS's threads, 1 to max_threads() (drifa::Error otherwise); no effect where the BLAS
+// is not OpenBLAS, and then false.
 bool set_blas_threads(int n);
 
 // "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:N". Throws drifa::Error when
