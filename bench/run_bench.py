@@ -31,6 +31,11 @@ PY = os.environ.get("DRIFA_PEER_PYTHON", "/usr/bin/python3")  # Debian's python3
 KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1),
                      "MALLOC_TOP_PAD_": str(64 << 20)}
 
+# An AVX2-only processor's kernels on a newer one (run_bench.py --isa avx2): oneDNN's, ATen's
+# vectorised kernels' and OpenBLAS's ISA caps.
+AVX2_ONLY = {"ONEDNN_MAX_CPU_ISA": "AVX2", "DNNL_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+             "OPENBLAS_CORETYPE": "Haswell"}
+
 
 def run_json(cmd, env=None):
     t0 = time.time()
@@ -63,7 +68,13 @@ def main():
     ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the paper training step (DRIFA default and both peers)")
     ap.add_argument("--device", default="cpu", help="cpu | cuda (DRIFA and the peer)")
     ap.add_argument("--core-only", action="store_true", help="a DRIFA_CORE_ONLY build: no data-loader row")
+    ap.add_argument("--isa", choices=["native", "avx2"], default="native",
+                    help="avx2: both sides as on an AVX2-only processor (oneDNN, ATen and OpenBLAS kept to AVX2)")
     a = ap.parse_args()
+    if a.isa == "avx2":
+        # Emulates an AVX2-only processor on a newer one: the three libraries that pick kernels by
+        # ISA at run time are told the most they may use; every child process inherits this.
+        os.environ.update(AVX2_ONLY)
     cuda = a.device.startswith("cuda")
     bench = str(Path(a.build) / "drifa_bench")
     T = str(a.threads)
@@ -74,9 +85,11 @@ def main():
           + ("  (CPU peak; the rows run on " + a.device + ")" if cuda else ""))
     flags = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), []))
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    auto_bf16 = not cuda and ("avx512_bf16" in flags or "amx_bf16" in flags)
+    auto_bf16 = not cuda and ("avx512_bf16" in flags or "amx_bf16" in flags) and a.isa == "native"
     print(f"ISA: {' '.join(isa) or 'no avx2'}; precision auto trains in {'bf16' if auto_bf16 else 'fp32'}"
           f" ({'native bf16' if auto_bf16 else 'bf16 would be emulated'})")
+    if a.isa == "avx2":
+        print("emulating an AVX2-only processor on both sides: " + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items()))
     print(f"DRIFA: {bench} (device {a.device});  peer: {PY} bench/peer_bench.py (PyTorch eager)\n")
     started = time.time()
     presets = ["paper"] if a.quick else ["paper", "four"]
@@ -198,6 +211,8 @@ def main():
             print(f"data-parallel training (demo, epoch 2, incl. validation): {n1}: {v1:.1f} samples/s; "
                   f"{n2}: {v2:.1f} samples/s ({v2 / v1:.2f}x)")
             rows.append(dict(what="ddp", samples_per_s=res))
+    kernels = sorted({r["drifa"].get("onednn_isa", "?") for r in rows if "drifa" in r})
+    print(f"\nDRIFA's oneDNN kernels: {', '.join(kernels)}" + (" (capped: --isa avx2)" if a.isa == "avx2" else ""))
     out = ROOT / "runs" / "bench.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(dict(clock_ghz=ghz, peak_gflops=peak, threads=a.threads, rows=rows), indent=1))

@@ -44,6 +44,7 @@ void register_info(CLI::App& app, GlobalFlags& g) {
       if (k != io::kConfigKey) std::cout << "metadata " << k << ": " << v << "\n";
     std::cout << "threads: " << at::get_num_threads() << "\n";
     std::cout << "processor: " << isa_summary(cpu_features()) << "\n";
+    std::cout << "oneDNN kernels: " << onednn_isa() << "\n";
     std::cout << "precision auto would train in: " << precision_choice(Precision::Auto, cpu_features(), torch::kCPU) << "\n";
   });
 }

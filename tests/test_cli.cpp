@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "drifa/drifa.h"
+#include "drifa/runtime/precision.h"
 #include "drifa/training/run_config.h"
 #include "test_helpers.h"
 
@@ -24,6 +25,26 @@ TEST(Cli, InfoDefaultsToAllCores) {
   EXPECT_NE(r.output.find("threads: " + std::to_string(std::thread::hardware_concurrency())), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("859988"), std::string::npos) << r.output;
+}
+
+// oneDNN's kernel ISA is read from oneDNN itself, so a cap set in the environment shows (what
+// run_bench.py --isa avx2 relies on to stand in for an AVX2-only processor).
+TEST(Cli, InfoNamesOneDNNsKernelsAndTheirCap) {
+  const auto& cpu = cpu_features();
+  auto native = run(cli() + " info --preset tiny");
+  ASSERT_EQ(native.status, 0) << native.output;
+  if (onednn_isa() == "unknown") GTEST_SKIP() << "this LibTorch does not export oneDNN's API";
+  // (AVX-512 machines report avx512_core and a suffix: _vnni, _bf16, _amx)
+  const std::string expect = cpu.avx512f ? "oneDNN kernels: avx512_core" : "oneDNN kernels: avx2";
+  if (cpu.avx2) EXPECT_NE(native.output.find(expect), std::string::npos) << native.output;
+  auto capped = run("ONEDNN_MAX_CPU_ISA=AVX2 " + cli() + " info --preset tiny");
+  ASSERT_EQ(capped.status, 0) << capped.output;
+  if (cpu.avx2) EXPECT_NE(capped.output.find("oneDNN kernels: avx2\n"), std::string::npos) << capped.output;
+  // bf16 would be emulated under the cap, so auto stays fp32 there
+  if (cpu.native_bf16())
+    EXPECT_NE(capped.output.find("would train in: fp32 (auto: the CPU has bf16, but oneDNN's kernels are capped at avx2)"),
+              std::string::npos)
+        << capped.output;
 }
 
 TEST(Cli, InitThenInfoOnTheFile) {

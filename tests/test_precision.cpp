@@ -47,6 +47,16 @@ TEST(Precision, AutoPicksBf16OnlyWhereTheCpuComputesItNatively) {
   EXPECT_EQ(precision_choice(Precision::BF16, avx2, cpu), "bf16 (as asked)");
   EXPECT_EQ(isa_summary(avx2), "Intel Xeon AVX2 box: avx2 (bf16 emulated)");
   EXPECT_EQ(isa_summary(bf16), "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)");
+  // oneDNN's kernels capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2) would emulate it: auto keeps fp32
+  auto capped = bf16;
+  capped.kernels_isa = "avx2";
+  EXPECT_FALSE(use_bf16(Precision::Auto, capped, cpu));
+  EXPECT_EQ(precision_choice(Precision::Auto, capped, cpu),
+            "fp32 (auto: the CPU has bf16, but oneDNN's kernels are capped at avx2)");
+  capped.kernels_isa = "avx512_core_bf16";
+  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu));
+  capped.kernels_isa = "avx512_core_amx";
+  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu));
   // nothing to read: no features, fp32
   const auto none = parse_cpuinfo("");
   EXPECT_EQ(none.model, "unknown");

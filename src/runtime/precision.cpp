@@ -1,5 +1,7 @@
 #include "drifa/runtime/precision.h"
 
+#include <dlfcn.h>
+
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -59,7 +61,9 @@ const CpuFeatures& cpu_features() {
     std::ifstream in("/proc/cpuinfo");
     std::stringstream ss;
     ss << in.rdbuf();
-    return parse_cpuinfo(ss.str());
+    CpuFeatures f = parse_cpuinfo(ss.str());
+    if (const auto k = onednn_isa(); k != "unknown") f.kernels_isa = k;
+    return f;
   }();
   return c;
 }
@@ -73,8 +77,21 @@ std::string isa_summary(const CpuFeatures& cpu) {
   return cpu.model + ": " + flags + (cpu.native_bf16() ? " (native bf16)" : " (bf16 emulated)");
 }
 
+std::string onednn_isa() {
+  // oneDNN's public C API (dnnl.h, dnnl_debug.h), looked up at run time: Debian's LibTorch links
+  // the system libdnnl.so.2, and no header or link dependency is added for two calls.
+  auto effective = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "dnnl_get_effective_cpu_isa"));
+  auto to_str = reinterpret_cast<const char* (*)(int)>(dlsym(RTLD_DEFAULT, "dnnl_cpu_isa2str"));
+  if (!effective || !to_str) return "unknown";
+  const char* s = to_str(effective());
+  if (!s) return "unknown";
+  std::string name = s;
+  if (name.rfind("cpu_isa_", 0) == 0) name.erase(0, 8);
+  return name;
+}
+
 bool use_bf16(Precision p, const CpuFeatures& cpu, const torch::Device& device) {
-  if (p == Precision::Auto) return !device.is_cuda() && cpu.native_bf16();
+  if (p == Precision::Auto) return !device.is_cuda() && cpu.bf16_kernels();
   return p == Precision::BF16;
 }
 
@@ -82,8 +99,9 @@ std::string precision_choice(Precision p, const CpuFeatures& cpu, const torch::D
   const std::string chosen = use_bf16(p, cpu, device) ? (device.is_cuda() ? "fp16 autocast" : "bf16") : "fp32";
   if (p != Precision::Auto) return chosen + " (as asked)";
   if (device.is_cuda()) return chosen + " (auto: CUDA stays fp32)";
-  return chosen + (cpu.native_bf16() ? std::string(" (auto: the CPU has ") + (cpu.avx512_bf16 ? "avx512_bf16" : "amx_bf16") + ")"
-                                     : " (auto: the CPU has no native bf16)");
+  if (!cpu.native_bf16()) return chosen + " (auto: the CPU has no native bf16)";
+  if (!cpu.bf16_kernels()) return chosen + " (auto: the CPU has bf16, but oneDNN's kernels are capped at " + cpu.kernels_isa + ")";
+  return chosen + " (auto: the CPU has " + (cpu.avx512_bf16 ? "avx512_bf16" : "amx_bf16") + ")";
 }
 
 }  // namespace drifa

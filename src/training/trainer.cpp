@@ -153,7 +153,8 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   const Precision precision = parse_precision(tc.precision, "[train] precision");
   const bool bf16 = use_bf16(precision, cpu_features(), opt.device);
   say("precision " + precision_choice(precision, cpu_features(), opt.device) + "; " +
-      (opt.device.is_cuda() ? std::string("device ") + opt.device.str() : isa_summary(cpu_features())));
+      (opt.device.is_cuda() ? std::string("device ") + opt.device.str()
+                             : isa_summary(cpu_features()) + "; oneDNN kernels " + onednn_isa()));
   const auto val_examples = d.eval_examples("val", cfg.seed);
   evaluation::EvalOptions eo;
   eo.batch_size = tc.batch_size;

@@ -16,18 +16,31 @@ std::string to_string(Precision p);
 struct CpuFeatures {
   std::string model;  // "model name" of the first processor, or "unknown"
   bool avx2 = false, avx512f = false, avx512_bf16 = false, amx_bf16 = false;
+  // oneDNN's kernel ISA in this process (onednn_isa()), "" where unknown: ONEDNN_MAX_CPU_ISA can
+  // cap it below the processor's, and then bf16 would be emulated after all.
+  std::string kernels_isa;
   bool native_bf16() const { return avx512_bf16 || amx_bf16; }
+  bool bf16_kernels() const {
+    return native_bf16() && (kernels_isa.empty() || kernels_isa.find("bf16") != std::string::npos ||
+                             kernels_isa.find("amx") != std::string::npos);
+  }
 };
 
-// The flags of a /proc/cpuinfo text (the first processor's); an empty text gives no features.
+// The flags of a /proc/cpuinfo text (the first processor's); an empty text gives no features
+// (kernels_isa stays "").
 CpuFeatures parse_cpuinfo(const std::string& text);
-// This machine's, read once.
+// This machine's, read once, with oneDNN's kernel ISA.
 const CpuFeatures& cpu_features();
 // "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)", for logs, `drifa info` and benchmarks.
 std::string isa_summary(const CpuFeatures& cpu);
+// The instruction set oneDNN's convolution kernels use in this process ("avx512_core_bf16",
+// "avx2", ...; oneDNN's cpu_isa_ names without the prefix): the processor's, or less where ONEDNN_MAX_CPU_ISA caps it. "unknown" where
+// LibTorch carries its own oneDNN without exported symbols (as the CUDA wheels do).
+std::string onednn_isa();
 
 // Whether a run asking for p computes in bf16 (float16 autocast on CUDA). auto: bf16 on a CPU
-// with native bf16, fp32 on other CPUs and on CUDA; fp32 and bf16 are taken as asked.
+// with native bf16 whose oneDNN kernels use it, fp32 on other CPUs and on CUDA; fp32 and bf16
+// are taken as asked.
 bool use_bf16(Precision p, const CpuFeatures& cpu, const torch::Device& device);
 // "bf16 (auto: the CPU has avx512_bf16)" and the like: the choice and why, for run logs.
 std::string precision_choice(Precision p, const CpuFeatures& cpu, const torch::Device& device);
