@@ -304,7 +304,7 @@ int run(int argc, char** argv) {
                    {"threads", at::get_num_threads()}, {"device", device}, {"median_s", median}, {"min_s", secs.front()},
                    {"gflops", flops / median / 1e9}, {"steps", steps}, {"channels_last", channels_last},
                    {"bf16", bf16}, {"precision", precision.empty() ? (bf16 ? "bf16" : "fp32") : precision},
-                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
+                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"onednn_isa", drifa::onednn_isa()}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   if (!profile.empty()) j["profile"] = profile;
   std::cout << j.dump() << std::endl;
   return 0;
