@@ -98,8 +98,7 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (plain_attention) drifa::set_fused_attention(false);
   drifa::set_attention_kernels(attention_kernels);
-  if (!precision.empty())
-    bf16 = drifa::use_bf16(drifa::parse_precision(precision, "--precision"), drifa::cpu_features(), drifa::pick_device(device));
+  const auto asked = precision.empty() ? drifa::Precision::FP32 : drifa::parse_precision(precision, "--precision");
 
   if (!default_malloc) drifa::keep_freed_memory();
   drifa::configure_threads(threads);
@@ -145,6 +144,9 @@ int run(int argc, char** argv) {
   else cfg.image_size = size;
   if (!attention.empty()) cfg.attention = drifa::parse_attention(attention);
   size = static_cast<int>(cfg.image_size);
+  if (!precision.empty())
+    bf16 = drifa::use_bf16(asked, drifa::cpu_features(), drifa::pick_device(device),
+                           static_cast<double>(drifa::summarize(cfg).total_macs) / 1e9);
   if (what == "mc") {
     // The uncertainty study: K models x T passes over N samples, as the naive loop of full forward
     // passes (fp32, default layout) and as DRIFA runs it (shared prefix, grouped passes, layout).

@@ -112,9 +112,9 @@ def main():
             peer, peer_opt = run_peer(), run_peer_opt()
             # DRIFA's defaults first; for the paper configuration also what each optimisation is worth
             if what == "train":
-                settings = [("fp32 (default)", [])]
+                settings = [("fp32", [])]
                 if auto_bf16:
-                    settings.append(("precision auto (bf16)", ["--precision", "auto"]))
+                    settings.append(("auto (bf16), default", ["--precision", "auto"]))
                 if preset == "paper" and not cuda:
                     # one timed step each: what each optimisation is worth
                     settings += [("- fused pooling", ["--plain-attention"]), ("- allocator setting", ["--default-malloc"]),

@@ -33,34 +33,41 @@ TEST(Precision, AutoPicksBf16OnlyWhereTheCpuComputesItNatively) {
   EXPECT_TRUE(bf16.avx512_bf16);
   EXPECT_TRUE(amx.amx_bf16);
   const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA, 0);
-  EXPECT_FALSE(use_bf16(Precision::Auto, avx2, cpu));
-  EXPECT_FALSE(use_bf16(Precision::Auto, avx512_only, cpu));  // AVX-512 without BF16 still emulates bf16
-  EXPECT_TRUE(use_bf16(Precision::Auto, bf16, cpu));
-  EXPECT_TRUE(use_bf16(Precision::Auto, amx, cpu));
-  EXPECT_FALSE(use_bf16(Precision::Auto, bf16, cuda));  // auto keeps CUDA in fp32
+  EXPECT_FALSE(use_bf16(Precision::Auto, avx2, cpu, 2.4));
+  EXPECT_FALSE(use_bf16(Precision::Auto, avx512_only, cpu, 2.4));  // AVX-512 without BF16 still emulates bf16
+  EXPECT_TRUE(use_bf16(Precision::Auto, bf16, cpu, 2.4));
+  EXPECT_TRUE(use_bf16(Precision::Auto, amx, cpu, 2.4));
+  EXPECT_FALSE(use_bf16(Precision::Auto, bf16, cuda, 2.4));  // auto keeps CUDA in fp32
   // asked for explicitly: taken as asked, whatever the processor
-  EXPECT_TRUE(use_bf16(Precision::BF16, avx2, cpu));
-  EXPECT_FALSE(use_bf16(Precision::FP32, bf16, cpu));
-  EXPECT_EQ(precision_choice(Precision::Auto, bf16, cpu), "bf16 (auto: the CPU has avx512_bf16)");
-  EXPECT_EQ(precision_choice(Precision::Auto, amx, cpu), "bf16 (auto: the CPU has amx_bf16)");
-  EXPECT_EQ(precision_choice(Precision::Auto, avx2, cpu), "fp32 (auto: the CPU has no native bf16)");
-  EXPECT_EQ(precision_choice(Precision::BF16, avx2, cpu), "bf16 (as asked)");
+  EXPECT_TRUE(use_bf16(Precision::BF16, avx2, cpu, 2.4));
+  EXPECT_FALSE(use_bf16(Precision::FP32, bf16, cpu, 2.4));
+  EXPECT_EQ(precision_choice(Precision::Auto, bf16, cpu, 2.4), "bf16 (auto: the CPU has avx512_bf16)");
+  EXPECT_EQ(precision_choice(Precision::Auto, amx, cpu, 2.4), "bf16 (auto: the CPU has amx_bf16)");
+  EXPECT_EQ(precision_choice(Precision::Auto, avx2, cpu, 2.4), "fp32 (auto: the CPU has no native bf16)");
+  EXPECT_EQ(precision_choice(Precision::BF16, avx2, cpu, 2.4), "bf16 (as asked)");
   EXPECT_EQ(isa_summary(avx2), "Intel Xeon AVX2 box: avx2 (bf16 emulated)");
   EXPECT_EQ(isa_summary(bf16), "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)");
   // oneDNN's kernels capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2) would emulate it: auto keeps fp32
   auto capped = bf16;
   capped.kernels_isa = "avx2";
-  EXPECT_FALSE(use_bf16(Precision::Auto, capped, cpu));
-  EXPECT_EQ(precision_choice(Precision::Auto, capped, cpu),
+  EXPECT_FALSE(use_bf16(Precision::Auto, capped, cpu, 2.4));
+  EXPECT_EQ(precision_choice(Precision::Auto, capped, cpu, 2.4),
             "fp32 (auto: the CPU has bf16, but oneDNN's kernels are capped at avx2)");
   capped.kernels_isa = "avx512_core_bf16";
-  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu));
+  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu, 2.4));
   capped.kernels_isa = "avx512_core_amx";
-  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu));
+  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu, 2.4));
+  // a small model: auto keeps fp32 even where the CPU has bf16 (casts cost more than bf16 saves);
+  // asked for, bf16 is still taken
+  EXPECT_FALSE(use_bf16(Precision::Auto, bf16, cpu, 0.042));
+  EXPECT_TRUE(use_bf16(Precision::Auto, bf16, cpu, kBf16MinGmacPerSample));
+  EXPECT_TRUE(use_bf16(Precision::BF16, bf16, cpu, 0.042));
+  EXPECT_EQ(precision_choice(Precision::Auto, bf16, cpu, 0.042),
+            "fp32 (auto: the CPU has bf16, but at 0.042 GMAC per sample, below 0.25, bf16 costs more than it saves)");
   // nothing to read: no features, fp32
   const auto none = parse_cpuinfo("");
   EXPECT_EQ(none.model, "unknown");
-  EXPECT_FALSE(use_bf16(Precision::Auto, none, cpu));
+  EXPECT_FALSE(use_bf16(Precision::Auto, none, cpu, 2.4));
 }
 
 TEST(Precision, ThisMachinesFlagsAreReadFromProcCpuinfo) {
@@ -74,21 +81,28 @@ TEST(Precision, ThisMachinesFlagsAreReadFromProcCpuinfo) {
   EXPECT_EQ(c.avx2, flags_line.find(" avx2") != std::string::npos);
   EXPECT_EQ(c.avx512_bf16, flags_line.find(" avx512_bf16") != std::string::npos);
   std::cout << "[precision] this machine: " << isa_summary(c) << "; auto trains in "
-            << precision_choice(Precision::Auto, c, torch::kCPU) << "\n";
+            << precision_choice(Precision::Auto, c, torch::kCPU, 2.4) << "\n";
 }
 
 TEST(Precision, RunConfigSettingAndItsOlderSpelling) {
   using training::TrainConfig;
-  EXPECT_EQ(TrainConfig{}.precision, "fp32");
+  EXPECT_EQ(TrainConfig{}.precision, "auto");  // precision from the hardware by default
   auto c = TrainConfig::from_json({{"precision", "auto"}}, "run.toml", TrainConfig{});
   EXPECT_EQ(c.precision, "auto");
   EXPECT_EQ(c.to_json()["precision"], "auto");
   EXPECT_EQ(TrainConfig::from_json(c.to_json(), "config.json", TrainConfig{}).precision, "auto");
   // bf16 = true is precision "bf16"; a run made before the setting resumes with the same config.json
   EXPECT_EQ(TrainConfig::from_json({{"bf16", true}}, "run.toml", TrainConfig{}).precision, "bf16");
-  const auto old = TrainConfig{}.to_json();
+  // a run made before the setting (fp32) wrote bf16 = false alone, as fp32 runs still do: it reads
+  // back fp32 whatever the default, and the same config.json comes out
+  TrainConfig fp32;
+  fp32.precision = "fp32";
+  const auto old = fp32.to_json();
   EXPECT_FALSE(old.contains("precision"));
+  EXPECT_EQ(TrainConfig::from_json(old, "config.json", TrainConfig{}).precision, "fp32");
   EXPECT_EQ(TrainConfig::from_json(old, "config.json", TrainConfig{}).to_json(), old);
+  EXPECT_EQ(TrainConfig::from_json(nlohmann::json::object(), "run.toml", TrainConfig{}).precision, "auto");
+  EXPECT_EQ(TrainConfig::from_json(TrainConfig{}.to_json(), "config.json", TrainConfig{}).precision, "auto");
   auto bf = TrainConfig::from_json({{"precision", "bf16"}}, "run.toml", TrainConfig{});
   EXPECT_EQ(bf.to_json()["bf16"], true);
   EXPECT_EQ(TrainConfig::from_json(bf.to_json(), "config.json", TrainConfig{}).precision, "bf16");

@@ -14,6 +14,7 @@
 #include "drifa/data/csv.h"
 #include "drifa/io/model_file.h"
 #include "drifa/io/safetensors.h"
+#include "drifa/runtime/precision.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -51,6 +52,13 @@ TEST(Training, ResumeAfterKillMatchesAnUninterruptedRun) {
   EXPECT_NE(again.status, 0);
   EXPECT_NE(again.output.find("use --resume"), std::string::npos) << again.output;
 
+  // resuming with another setting is refused, naming the setting
+  auto changed = run(cli() + " train -q --no-test -c " + cfg + " -o " + out + " --resume --precision fp32");
+  EXPECT_NE(changed.status, 0);
+  EXPECT_NE(changed.output.find("differs from the one this run was started with (train.precision: not set now, \"auto\" in config.json)"),
+            std::string::npos)
+      << changed.output;
+
   auto resumed = run(cli() + " train --no-test -c " + cfg + " -o " + out + " --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming after epoch"), std::string::npos) << resumed.output;
@@ -69,6 +77,20 @@ TEST(Training, ResumeAfterKillMatchesAnUninterruptedRun) {
     EXPECT_TRUE(torch::equal(ma.tensors[i].second, mb.tensors[i].second)) << ma.tensors[i].first;
   }
   EXPECT_EQ(test::read_bytes(dir / "full/best.safetensors"), test::read_bytes(out + "/best.safetensors"));
+}
+
+// A config that names no precision trains in the one auto picks, says which and why, and records
+// auto in config.json so a resume makes the same choice. The tiny model is below bf16's
+// threshold, so it trains in fp32 on every machine.
+TEST(Training, DefaultPrecisionComesFromTheHardwareAndTheModelsSize) {
+  test::TempDir dir;
+  const auto cfg = make_run_config(dir, "epochs = 1\nsteps_per_epoch = 2\n");
+  auto r = run(cli() + " train --no-test -c " + cfg + " -o " + (dir / "run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("precision fp32 (auto: "), std::string::npos) << r.output;
+  if (cpu_features().bf16_kernels())
+    EXPECT_NE(r.output.find("GMAC per sample, below 0.25, bf16 costs more than it saves)"), std::string::npos) << r.output;
+  EXPECT_EQ(read_json(dir / "run/config.json")["train"]["precision"], "auto");
 }
 
 TEST(Training, NonFiniteLossStopsWithAClearMessage) {

@@ -43,8 +43,11 @@ TrainConfig TrainConfig::from_json(const nlohmann::json& j, const std::string& s
   c.plateau_patience = static_cast<int>(t.integer("plateau_patience", c.plateau_patience, L::kPatience));
   c.min_lr = t.real("min_lr", c.min_lr, L::kMinLr);
   c.early_stop_patience = static_cast<int>(t.integer("early_stop_patience", c.early_stop_patience, L::kPatience));
+  // The older key: bf16 = true is "bf16", bf16 = false alone is "fp32" (what every run's config.json
+  // said before precision existed, and what it still says for fp32 runs, so they read back fp32).
   const bool legacy_bf16 = t.boolean("bf16", c.precision == "bf16");
-  c.precision = t.choice("precision", legacy_bf16 ? "bf16" : c.precision, {"auto", "fp32", "bf16"});
+  const std::string legacy = legacy_bf16 ? "bf16" : t.has("bf16") ? "fp32" : c.precision;
+  c.precision = t.choice("precision", legacy, {"auto", "fp32", "bf16"});
   if (t.has("bf16") && t.has("precision") && legacy_bf16 != (c.precision == "bf16"))
     t.fail("bf16", "found " + settings::show(t.raw("bf16")) + " beside precision = \"" + c.precision +
                        "\", allowed one of the two (precision is the newer key)");
