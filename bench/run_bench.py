@@ -213,7 +213,7 @@ def main():
             print(f"data-parallel training (demo, epoch 2, incl. validation): {n1}: {v1:.1f} samples/s; "
                   f"{n2}: {v2:.1f} samples/s ({v2 / v1:.2f}x)")
             rows.append(dict(what="ddp", samples_per_s=res))
-    kernels = sorted({r["drifa"].get("onednn_isa", "?") for r in rows if "drifa" in r})
+    kernels = sorted({r["drifa"]["onednn_isa"] for r in rows if "onednn_isa" in r.get("drifa", {})})
     print(f"\nDRIFA's oneDNN kernels: {', '.join(kernels)}" + (" (capped: --isa avx2)" if a.isa == "avx2" else ""))
     out = ROOT / "runs" / "bench.json"
     out.parent.mkdir(exist_ok=True)
