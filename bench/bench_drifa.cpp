@@ -63,7 +63,7 @@ int run(int argc, char** argv) {
   app.add_flag("--channels-last", channels_last, "NHWC memory layout for weights and inputs");
   app.add_flag("--bf16", bf16, "bfloat16 autocast (CUDA: float16)");
   std::string precision;
-  app.add_option("--precision", precision, "auto | fp32 | bf16 (auto: bf16 where the CPU has it natively); overrides --bf16");
+  app.add_option("--precision", precision, "auto | fp32 | bf16 (auto: bf16 where the CPU has it natively and the model does at least 0.25 GMAC per sample); overrides --bf16");
   int models = 5, passes = 30, samples = 64;
   app.add_option("--models", models, "with --what mc: ensemble size K");
   app.add_option("--passes", passes, "with --what mc: Monte Carlo passes T per model");
@@ -145,8 +145,7 @@ int run(int argc, char** argv) {
   if (!attention.empty()) cfg.attention = drifa::parse_attention(attention);
   size = static_cast<int>(cfg.image_size);
   if (!precision.empty())
-    bf16 = drifa::use_bf16(asked, drifa::cpu_features(), drifa::pick_device(device),
-                           static_cast<double>(drifa::summarize(cfg).total_macs) / 1e9);
+    bf16 = drifa::use_bf16(asked, drifa::cpu_features(), drifa::pick_device(device), drifa::summarize(cfg).gmac());
   if (what == "mc") {
     // The uncertainty study: K models x T passes over N samples, as the naive loop of full forward
     // passes (fp32, default layout) and as DRIFA runs it (shared prefix, grouped passes, layout).

@@ -12,6 +12,10 @@ DEMO_SEEDS=${2:-3}
 FM_SEEDS=${3:-2}
 D=${4:-$(dirname "$0")/../build/drifa}
 HERE=$(cd "$(dirname "$0")" && pwd)
+for n in "$DEMO_SEEDS" "$FM_SEEDS"; do
+  [[ $n =~ ^[1-9][0-9]?$ ]] || { echo "precision_guard.sh: seeds: found '$n', allowed a whole number from 1 to 99" >&2; exit 2; }
+done
+[[ -x $D ]] || { echo "precision_guard.sh: $D: no drifa binary there (build first: scripts/build.sh)" >&2; exit 2; }
 mkdir -p "$OUT"
 {
   grep -m1 'model name' /proc/cpuinfo
@@ -43,7 +47,10 @@ out = sys.argv[1]
 acc = collections.defaultdict(dict)  # (data, task) -> {(seed, precision): accuracy}
 for path in sorted(glob.glob(os.path.join(out, "runs", "*", "metrics.json"))):
     name, seed, prec = re.match(r"(\w+)-s(\d+)-(\w+)$", os.path.basename(os.path.dirname(path))).groups()
-    metrics = json.load(open(path))
+    try:
+        metrics = json.load(open(path))
+    except (OSError, ValueError) as e:
+        sys.exit(f"precision_guard.sh: {path}: cannot read its metrics ({e})")
     tasks = metrics["tasks"] if "tasks" in metrics else metrics
     for task, m in tasks.items():
         if isinstance(m, dict) and "accuracy" in m:

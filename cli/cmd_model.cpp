@@ -45,8 +45,7 @@ void register_info(CLI::App& app, GlobalFlags& g) {
     std::cout << "threads: " << at::get_num_threads() << "\n";
     std::cout << "processor: " << isa_summary(cpu_features()) << "\n";
     std::cout << "oneDNN kernels: " << onednn_isa() << "\n";
-    std::cout << "precision auto would train in: " << precision_choice(Precision::Auto, cpu_features(), torch::kCPU, static_cast<double>(s.total_macs) / 1e9)
-              << "\n";
+    std::cout << "precision auto would train in: " << precision_choice(Precision::Auto, cpu_features(), torch::kCPU, s.gmac()) << "\n";
   });
 }
 

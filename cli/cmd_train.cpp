@@ -115,7 +115,8 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--steps-per-epoch", o->steps_per_epoch, "cap steps per epoch (0 = full pass)");
   cmd->add_option("--precision", o->precision,
                   "auto | fp32 | bf16 (bfloat16 autocast on CPU, float16 on CUDA); auto: bf16 where the CPU has "
-                  "AVX512_BF16 or AMX, else fp32 (default: the config's [train] precision, auto)");
+                  "AVX512_BF16 or AMX and the model does at least 0.25 GMAC per sample, else fp32 (default: the "
+                  "config's [train] precision, auto)");
   cmd->add_flag("--bf16", o->bf16, "the same as --precision bf16");
   cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
   cmd->add_flag("--no-test", o->no_test, "do not evaluate on the test part at the end");

@@ -136,7 +136,7 @@ std::string format_summary(const ModelSummary& s) {
   o << std::left << std::setw(36) << "heads" << std::right << std::setw(14) << s.head_params << "\n\n";
   o << "parameters (trainable): " << s.total_params << "\n";
   o << "multiply-accumulates per sample (conv + linear): " << s.total_macs << " ("
-    << std::fixed << std::setprecision(2) << s.total_macs / 1e9 << " GMAC)\n";
+    << std::fixed << std::setprecision(2) << s.gmac() << " GMAC)\n";
   o << "(each stage row: all modalities' branches plus that stage's MIFA fusion)\n";
   return o.str();
 }

@@ -35,18 +35,21 @@ namespace {
 // The first setting where a run's saved config.json and the configuration it is resumed with
 // differ, as `train.precision: "auto" now, "fp32" in config.json` ("" when they are equal).
 std::string first_difference(const nlohmann::json& now, const nlohmann::json& saved, const std::string& at = "") {
-  if (now.is_object() && saved.is_object()) {
-    for (const auto* side : {&now, &saved})
-      for (auto it = side->begin(); it != side->end(); ++it) {
-        const auto key = at.empty() ? it.key() : at + "." + it.key();
-        if (!now.contains(it.key()) || !saved.contains(it.key()))
-          return key + ": " + (now.contains(it.key()) ? now[it.key()].dump() : "not set") + " now, " +
-                 (saved.contains(it.key()) ? saved[it.key()].dump() : "not set") + " in config.json";
-        if (auto d = first_difference(now[it.key()], saved[it.key()], key); !d.empty()) return d;
+  const auto differ = [](const std::string& where, const std::string& a, const std::string& b) {
+    return where + ": " + a + " now, " + b + " in config.json";
+  };
+  if (!now.is_object() || !saved.is_object())
+    return now == saved ? "" : differ(at.empty() ? "the configuration" : at, now.dump(), saved.dump());
+  for (const auto* side : {&now, &saved})
+    for (auto it = side->begin(); it != side->end(); ++it) {
+      const auto key = at.empty() ? it.key() : at + "." + it.key();
+      if (!now.contains(it.key()) || !saved.contains(it.key())) {
+        const auto shown = [&](const nlohmann::json& j) { return j.contains(it.key()) ? j[it.key()].dump() : "not set"; };
+        return differ(key, shown(now), shown(saved));
       }
-    return "";
-  }
-  return now == saved ? "" : (at.empty() ? "the configuration" : at) + ": " + now.dump() + " now, " + saved.dump() + " in config.json";
+      if (auto d = first_difference(now[it.key()], saved[it.key()], key); !d.empty()) return d;
+    }
+  return "";
 }
 
 std::string csv_of(const nlohmann::json& log) {
@@ -109,9 +112,9 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   data::PreparedData d;
   if (opt.resume) {
     if (!fs::exists(ckpt)) throw Error(run_dir + ": nothing to resume (no checkpoint.safetensors)");
-    if (const auto saved = io::read_json(cfg_path); saved != cfg.to_json())
+    if (const auto saved = io::read_json(cfg_path), now = cfg.to_json(); saved != now)
       throw Error(run_dir + ": the configuration differs from the one this run was started with (" +
-                  first_difference(cfg.to_json(), saved) + ")");
+                  first_difference(now, saved) + ")");
     d = data::PreparedData::from_json(io::read_json(split_path), split_path);
   } else {
     if (fs::exists(ckpt))
@@ -167,9 +170,10 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     say("resuming after epoch " + std::to_string(st.epoch));
   }
 
-  // The precision chosen for this machine (auto: bf16 where the CPU has it natively).
+  // The precision chosen for this machine and model (auto: bf16 where the CPU computes it natively
+  // and the model is large enough to gain).
   const Precision precision = parse_precision(tc.precision, "[train] precision");
-  const double gmac = static_cast<double>(summarize(mcfg).total_macs) / 1e9;
+  const double gmac = summarize(mcfg).gmac();
   const bool bf16 = use_bf16(precision, cpu_features(), opt.device, gmac);
   say("precision " + precision_choice(precision, cpu_features(), opt.device, gmac) + "; " +
       (opt.device.is_cuda() ? std::string("device ") + opt.device.str()

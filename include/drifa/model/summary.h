@@ -22,6 +22,7 @@ struct ModelSummary {
   int64_t head_params = 0;
   int64_t total_params = 0;          // equals count_parameters() of the built model
   int64_t total_macs = 0;            // conv + linear multiply-accumulates per sample
+  double gmac() const { return static_cast<double>(total_macs) / 1e9; }  // the same, in GMAC
 };
 
 // Computed from the configuration alone (no model is built).

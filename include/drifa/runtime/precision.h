@@ -34,8 +34,9 @@ const CpuFeatures& cpu_features();
 // "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)", for logs, `drifa info` and benchmarks.
 std::string isa_summary(const CpuFeatures& cpu);
 // The instruction set oneDNN's convolution kernels use in this process ("avx512_core_bf16",
-// "avx2", ...; oneDNN's cpu_isa_ names without the prefix): the processor's, or less where ONEDNN_MAX_CPU_ISA caps it. "unknown" where
-// LibTorch carries its own oneDNN without exported symbols (as the CUDA wheels do).
+// "avx2", ...; oneDNN's cpu_isa_ names without the prefix): the processor's, or less where
+// ONEDNN_MAX_CPU_ISA caps it. "unknown" where LibTorch carries its own oneDNN without exported
+// symbols (as the CUDA wheels do).
 std::string onednn_isa();
 
 // Below this many multiply-adds per sample (model/summary.h's total_macs, in GMAC) bf16 autocast
