@@ -86,6 +86,19 @@ def load(port, bodies, clients, requests, deadline_s=600):
             "errors": len(errors), "first_error": errors[0] if errors else None}
 
 
+def demo_model(drifa, tmp, model=None):
+    """(model, derm images, mri images) in tmp: the demo's test images, and the demo's model
+    freshly initialised unless model names one (the time does not depend on the weights)."""
+    subprocess.run([drifa, "synth", "-q", "-o", f"{tmp}/data", "--train-per-class", "2", "--test-per-class", "3"], check=True)
+    if not model:
+        model = f"{tmp}/model.safetensors"
+        subprocess.run([drifa, "init", "-q", "--config", f"{tmp}/data/demo.toml", "--classes", "3,3", "--modalities", "2",
+                        "--image-size", "64", "-o", model], check=True, capture_output=True)
+    derm = sorted(str(p) for p in Path(f"{tmp}/data/derm/test").rglob("*.png"))
+    mri = sorted(str(p) for p in Path(f"{tmp}/data/mri/test").rglob("*.png"))
+    return model, derm, mri
+
+
 def model_modalities(drifa, model, threads):
     server, port = start_server(drifa, model, [], threads)
     try:
@@ -121,14 +134,7 @@ def main():
     print(f"machine: {cpu}, {os.cpu_count()} cores; ISA: {' '.join(isa) or 'no avx2'}; server --threads {a.threads}; "
           f"{a.clients} clients x {a.requests} requests (Python threads on the same cores)")
     with tempfile.TemporaryDirectory(prefix="drifa-load-") as tmp:
-        subprocess.run([drifa, "synth", "-q", "-o", f"{tmp}/data", "--train-per-class", "2", "--test-per-class", "3"], check=True)
-        model = a.model
-        if not model:
-            model = f"{tmp}/model.safetensors"
-            subprocess.run([drifa, "init", "-q", "--config", f"{tmp}/data/demo.toml", "--classes", "3,3", "--modalities", "2",
-                            "--image-size", "64", "-o", model], check=True, capture_output=True)
-        derm = sorted(str(p) for p in Path(f"{tmp}/data/derm/test").rglob("*.png"))
-        mri = sorted(str(p) for p in Path(f"{tmp}/data/mri/test").rglob("*.png"))
+        model, derm, mri = demo_model(drifa, tmp, a.model)
         names = model_modalities(drifa, model, a.threads)
         rows = []
         for passes in (0, a.passes):

@@ -38,9 +38,18 @@ void register_serve(CLI::App& app, GlobalFlags& g) {
       ->check(bounded(settings::IntRange{1024, settings::limits::kMaxFileBytes}));
   cmd->add_option("--max-image-pixels", s.service.max_image_pixels, "largest uploaded image in pixels (400 above)")
       ->check(bounded(settings::limits::kImagePixels));
-  cmd->add_option("--http-threads", s.http_threads, "connections served at once")->check(bounded(settings::IntRange{1, 1024}));
-  cmd->add_option("--io-timeout", s.io_timeout_s, "socket read and write timeout in seconds")
+  cmd->add_option("--http-threads", s.http_threads, "requests decoded and waiting on the model at once (connections need no thread)")
+      ->check(bounded(settings::IntRange{1, 1024}));
+  cmd->add_option("--io-timeout", s.io_timeout_s, "seconds a connection may stay idle before it is closed")
       ->check(bounded(settings::limits::kTimeoutSeconds));
+  cmd->add_option("--request-deadline", s.request_deadline_s,
+                  "seconds a request's header and body may take to arrive, however slowly they trickle")
+      ->check(bounded(settings::limits::kTimeoutSeconds));
+  cmd->add_option("--max-connections", s.max_connections, "open connections in all (503 beyond)")
+      ->check(bounded(settings::limits::kConnections));
+  cmd->add_option("--max-connections-per-client", s.max_connections_per_client,
+                  "open connections from one client address (503 beyond)")
+      ->check(bounded(settings::limits::kConnections));
   cmd->add_flag("--access-log", s.access_log, "a line per request on stderr (errors are always logged)");
   cmd->callback([o, &g] {
     apply_global_flags(g);

@@ -106,7 +106,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   auto* cmd = app.add_subcommand("train", "train DRIFA-Net on the data of a TOML run config; evaluates the best model on the test part");
   cmd->add_option("-c,--config", o->config, "run config (TOML): [model], [data], [train], [augment]")->required();
   cmd->add_option("-o,--out", o->out, "run folder (checkpoints, logs, metrics)")->required();
-  cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint");
+  cmd->add_flag("--resume", o->resume, "continue the run in --out from its last checkpoint (or start it, if it stopped before its first)");
   cmd->add_option("--epochs", o->epochs);
   cmd->add_option("--batch-size", o->batch_size);
   cmd->add_option("--lr", o->lr);

@@ -8,7 +8,8 @@ PACKAGES=(
   libjpeg62-turbo-dev zlib1g-dev               # image integrity checks (libjpeg's warnings, PNG CRCs)
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libgloo-dev
   libgtest-dev
-  libcpp-httplib-dev                           # drifa serve (HTTP)
+  libmicrohttpd-dev                            # drifa serve (HTTP: epoll, connection caps)
+  libcpp-httplib-dev                           # the serve tests' HTTP client
   clang libclang-rt-14-dev libfuzzer-14-dev    # the sanitizer build (ASan/UBSan runtimes) and the fuzz targets (scripts/sanitize.sh)
   python3-torch python3-sklearn python3-scipy python3-pydicom python3-prometheus-client  # comparison peers in tests and benchmarks only
   gnuplot-nox dataset-fashion-mnist chromium   # plots for the report; headless Chromium renders it in a test

@@ -114,6 +114,22 @@ std::string tiff_header(uint32_t w, uint32_t h) {
   return std::string("II*\0", 4) + u32(8) + u16(2) + u16(256) + u16(4) + u32(1) + u32(w) + u16(257) + u16(4) + u32(1) + u32(h) + u32(0);
 }
 
+// A grey side x side TIFF whose one strip starts after the directory and declares side*side
+// bytes, of which only `present` are in the file.
+std::string tiff_strip(uint32_t side, uint32_t present) {
+  const uint32_t data_at = 8 + 2 + 4 * 12 + 4;
+  return std::string("II*\0", 4) + u32(8) + u16(4) + u16(256) + u16(4) + u32(1) + u32(side) + u16(257) + u16(4) + u32(1) +
+         u32(side) + u16(273) + u16(4) + u32(1) + u32(data_at) + u16(279) + u16(4) + u32(1) + u32(side * side) + u32(0) +
+         std::string(present, '\x40');
+}
+
+// The PNG with one byte of its first IDAT chunk's data changed (its CRC no longer matches).
+std::string png_with_damaged_idat(std::string png) {
+  const auto at = png.find("IDAT");
+  png[at + 4 + 2] = static_cast<char>(png[at + 4 + 2] ^ 0x55);
+  return png;
+}
+
 std::string png_bytes(int side) {
   cv::Mat m(side, side, CV_8UC3, cv::Scalar(10, 200, 30));
   std::vector<uchar> buf;
@@ -363,7 +379,15 @@ TEST(BadInput, ImagesAndDicom) {
       {"text named .png", file("text.png", "hello, world"), "not a PNG, JPEG, BMP, TIFF or DICOM image", "text.png"},
       {"PNG claiming 30000x30000", file("huge.png", huge_png), "claims 30000x30000 pixels, more than the limit", "huge.png"},
       {"PNG without IHDR", file("noihdr.png", png.substr(0, 10)), "corrupt PNG header", "noihdr.png"},
-      {"truncated PNG", file("trunc.png", png.substr(0, png.size() / 2)), "cannot decode PNG image", "trunc.png"},
+      {"truncated PNG", file("trunc.png", png.substr(0, png.size() / 2)), "truncated PNG", "trunc.png"},
+      {"PNG cut before its IEND chunk", file("noiend.png", png.substr(0, png.size() - 12)), "truncated PNG: the file ends", "noiend.png"},
+      {"PNG with a damaged IDAT byte", file("crc.png", png_with_damaged_idat(png)), "chunk IDAT at byte 33 fails its CRC check", "crc.png"},
+      // The end-of-image marker is there; the entropy-coded data stops halfway (libjpeg warns and fills grey).
+      {"JPEG cut in its data, end marker kept", file("cut.jpg", jpg.substr(0, jpg.size() / 2) + "\xFF\xD9"),
+       "corrupt or truncated JPEG (libjpeg: ", "cut.jpg"},
+      {"TIFF whose strip runs past the end", file("strip.tiff", tiff_strip(32, 100)),
+       "truncated TIFF: strip 0 (bytes 62 to 1086) runs past the end of the file (162 bytes)", "strip.tiff"},
+      {"TIFF without strip offsets", file("nostrip.tiff", tiff_header(4, 4)), "no strip or tile offsets", "nostrip.tiff"},
       {"truncated JPEG", file("trunc.jpg", jpg.substr(0, jpg.size() - 200)), "truncated JPEG", "trunc.jpg"},
       {"truncated JPEG named .png", file("jpeg.png", jpg.substr(0, jpg.size() - 200)), "truncated JPEG", "jpeg.png"},
       {"JPEG claiming a huge frame", file("huge.jpg", huge_jpg), "more than the limit", "huge.jpg"},
@@ -407,7 +431,7 @@ TEST(BadInput, ImagesAndDicom) {
        "the DICOM decoder (GDCM) stopped on it (signal 6", "gdcm_assert_rescale_intercept_vr"},
       {"DICOM without pixel data", file("nopix.dcm", dicom(4, 4, 32, 32).substr(0, 300)), "DICOM", "nopix.dcm"},
   };
-  EXPECT_EQ(run_cases(cases), 30);
+  EXPECT_EQ(run_cases(cases), 35);
 }
 
 // ---- run folders: one small trained run, corrupted one file at a time -----------------------

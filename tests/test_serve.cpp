@@ -1,6 +1,10 @@
 // drifa serve: the batcher, the service's answers against drifa predict, malformed uploads,
 // limits, the token, draining on SIGTERM, the Prometheus text, and the web page in Chromium.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -126,6 +130,60 @@ std::vector<std::string> images_of(const std::string& dir, size_t n = 1) {
   std::vector<std::string> out;
   for (size_t i = 0; i < n; ++i) out.push_back(all.at(i * all.size() / n));
   return out;
+}
+
+// A raw TCP connection to the server from `from`, any 127.x.y.z address (the whole 127/8 is this
+// machine), so that tests can be several clients; -1 when it cannot connect.
+int connect_from(const std::string& from, int port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  ::inet_pton(AF_INET, from.c_str(), &a.sin_addr);
+  sockaddr_in s{};
+  s.sin_family = AF_INET;
+  s.sin_port = htons(static_cast<uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &s.sin_addr);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&s), sizeof s) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// What arrives on fd within timeout_s; closed tells whether the server closed it by then.
+std::string read_for(int fd, double timeout_s, bool& closed) {
+  std::string got;
+  closed = false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (std::chrono::steady_clock::now() < until) {
+    pollfd p{fd, POLLIN, 0};
+    const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now()).count());
+    if (::poll(&p, 1, std::max(left, 1)) <= 0) break;
+    char buf[4096];
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+// A client that has sent part of a request header and waits (slowloris).
+int slow_client(const std::string& from, int port) {
+  const int fd = connect_from(from, port);
+  const std::string partial = "POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-da";
+  if (fd >= 0 && ::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(partial.size())) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
 // Every task's probabilities, uncertainty and set equal (to tol) in two predict answers of one case.
@@ -565,5 +623,123 @@ TEST_F(Serve, WebPageInChromiumShowsWhatTheApiAnswers) {
   EXPECT_GT(shot.cols, 600);
   EXPECT_GT(shot.rows, 400);
   if (const char* keep = std::getenv("DRIFA_KEEP_SCREENSHOT")) fs::copy_file(tmp / "page.png", keep, fs::copy_options::overwrite_existing);
+  EXPECT_EQ(server.terminate(), 0);
+}
+
+// 500 clients that sent part of a header and wait hold sockets in the event loop, not threads:
+// /healthz, /metrics and a prediction are answered as before. (cpp-httplib, before: 200 such
+// clients made /healthz time out for minutes.)
+TEST_F(Serve, FiveHundredSlowClientsDoNotDelayOthers) {
+  TempDir tmp;
+  const auto derm = images_of(data("derm/test"))[0], mri = images_of(data("mri/test"))[0];
+  ServeProcess server(run_dir() + " --max-connections 2000 --max-connections-per-client 2000 --request-deadline 300 --io-timeout 300",
+                      tmp / "serve.log");
+  ASSERT_GT(server.port(), 0);
+  auto cl = server.client(30);
+  auto t = std::chrono::steady_clock::now();
+  ASSERT_EQ(cl.Post("/v1/predict", form({{"derm", derm}, {"mri", mri}}, {{"passes", "4"}}))->status, 200);
+  const double usual = seconds_since(t);
+  std::vector<int> slow;
+  for (int i = 0; i < 500; ++i) {
+    const int fd = slow_client("127.0.0.2", server.port());
+    ASSERT_GE(fd, 0) << "slow client " << i;
+    slow.push_back(fd);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // all accepted and read
+  t = std::chrono::steady_clock::now();
+  auto res = server.client(5).Get("/healthz");
+  const double healthz = seconds_since(t);
+  ASSERT_TRUE(res) << "no /healthz answer with 500 slow clients";
+  EXPECT_EQ(res->status, 200);
+  EXPECT_LT(healthz, 1.0);
+  res = server.client(5).Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  t = std::chrono::steady_clock::now();
+  res = server.client(30).Post("/v1/predict", form({{"derm", derm}, {"mri", mri}}, {{"passes", "4"}}));
+  const double predict = seconds_since(t);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200) << res->body;
+  EXPECT_LT(predict, std::max(1.0, 3 * usual)) << "usual " << usual << " s";
+  std::cout << "500 slow clients: /healthz in " << healthz * 1000 << " ms; a prediction in " << predict * 1000
+            << " ms (alone: " << usual * 1000 << " ms)\n";
+  // Still open: nothing cut them (deadline 300 s).
+  bool closed = false;
+  read_for(slow[0], 0.05, closed);
+  EXPECT_FALSE(closed);
+  for (int fd : slow) ::close(fd);
+  EXPECT_EQ(server.terminate(), 0);
+}
+
+// Beyond the per-client and overall caps a connection is answered 503 at once and closed; a
+// request that has not arrived within the deadline is cut, however steadily its bytes trickle.
+TEST_F(Serve, ConnectionCapsAnswer503AndTheDeadlineCutsTricklingClients) {
+  TempDir tmp;
+  ServeProcess server(run_dir() + " --max-connections 20 --max-connections-per-client 8 --request-deadline 3 --io-timeout 60",
+                      tmp / "serve.log");
+  ASSERT_GT(server.port(), 0);
+  const int port = server.port();
+  std::vector<int> held;
+  for (int i = 0; i < 8; ++i) held.push_back(slow_client("127.0.0.3", port));
+  bool closed = false;
+  // The ninth from the same address: 503 at once, then closed.
+  const int ninth = slow_client("127.0.0.3", port);
+  ASSERT_GE(ninth, 0);
+  auto got = read_for(ninth, 2.0, closed);
+  EXPECT_EQ(got.rfind("HTTP/1.1 503", 0), 0u) << got;
+  EXPECT_NE(got.find("too many open connections from 127.0.0.3 (8, --max-connections-per-client)"), std::string::npos) << got;
+  EXPECT_TRUE(closed);
+  ::close(ninth);
+  // Up to 20 in all from other addresses; the 21st is refused whoever it is.
+  for (int i = 0; i < 8; ++i) held.push_back(slow_client("127.0.0.4", port));
+  for (int i = 0; i < 4; ++i) held.push_back(slow_client("127.0.0.5", port));
+  for (int fd : held) ASSERT_GE(fd, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const int extra = connect_from("127.0.0.6", port);
+  got = read_for(extra, 2.0, closed);
+  EXPECT_NE(got.find("too many open connections (20, --max-connections)"), std::string::npos) << got;
+  EXPECT_TRUE(closed);
+  ::close(extra);
+  // The deadline (3 s) cuts the 20 that never finished their header.
+  const auto start = std::chrono::steady_clock::now();
+  read_for(held[0], 10.0, closed);
+  EXPECT_TRUE(closed) << "a slow client outlived the deadline";
+  EXPECT_LT(seconds_since(start), 5.0);
+  for (int fd : held) {
+    read_for(fd, 2.0, closed);
+    EXPECT_TRUE(closed);
+    ::close(fd);
+  }
+  // Room again: a normal client is served.
+  auto res = server.client(5).Get("/healthz");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  // A client that sends one header byte every 200 ms (each byte restarts an idle timeout) is cut
+  // at the deadline too.
+  const int trickle = connect_from("127.0.0.7", port);
+  ASSERT_GE(trickle, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string header = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Padding: " + std::string(200, 'a');
+  size_t sent = 0;
+  closed = false;
+  while (!closed && sent < header.size() && seconds_since(t0) < 15) {
+    if (::send(trickle, header.data() + sent, 1, MSG_NOSIGNAL) != 1) {
+      closed = true;
+      break;
+    }
+    ++sent;
+    read_for(trickle, 0.2, closed);
+  }
+  const double lived = seconds_since(t0);
+  EXPECT_TRUE(closed) << "sent " << sent << " bytes over " << lived << " s";
+  EXPECT_GT(lived, 2.5);
+  EXPECT_LT(lived, 6.0);
+  ::close(trickle);
+  res = server.client(5).Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_NE(res->body.find("drifa_requests_total{route=\"other\",code=\"503\"} 2"), std::string::npos)
+      << "the two refused connections are counted\n" << res->body;
+  EXPECT_NE(res->body.find("drifa_requests_total{route=\"other\",code=\"408\"} 21"), std::string::npos)
+      << "the 20 slow and the trickling connection cut at the deadline are counted\n" << res->body;
   EXPECT_EQ(server.terminate(), 0);
 }

@@ -154,6 +154,28 @@ TEST(Training, BadDataGivesClearErrors) {
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("1 bad images skipped"), std::string::npos) << r.output;
   fs::remove(data + "/mri/train/solid/zz_corrupt.png");
+  // Files that decoders accept with a warning: a PNG whose chunk fails its CRC, a JPEG cut in its
+  // data. Refused by name; --skip-bad skips both.
+  {
+    std::vector<uchar> png, jpg;
+    cv::Mat m(32, 32, CV_8UC1);
+    cv::randu(m, 0, 255);
+    cv::imencode(".png", m, png);
+    cv::imencode(".jpg", m, jpg);
+    std::string p(png.begin(), png.end()), j(jpg.begin(), jpg.end());
+    p[p.find("IDAT") + 6] ^= 0x55;
+    test::write_bytes(data + "/mri/train/solid/zz_crc.png", p);
+    test::write_bytes(data + "/mri/train/solid/zz_cut.jpg", j.substr(0, j.size() / 2) + "\xFF\xD9");
+  }
+  r = train_err();
+  EXPECT_NE(r.status, 0);
+  EXPECT_TRUE(r.output.find("zz_crc.png: corrupt PNG: chunk IDAT") != std::string::npos ||
+              r.output.find("zz_cut.jpg: corrupt or truncated JPEG") != std::string::npos) << r.output;
+  r = train_err("--skip-bad");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("2 bad images skipped"), std::string::npos) << r.output;
+  fs::remove(data + "/mri/train/solid/zz_crc.png");
+  fs::remove(data + "/mri/train/solid/zz_cut.jpg");
   // image too small
   cv::imwrite(data + "/mri/train/solid/zz_small.png", cv::Mat(4, 4, CV_8UC1, cv::Scalar(9)));
   r = train_err();

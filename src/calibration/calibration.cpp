@@ -99,8 +99,10 @@ nlohmann::json Calibration::to_json() const {
                           {"brier_before", m.brier_before}, {"brier_after", m.brier_after},
                           {"scores", sc}};
     }
-  return {{"part", part}, {"models", models}, {"passes", passes}, {"seed", seed},
-          {"alpha", alpha}, {"score", score_name(score)}, {"tasks", jt}};
+  nlohmann::json j = {{"part", part}, {"models", models}, {"passes", passes}, {"seed", seed},
+                      {"alpha", alpha}, {"score", score_name(score)}, {"tasks", jt}};
+  if (!weights.empty()) j["weights"] = weights;
+  return j;
 }
 
 Calibration Calibration::from_json(const nlohmann::json& j, const std::string& source) {
@@ -114,6 +116,12 @@ Calibration Calibration::from_json(const nlohmann::json& j, const std::string& s
   c.seed = static_cast<uint64_t>(t.integer("seed", 0, L::kSeed));
   c.alpha = t.real("alpha", 0.1, L::kAlpha);
   c.score = parse_score(t.choice("score", "lac", {"lac", "aps", "aps_randomized"}), source);
+  if (t.has("weights")) {
+    c.weights = t.names("weights", {}, {1, L::kEnsembleMembers.hi}, false);
+    if (static_cast<int64_t>(c.weights.size()) != c.models)
+      t.fail("weights", "found " + std::to_string(c.weights.size()) + " fingerprints, allowed one per model (" +
+                            std::to_string(c.models) + ")");
+  }
   std::vector<std::string> task_names;
   const auto& jt = t.raw("tasks");
   if (!jt.is_object()) t.fail("tasks", "found " + settings::show(jt) + ", allowed an object of tasks");
@@ -154,6 +162,16 @@ Calibration Calibration::from_json(const nlohmann::json& j, const std::string& s
   tasks.finish();
   t.finish();
   return c;
+}
+
+void Calibration::check_weights(const std::vector<std::string>& now, const std::string& source) const {
+  if (weights.empty()) return;
+  if (weights == now) return;
+  size_t k = 0;
+  while (k < weights.size() && k < now.size() && weights[k] == now[k]) ++k;
+  throw Error(source + ": fitted on other model weights than the folder holds now (model " + std::to_string(k) + ": " +
+              (k < weights.size() ? weights[k] : "none") + " then, " + (k < now.size() ? now[k] : "none") +
+              " now); the models changed after `drifa calibrate`: run it again");
 }
 
 nlohmann::json conformal_summary(const MethodCalibration& cal, const torch::Tensor& probs, const torch::Tensor& labels,

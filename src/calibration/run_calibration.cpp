@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/folder_lock.h"
 #include "drifa/io/model_file.h"
 #include "drifa/io/settings.h"
 #include "drifa/training/ensemble.h"
@@ -13,6 +14,8 @@ namespace drifa::calibration {
 
 Calibration calibrate_run(const std::string& dir, const CalibrateOptions& opt) {
   namespace rf = training::run_files;
+  training::member_runs(dir);  // first: a mistyped folder is refused, not created by the lock
+  const io::FolderLock lock(dir);
   auto e = training::open_ensemble(dir, opt.study.device);
   const auto examples = e.run.examples(opt.part);
   data::ImageCache cache(e.run.cfg.data.image_options());
@@ -25,6 +28,7 @@ Calibration calibrate_run(const std::string& dir, const CalibrateOptions& opt) {
   c.seed = opt.study.mc.seed;
   c.alpha = opt.alpha;
   c.score = opt.score;
+  c.weights = e.weights;
   std::vector<int64_t> ids(examples.size());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
   for (size_t t = 0; t < s.labels.size(); ++t)

@@ -10,6 +10,7 @@
 
 #include "drifa/data/dicom.h"
 #include "drifa/data/image_header.h"
+#include "drifa/data/image_integrity.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/settings.h"
@@ -69,7 +70,15 @@ cv::Mat decode_image_bytes(const std::string& bytes, const std::string& source, 
 
   const ImageHeader header = probe_image_header(bytes, source);
   check_image_size(header, max_pixels, source);
-  if (header.format == "JPEG") check_jpeg_complete(bytes, source);
+  // Decoders fill what is missing and only warn: damaged files are refused here instead.
+  if (header.format == "JPEG") {
+    check_jpeg_complete(bytes, source);
+    check_jpeg_stream(bytes, source);
+  } else if (header.format == "PNG") {
+    check_png_chunks(bytes, source);
+  } else if (header.format == "TIFF") {
+    check_tiff_strips(bytes, source);
+  }
   cv::Mat raw;
   try {
     const cv::Mat buf(1, static_cast<int>(bytes.size()), CV_8U, const_cast<char*>(bytes.data()));

@@ -15,6 +15,7 @@
 #include "drifa/data/synth.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/folder_lock.h"
 #include "drifa/io/settings.h"
 #include "drifa/report/plots.h"
 #include "drifa/training/run_files.h"
@@ -69,6 +70,7 @@ torch::Tensor load_mask(const std::string& path, int64_t h, int64_t w) {
 
 nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::ImageCache& cache,
                            const GalleryOptions& opt, const std::string& out_dir) {
+  const io::FolderLock lock(out_dir);  // before the work: a second writer is refused at once
   const auto& cfg = net->config();
   // -1 selects the default (the last stage, each task's own modality, the predicted class).
   const std::string src = "Grad-CAM options";
@@ -81,7 +83,6 @@ nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::
   const auto rows = gallery_rows(examples, cfg, opt);
   std::map<std::pair<size_t, int64_t>, int> chosen;  // row -> gallery position
   for (size_t k = 0; k < rows.size() && static_cast<int>(k) < opt.count; ++k) chosen[rows[k]] = static_cast<int>(k);
-  fs::create_directories(out_dir);
   data::LoaderOptions lo;
   lo.batch_size = opt.batch_size;
   lo.workers = run.cfg.data.workers;
@@ -156,6 +157,7 @@ nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::
 
 nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::ImageCache& cache, const EmbedOptions& opt,
                         const std::string& out_dir) {
+  const io::FolderLock lock(out_dir);
   const auto& cfg = net->config();
   const auto examples = run.examples(opt.part);
   data::LoaderOptions lo;
@@ -175,7 +177,6 @@ nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::Ima
     }
   }
   const auto F = torch::cat(feats);
-  fs::create_directories(out_dir);
   nlohmann::json out = {{"part", opt.part}, {"embeddings", nlohmann::json::object()}};
   const int64_t w = F.size(1) / cfg.modalities;
   for (int64_t t = 0; t < cfg.tasks(); ++t) {

@@ -1,5 +1,8 @@
 #include "drifa/io/model_file.h"
 
+#include <cstdio>
+#include <cstring>
+
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -63,6 +66,32 @@ void load_state(torch::nn::Module& module, const NamedTensors& tensors, const st
                   std::to_string(src.min().item<double>()) + "); the model file is corrupt");
     dst.copy_(src);
   }
+}
+
+std::string weights_hash(const torch::nn::Module& module) {
+  // FNV-1a over 8-byte words: fast enough to run on every load (about 1 GB/s).
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](uint64_t w) { h = (h ^ w) * 1099511628211ull; };
+  auto mix_bytes = [&](const char* p, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      mix(w);
+    }
+    uint64_t tail = 0;
+    std::memcpy(&tail, p + i, n - i);
+    mix(tail ^ (static_cast<uint64_t>(n - i) << 56));
+  };
+  for (const auto& [n, t] : model_state(module)) {
+    mix_bytes(n.data(), n.size());
+    for (auto d : t.sizes()) mix(static_cast<uint64_t>(d));
+    const auto c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+    mix_bytes(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()) * sizeof(float));
+  }
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
 }
 
 void save_model(DRIFANet& net, const std::string& path, Metadata extra) {

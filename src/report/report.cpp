@@ -11,6 +11,7 @@
 #include "drifa/data/csv.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/folder_lock.h"
 #include "drifa/io/config_file.h"
 #include "drifa/io/base64.h"
 #include "drifa/report/plots.h"
@@ -451,7 +452,9 @@ std::vector<std::string> write_report(const std::string& dir, const std::string&
   b.dir = dir;
   b.plots = training::run_files::path(dir, training::run_files::kPlotsDir);
   const auto cfg = training::RunFolder::open(runs[0]).cfg.to_json();
-  fs::create_directories(b.plots);
+  // The report's own outputs (plots/, then report.html): one writer at a time. Not the run
+  // folder: a report may be written while the run trains.
+  const io::FolderLock lock(b.plots);
   b.html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>DRIFA report: " << esc(dir) << "</title><style>"
          << "body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"
          << "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"

@@ -4,15 +4,28 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <thread>
 
-#include <httplib.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <set>
 
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/settings.h"
@@ -34,20 +47,97 @@ std::string route_of(const std::string& path) {
   return "other";
 }
 
-void answer_json(httplib::Response& res, int status, const nlohmann::json& j) {
-  res.status = status;
-  res.set_content(j.dump(), "application/json");
+std::string error_body(int status, const std::string& message) {
+  return nlohmann::json{{"error", message}, {"status", status}}.dump();
 }
 
-void answer_error(httplib::Response& res, int status, const std::string& message) {
-  answer_json(res, status, {{"error", message}, {"status", status}});
-  if (status == 503) res.set_header("Retry-After", "1");
-  if (status == 401) res.set_header("WWW-Authenticate", "Bearer");
-}
+// One TCP connection (MHD's socket context). Guarded by Impl::conn_mu: the deadline watchdog
+// reads it from its own thread.
+struct Conn {
+  int fd = -1;
+  std::string address;  // the client's address, without the port
+  // Receiving a request (its header or body), since `since`: the deadline applies. False
+  // while a request is computed or answered.
+  bool receiving = true;
+  Clock::time_point since;
+  bool cut = false;      // shut down by the deadline watchdog
+  bool refused = false;  // beyond a connection cap: answered 503 and closed at once
+};
 
-// When the request started, for the latency of the request this thread is answering (httplib
-// answers a request on one thread from routing to logging).
-thread_local Clock::time_point t_request_start{};
+// One HTTP request (MHD's per-request context), touched by the event loop only, except result
+// fields the request thread fills before it resumes the connection.
+struct Req {
+  std::string route, method;
+  Clock::time_point start = Clock::now();
+  int status = 0;  // the answer's status, once queued
+  MHD_PostProcessor* post = nullptr;
+  PredictRequest predict;
+  bool part_is_file = false;
+  uint64_t body_bytes = 0;
+  int refusal_status = 0;  // a refusal found while the body arrived, answered once it has
+  std::string refusal;
+  bool dispatched = false;
+  std::atomic<bool> done{false};
+  int result_status = 0;
+  std::string result_body;
+};
+
+// Threads that decode a request's images and wait for its batch (Service::predict blocks), so
+// the event loop never does. Bounded: a request that finds `max_waiting` others waiting gets 503.
+class RequestThreads {
+ public:
+  RequestThreads(int threads, size_t max_waiting) : max_waiting_(max_waiting) {
+    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~RequestThreads() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  bool has_room() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return jobs_.size() < max_waiting_;
+  }
+  void submit(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      jobs_.push_back(std::move(job));
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void work() {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty()) return;  // stopping, and nothing left to do
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+  size_t max_waiting_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+std::string address_of(const sockaddr* a) {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (!a) return buf;
+  if (a->sa_family == AF_INET) ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(a)->sin_addr, buf, sizeof buf);
+  if (a->sa_family == AF_INET6) ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(a)->sin6_addr, buf, sizeof buf);
+  return buf;
+}
 
 }  // namespace
 
@@ -83,6 +173,10 @@ void check(const ServerOptions& opt, const std::string& source) {
   settings::check_integer(source, "max_body", opt.max_body_bytes, {1024, settings::limits::kMaxFileBytes});
   settings::check_integer(source, "http_threads", opt.http_threads, {1, 1024});
   settings::check_integer(source, "io_timeout", opt.io_timeout_s, settings::limits::kTimeoutSeconds);
+  settings::check_integer(source, "request_deadline", opt.request_deadline_s, settings::limits::kTimeoutSeconds);
+  settings::check_integer(source, "max_connections", opt.max_connections, settings::limits::kConnections);
+  settings::check_integer(source, "max_connections_per_client", opt.max_connections_per_client,
+                          {1, std::max<int64_t>(1, opt.max_connections)});
   if (opt.host.empty()) throw Error(source + ": host: empty");
   if (!is_loopback(opt.host) && opt.token_file.empty())
     throw Error(source + ": host: found " + opt.host + ", allowed a loopback address (127.0.0.1, ::1, localhost) unless a "
@@ -94,116 +188,374 @@ struct Server::Impl {
   Service& service;
   ServerOptions opt;
   std::string token;
-  httplib::Server http;
+  MHD_Daemon* daemon = nullptr;
   int port = -1;
   std::mutex log_mu;
+
+  // Connections, for the caps and the deadline watchdog.
+  std::mutex conn_mu;
+  std::set<Conn*> conns;
+  std::map<std::string, int> per_client;
+  std::thread watchdog;
+  std::condition_variable watchdog_cv;
+  bool watchdog_stop = false;
+
+  std::unique_ptr<RequestThreads> workers;
+  std::atomic<int> requests_open{0};  // requests received, not yet answered and logged
+
+  // run() waits here for stop().
+  std::mutex run_mu;
+  std::condition_variable run_cv;
+  bool stop_requested = false;
 
   Impl(Service& s, ServerOptions o) : service(s), opt(std::move(o)) {
     check(opt, "serve options");
     if (!opt.token_file.empty()) token = read_token_file(opt.token_file);
-    const int threads = opt.http_threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    http.set_payload_max_length(static_cast<size_t>(opt.max_body_bytes));
-    http.set_read_timeout(opt.io_timeout_s, 0);
-    http.set_write_timeout(opt.io_timeout_s, 0);
-    // httplib writes a response's headers and body separately: with Nagle's algorithm the body
-    // waits for the client's delayed ACK (40 ms on Linux) on every request.
-    http.set_tcp_nodelay(true);
-    // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port
-    // and share its connections; a taken port must be an error instead.
-    http.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    routes();
   }
 
-  bool authorised(const httplib::Request& req) const {
-    if (token.empty() || req.path == "/" || req.path == "/healthz") return true;
-    const std::string h = req.get_header_value("Authorization");
+  ~Impl() { shut_down(); }
+
+  void shut_down() {
+    // The request threads finish what they hold first: they resume their connections through
+    // the daemon, which must still be there.
+    workers.reset();
+    if (daemon) {
+      MHD_stop_daemon(daemon);
+      daemon = nullptr;
+    }
+    {
+      std::lock_guard<std::mutex> lock(conn_mu);
+      watchdog_stop = true;
+    }
+    watchdog_cv.notify_all();
+    if (watchdog.joinable()) watchdog.join();
+  }
+
+  bool authorised(MHD_Connection* c, const std::string& route) const {
+    if (token.empty() || route == "/" || route == "/healthz") return true;
+    const char* h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     const std::string prefix = "Bearer ";
-    return h.compare(0, prefix.size(), prefix) == 0 && same_token(h.substr(prefix.size()), token);
+    return h && std::string(h).compare(0, prefix.size(), prefix) == 0 && same_token(std::string(h).substr(prefix.size()), token);
   }
 
-  void log(const httplib::Request& req, const httplib::Response& res, double seconds) {
-    if (!opt.access_log && res.status < 400) return;
+  void log(const std::string& address, const Req& r, double seconds, const std::string& body) {
+    if (!opt.access_log && r.status < 400) return;
     std::lock_guard<std::mutex> lock(log_mu);
-    std::cerr << "drifa serve: " << req.remote_addr << " " << req.method << " " << route_of(req.path) << " " << res.status
-              << " " << static_cast<int64_t>(seconds * 1000) << " ms";
-    if (res.status >= 400) {
-      const auto j = nlohmann::json::parse(res.body, nullptr, false);
+    std::cerr << "drifa serve: " << address << " " << r.method << " " << r.route << " " << r.status << " "
+              << static_cast<int64_t>(seconds * 1000) << " ms";
+    if (r.status >= 400) {
+      const auto j = nlohmann::json::parse(body, nullptr, false);
       if (j.is_object() && j.contains("error") && j["error"].is_string()) std::cerr << ": " << j["error"].get<std::string>();
     }
     std::cerr << "\n";
   }
 
-  void predict(const httplib::Request& req, httplib::Response& res) {
-    if (!req.is_multipart_form_data())
-      throw RequestError(400, "request: send multipart/form-data with one file per modality, each in a field named as the modality");
-    PredictRequest pr;
-    for (const auto& [name, part] : req.files) {
-      if (part.filename.empty()) pr.fields.emplace_back(name, part.content);
-      else pr.files.push_back({name, part.filename, part.content});
-    }
-    answer_json(res, 200, service.predict(pr));
+  // Queues an answer: JSON unless content_type says otherwise.
+  MHD_Result answer(MHD_Connection* c, Req* r, int status, const std::string& body,
+                    const char* content_type = "application/json") {
+    MHD_Response* res = MHD_create_response_from_buffer(body.size(), const_cast<char*>(body.data()), MHD_RESPMEM_MUST_COPY);
+    if (!res) return MHD_NO;
+    MHD_add_response_header(res, "Content-Type", content_type);
+    if (status == 503) MHD_add_response_header(res, "Retry-After", "1");
+    if (status == 401) MHD_add_response_header(res, "WWW-Authenticate", "Bearer");
+    if (r->route == "/")
+      MHD_add_response_header(res, "Content-Security-Policy",
+                              "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'");
+    const auto ok = MHD_queue_response(c, static_cast<unsigned>(status), res);
+    set_receiving(c, false);  // answered: no deadline while the answer is written
+    MHD_destroy_response(res);
+    r->status = status;
+    if (r->route != "/" && status >= 400) r->result_body = body;  // for the log line
+    return ok;
+  }
+  MHD_Result refuse(MHD_Connection* c, Req* r, int status, const std::string& message) {
+    return answer(c, r, status, error_body(status, message));
   }
 
-  void routes() {
-    http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
-      t_request_start = Clock::now();
-      if (authorised(req)) return httplib::Server::HandlerResponse::Unhandled;
-      answer_error(res, 401, req.has_header("Authorization") ? "wrong bearer token" : "this server needs a bearer token: Authorization: Bearer TOKEN");
-      return httplib::Server::HandlerResponse::Handled;
-    });
-    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-      res.set_header("Content-Security-Policy",
-                     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data: blob:; connect-src 'self'");
-      res.set_content(web_page(), "text/html; charset=utf-8");
-    });
-    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { answer_json(res, 200, {{"status", "ok"}}); });
-    http.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
-      res.set_content(service.metrics().render(), "text/plain; version=0.0.4; charset=utf-8");
-    });
-    http.Get("/v1/model", [this](const httplib::Request&, httplib::Response& res) {
+  Conn* conn_of(MHD_Connection* c) {
+    const auto* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? static_cast<Conn*>(info->socket_context) : nullptr;
+  }
+  void set_receiving(MHD_Connection* c, bool receiving) {
+    if (Conn* k = conn_of(c)) {
+      std::lock_guard<std::mutex> lock(conn_mu);
+      k->receiving = receiving;
+      k->since = Clock::now();
+    }
+  }
+
+  // ---- the request handler (event loop) ------------------------------------------------------
+
+  MHD_Result begin(MHD_Connection* c, Req* r, const char* url) {
+    if (!authorised(c, r->route))
+      return refuse(c, r, 401,
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")
+                        ? "wrong bearer token"
+                        : "this server needs a bearer token: Authorization: Bearer TOKEN");
+    const bool get = r->method == "GET";
+    if (r->route == "other")
+      return refuse(c, r, 404, "no such route; the routes: GET /, /healthz, /metrics, /v1/model; POST /v1/predict");
+    if ((r->route == "/v1/predict") == get) return refuse(c, r, 405, "method not allowed on " + r->route);
+    if (r->route == "/") return answer(c, r, 200, web_page(), "text/html; charset=utf-8");
+    if (r->route == "/healthz") return answer(c, r, 200, nlohmann::json{{"status", "ok"}}.dump());
+    if (r->route == "/metrics") return answer(c, r, 200, service.metrics().render(), "text/plain; version=0.0.4; charset=utf-8");
+    if (r->route == "/v1/model") {
       auto j = service.model_info();
       j["limits"]["max_body_bytes"] = opt.max_body_bytes;
+      j["limits"]["request_deadline_s"] = opt.request_deadline_s;
+      j["limits"]["max_connections"] = opt.max_connections;
+      j["limits"]["max_connections_per_client"] = opt.max_connections_per_client;
       j["auth"] = !token.empty();
-      answer_json(res, 200, j);
-    });
-    http.Post("/v1/predict", [this](const httplib::Request& req, httplib::Response& res) { predict(req, res); });
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
+      return answer(c, r, 200, j.dump());
+    }
+    // POST /v1/predict: refused before the body is read where the header already tells.
+    const char* type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    if (!type || std::string(type).rfind("multipart/form-data", 0) != 0)
+      return refuse(c, r, 400, "request: send multipart/form-data with one file per modality, each in a field named as the modality");
+    if (const char* len = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length")) {
+      errno = 0;
+      char* end = nullptr;
+      const unsigned long long n = std::strtoull(len, &end, 10);
+      if (errno == 0 && end != len && n > static_cast<unsigned long long>(opt.max_body_bytes))
+        return refuse(c, r, 413, "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes (--max-body)");
+    }
+    r->post = MHD_create_post_processor(c, 64 * 1024, &Impl::on_part, r);
+    if (!r->post) return refuse(c, r, 400, "request: malformed multipart/form-data header (no boundary?)");
+    (void)url;
+    return MHD_YES;
+  }
+
+  void body(Req* r, const char* data, size_t size) {
+    if (r->refusal_status) return;  // discard the rest of a refused body
+    r->body_bytes += size;
+    if (r->body_bytes > static_cast<uint64_t>(opt.max_body_bytes)) {
+      r->refusal_status = 413;
+      r->refusal = "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes (--max-body)";
+    } else if (MHD_post_process(r->post, data, size) != MHD_YES) {
+      r->refusal_status = 400;
+      r->refusal = "request: malformed multipart/form-data body";
+    }
+  }
+
+  static MHD_Result on_part(void* cls, MHD_ValueKind, const char* key, const char* filename, const char*, const char*,
+                            const char* data, uint64_t off, size_t size) {
+    auto* r = static_cast<Req*>(cls);
+    const std::string bytes(data ? data : "", data ? size : 0);
+    if (off == 0) {  // a new part
+      r->part_is_file = filename && *filename;
+      if (r->part_is_file) r->predict.files.push_back({key ? key : "", filename, bytes});
+      else r->predict.fields.emplace_back(key ? key : "", bytes);
+    } else if (r->part_is_file && !r->predict.files.empty()) {
+      r->predict.files.back().bytes += bytes;
+    } else if (!r->predict.fields.empty()) {
+      r->predict.fields.back().second += bytes;
+    }
+    return MHD_YES;
+  }
+
+  // The whole request is in: answer a refusal, or hand the prediction to a request thread and
+  // suspend the connection until it is done (the event loop goes on serving the others).
+  MHD_Result complete(MHD_Connection* c, Req* r) {
+    set_receiving(c, false);
+    if (r->refusal_status) return refuse(c, r, r->refusal_status, r->refusal);
+    if (r->dispatched) {
+      if (!r->done) return MHD_YES;
+      return answer(c, r, r->result_status, r->result_body);
+    }
+    if (!workers->has_room())
+      return refuse(c, r, 503, "server busy: " + std::to_string(opt.service.batch.queue) + " requests already wait (--queue)");
+    r->dispatched = true;
+    MHD_suspend_connection(c);
+    workers->submit([this, c, r] {
       try {
-        std::rethrow_exception(ep);
+        r->result_body = service.predict(r->predict).dump();
+        r->result_status = 200;
       } catch (const RequestError& e) {
-        answer_error(res, e.status(), e.what());
+        r->result_status = e.status();
+        r->result_body = error_body(e.status(), e.what());
       } catch (const std::exception& e) {
-        answer_error(res, 500, std::string("internal error: ") + e.what());
-      } catch (...) {
-        answer_error(res, 500, "internal error");
+        r->result_status = 500;
+        r->result_body = error_body(500, std::string("internal error: ") + e.what());
       }
+      r->done = true;
+      MHD_resume_connection(c);
     });
-    // Answers httplib gives by itself (404, 405, 413, 400 for a malformed request) get a JSON body.
-    http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;  // ours already
-      std::string message;
-      switch (res.status) {
-        case 404: message = "no such route; the routes: GET /, /healthz, /metrics, /v1/model; POST /v1/predict"; break;
-        case 405: message = "method not allowed on " + route_of(req.path); break;
-        case 413: message = "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes (--max-body)"; break;
-        case 414: message = "request line too long"; break;
-        default: message = "malformed request"; break;
+    return MHD_YES;
+  }
+
+  static MHD_Result on_request(void* cls, MHD_Connection* c, const char* url, const char* method, const char*,
+                               const char* upload, size_t* upload_size, void** con_cls) {
+    auto& self = *static_cast<Impl*>(cls);
+    auto* r = static_cast<Req*>(*con_cls);
+    if (!r) {
+      r = new Req;
+      *con_cls = r;
+      ++self.requests_open;
+      r->route = route_of(url ? url : "");
+      r->method = method ? method : "";
+      return self.begin(c, r, url);
+    }
+    if (r->status) {  // answered at the header; the body, if any, is discarded
+      *upload_size = 0;
+      return MHD_YES;
+    }
+    if (*upload_size > 0) {
+      self.body(r, upload, *upload_size);
+      *upload_size = 0;
+      return MHD_YES;
+    }
+    return self.complete(c, r);
+  }
+
+  static void on_completed(void* cls, MHD_Connection* c, void** con_cls, MHD_RequestTerminationCode) {
+    auto& self = *static_cast<Impl*>(cls);
+    auto* r = static_cast<Req*>(*con_cls);
+    if (!r) return;
+    *con_cls = nullptr;
+    if (r->post) MHD_destroy_post_processor(r->post);
+    const double s = std::chrono::duration<double>(Clock::now() - r->start).count();
+    if (r->status) {
+      self.service.metrics().request(r->route, r->status, s);
+      const Conn* k = self.conn_of(c);
+      self.log(k ? k->address : "?", *r, s, r->result_body);
+    }
+    delete r;
+    --self.requests_open;
+    self.set_receiving(c, true);  // the connection's next request: its deadline counts from now
+  }
+
+  // ---- connections: caps and the deadline --------------------------------------------------
+
+  static void on_connection(void* cls, MHD_Connection* c, void** socket_context, MHD_ConnectionNotificationCode code) {
+    auto& self = *static_cast<Impl*>(cls);
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+      auto* k = new Conn;
+      *socket_context = k;
+      if (const auto* fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD)) k->fd = fd->connect_fd;
+      if (const auto* a = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS)) k->address = address_of(a->client_addr);
+      k->since = Clock::now();
+      std::string why;
+      {
+        std::lock_guard<std::mutex> lock(self.conn_mu);
+        self.conns.insert(k);
+        const int from_client = ++self.per_client[k->address];
+        if (static_cast<int>(self.conns.size()) > self.opt.max_connections)
+          why = "too many open connections (" + std::to_string(self.opt.max_connections) + ", --max-connections)";
+        else if (from_client > self.opt.max_connections_per_client)
+          why = "too many open connections from " + k->address + " (" + std::to_string(self.opt.max_connections_per_client) +
+                ", --max-connections-per-client)";
+        k->refused = !why.empty();
       }
-      answer_error(res, res.status, message);
-      return httplib::Server::HandlerResponse::Handled;
-    }));
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      // Requests refused before routing (413 on the declared length) have no start time: 0 s.
-      const double s = t_request_start == Clock::time_point{} ? 0.0
-                                                               : std::chrono::duration<double>(Clock::now() - t_request_start).count();
-      t_request_start = Clock::time_point{};
-      service.metrics().request(route_of(req.path), res.status, s);
-      log(req, res, s);
-    });
+      if (k->refused) self.refuse_connection(*k, why);
+      return;
+    }
+    auto* k = static_cast<Conn*>(*socket_context);
+    if (!k) return;
+    {
+      // MHD reports the close before it closes the socket; under this lock the watchdog never
+      // shuts down a descriptor that has been closed and reused.
+      std::lock_guard<std::mutex> lock(self.conn_mu);
+      self.conns.erase(k);
+      if (--self.per_client[k->address] <= 0) self.per_client.erase(k->address);
+    }
+    delete k;
+    *socket_context = nullptr;
+  }
+
+  // Beyond a cap: a 503 written straight to the new socket (a few hundred bytes, which the
+  // socket buffer takes at once), then both directions shut; the event loop sees the end of
+  // the stream and closes it. No request is read, so a client that never sends one costs nothing.
+  void refuse_connection(Conn& k, const std::string& why) {
+    const std::string body = error_body(503, why);
+    const std::string msg = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                            "Connection: close\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+    const auto n = ::send(k.fd, msg.data(), msg.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void)n;
+    ::shutdown(k.fd, SHUT_RDWR);
+    service.metrics().request("other", 503, 0.0);
+    std::lock_guard<std::mutex> lock(log_mu);
+    std::cerr << "drifa serve: " << k.address << " connection refused with 503: " << why << "\n";
+  }
+
+  // Closes connections whose request has not arrived within the deadline, however steadily its
+  // bytes trickle in (MHD's own timeout restarts on every byte).
+  void watch_deadlines() {
+    const auto deadline = std::chrono::seconds(opt.request_deadline_s);
+    std::unique_lock<std::mutex> lock(conn_mu);
+    while (!watchdog_stop) {
+      watchdog_cv.wait_for(lock, std::chrono::milliseconds(100));
+      const auto now = Clock::now();
+      for (Conn* k : conns) {
+        if (!k->receiving || k->cut || k->refused || now - k->since < deadline) continue;
+        ::shutdown(k->fd, SHUT_RDWR);
+        k->cut = true;
+        service.metrics().request("other", 408, std::chrono::duration<double>(now - k->since).count());
+        if (opt.access_log) {
+          std::lock_guard<std::mutex> l(log_mu);
+          std::cerr << "drifa serve: " << k->address << " closed: no complete request within " << opt.request_deadline_s
+                    << " s (--request-deadline)\n";
+        }
+      }
+    }
+  }
+
+  void start() {
+    // One descriptor per connection: allow the caps, within the hard limit.
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+      const rlim_t want = static_cast<rlim_t>(opt.max_connections) + 256;
+      if (rl.rlim_cur < want) {
+        rl.rlim_cur = std::min(want, rl.rlim_max);
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+      }
+    }
+    addrinfo hints{}, *found = nullptr;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    if (::getaddrinfo(opt.host.c_str(), std::to_string(opt.port).c_str(), &hints, &found) != 0 || !found)
+      throw Error("serve: cannot listen on " + opt.host + ":" + std::to_string(opt.port) + " (not an address of this machine)");
+    const addrinfo* pick = found;  // IPv4 where a name has both ("localhost"), as clients try it first
+    for (const addrinfo* a = found; a; a = a->ai_next)
+      if (a->ai_family == AF_INET) {
+        pick = a;
+        break;
+      }
+    sockaddr_storage addr{};
+    std::memcpy(&addr, pick->ai_addr, pick->ai_addrlen);
+    const bool v6 = pick->ai_family == AF_INET6;
+    ::freeaddrinfo(found);
+    workers = std::make_unique<RequestThreads>(opt.http_threads, static_cast<size_t>(opt.service.batch.queue));
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    if (v6) flags |= MHD_USE_IPv6;
+    daemon = MHD_start_daemon(
+        flags, static_cast<uint16_t>(opt.port), nullptr, nullptr, &Impl::on_request, this,
+        MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&addr),
+        MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(opt.io_timeout_s),
+        // Room above the cap, so a connection beyond it is still accepted and told 503.
+        MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(opt.max_connections + 64),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<size_t>(64 * 1024),
+        MHD_OPTION_NOTIFY_COMPLETED, &Impl::on_completed, this,
+        MHD_OPTION_NOTIFY_CONNECTION, &Impl::on_connection, this,
+        MHD_OPTION_END);
+    if (!daemon) {
+      workers.reset();
+      throw Error("serve: cannot listen on " + opt.host + ":" + std::to_string(opt.port) +
+                  " (address in use, not an address of this machine, or a privileged port)");
+    }
+    const auto* info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    port = info ? info->port : opt.port;
+    watchdog = std::thread([this] { watch_deadlines(); });
+  }
+
+  // Stops accepting, lets the requests already received be answered (at most the service's
+  // timeout and then some), then stops the loop.
+  void drain() {
+    if (!daemon) return;
+    const MHD_socket listener = MHD_quiesce_daemon(daemon);
+    const auto until = Clock::now() + std::chrono::duration<double>(opt.service.timeout_s + 5);
+    while (requests_open > 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    shut_down();
+    if (listener != MHD_INVALID_SOCKET) ::close(listener);
   }
 };
 
@@ -211,20 +563,26 @@ Server::Server(Service& service, ServerOptions opt) : impl_(std::make_unique<Imp
 Server::~Server() = default;
 
 int Server::bind() {
-  auto& i = *impl_;
-  i.port = i.opt.port == 0 ? i.http.bind_to_any_port(i.opt.host) : (i.http.bind_to_port(i.opt.host, i.opt.port) ? i.opt.port : -1);
-  if (i.port <= 0)
-    throw Error("serve: cannot listen on " + i.opt.host + ":" + std::to_string(i.opt.port) +
-                " (address in use, not an address of this machine, or a privileged port)");
-  return i.port;
+  if (impl_->port <= 0) impl_->start();
+  return impl_->port;
 }
 
 void Server::run() {
   if (impl_->port <= 0) bind();
-  impl_->http.listen_after_bind();
+  {
+    std::unique_lock<std::mutex> lock(impl_->run_mu);
+    impl_->run_cv.wait(lock, [this] { return impl_->stop_requested; });
+  }
+  impl_->drain();
 }
 
-void Server::stop() { impl_->http.stop(); }
+void Server::stop() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->run_mu);
+    impl_->stop_requested = true;
+  }
+  impl_->run_cv.notify_all();
+}
 
 std::string Server::url() const {
   const auto& h = impl_->opt.host;

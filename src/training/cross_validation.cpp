@@ -11,6 +11,7 @@
 #include "drifa/error.h"
 #include "drifa/evaluation/bootstrap.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/folder_lock.h"
 #include "drifa/io/settings.h"
 #include "drifa/training/run_files.h"
 #include "drifa/training/run_folder.h"
@@ -21,7 +22,9 @@ namespace drifa::training {
 
 void train_folds(const RunConfig& cfg, const std::string& dir, int folds, const TrainOptions& opt, const DistributedEnv& ranks) {
   settings::check_integer("command line", "--folds", folds, settings::limits::kFolds);
-  fs::create_directories(dir);
+  std::optional<io::FolderLock> lock;  // rank 0 writes cv.json; each rank locks the folds it trains
+  if (ranks.rank == 0) lock.emplace(dir);
+  else fs::create_directories(dir);
   const auto manifest = run_files::path(dir, run_files::kCv);
   nlohmann::json names = nlohmann::json::array();
   for (int f = 0; f < folds; ++f) names.push_back("fold-" + std::to_string(f));
@@ -74,6 +77,7 @@ nlohmann::json task_metrics(const torch::Tensor& y, const torch::Tensor& p, cons
 }  // namespace
 
 nlohmann::json summarise_folds(const std::string& dir, torch::Device device, const evaluation::BootstrapOptions& ci) {
+  const io::FolderLock lock(dir);
   const auto runs = fold_runs(dir);
   const auto first = RunFolder::open(runs[0]);
   const auto all = data::prepare_data(first.cfg.data, first.cfg.seed);

@@ -8,6 +8,8 @@
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/config_file.h"
+#include "drifa/io/folder_lock.h"
+#include "drifa/io/model_file.h"
 #include "drifa/io/settings.h"
 #include "drifa/training/run_files.h"
 
@@ -18,7 +20,9 @@ namespace drifa::training {
 std::vector<TrainSummary> train_ensemble(const RunConfig& cfg, const std::string& dir, int members,
                                          const TrainOptions& opt, const DistributedEnv& ranks) {
   if (members < 1) throw Error("an ensemble needs at least 1 member, got " + std::to_string(members));
-  fs::create_directories(dir);
+  std::optional<io::FolderLock> lock;  // rank 0 writes ensemble.json; each rank locks the members it trains
+  if (ranks.rank == 0) lock.emplace(dir);
+  else fs::create_directories(dir);
   settings::check_integer("command line", "--members", members, settings::limits::kEnsembleMembers);
   const auto manifest = run_files::path(dir, run_files::kEnsemble);
   nlohmann::json names = nlohmann::json::array();
@@ -84,6 +88,7 @@ std::vector<std::string> member_runs(const std::string& dir, bool finished_only)
 Ensemble open_ensemble(const std::string& dir, torch::Device device) {
   const auto runs = member_runs(dir);
   Ensemble e;
+  e.dir = dir;
   e.run = RunFolder::open(runs[0]);
   const auto split = e.run.data.to_json();
   for (const auto& r : runs) {
@@ -91,10 +96,22 @@ Ensemble open_ensemble(const std::string& dir, torch::Device device) {
     if (member.data.to_json() != split)
       throw Error(r + ": its data split differs from " + runs[0] + "'s; the members of an ensemble must share one split");
     auto net = e.run.load_model(member.best_model());
+    e.weights.push_back(io::weights_hash(*net));
     net->to(device);
     e.nets.push_back(net);
   }
   return e;
+}
+
+std::optional<calibration::Calibration> Ensemble::calibration() const {
+  auto cal = run_files::read_calibration(dir);
+  if (!cal) return cal;
+  const auto source = run_files::path(dir, run_files::kCalibration);
+  if (cal->models != static_cast<int64_t>(nets.size()))
+    throw Error(source + ": models: found " + std::to_string(cal->models) + ", allowed the " + std::to_string(nets.size()) +
+                " models of " + dir + "; run `drifa calibrate " + dir + "` again");
+  cal->check_weights(weights, source);
+  return cal;
 }
 
 }  // namespace drifa::training

@@ -13,6 +13,7 @@
 #include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/folder_lock.h"
 #include "drifa/io/config_file.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/inputs/presence.h"
@@ -95,7 +96,10 @@ std::vector<torch::Tensor> training_class_weights(const TrainConfig& tc, const d
 }
 
 TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
-  fs::create_directories(run_dir);
+  const int lock_rank = opt.group ? opt.group->rank() : 0;
+  std::optional<io::FolderLock> lock;  // rank 0 alone writes the folder (below), so it alone locks it
+  if (lock_rank == 0) lock.emplace(run_dir);
+  else fs::create_directories(run_dir);
   const std::string ckpt = run_files::path(run_dir, run_files::kCheckpoint);
   const std::string best = run_files::path(run_dir, run_files::kBestModel);
   const std::string cfg_path = run_files::path(run_dir, run_files::kConfig);
@@ -110,12 +114,18 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
 
   // Same seed -> same split, pairing, augmentation, initialisation and dropout masks.
   data::PreparedData d;
-  if (opt.resume) {
-    if (!fs::exists(ckpt)) throw Error(run_dir + ": nothing to resume (no checkpoint.safetensors)");
+  // --resume on a run stopped before its first checkpoint starts it again: there is nothing to
+  // lose, and one command then continues a run wherever it was interrupted.
+  const bool resuming = opt.resume && fs::exists(ckpt);
+  if (opt.resume && fs::exists(cfg_path))
     if (const auto saved = io::read_json(cfg_path), now = cfg.to_json(); saved != now)
       throw Error(run_dir + ": the configuration differs from the one this run was started with (" +
                   first_difference(now, saved) + ")");
+  if (resuming) {
     d = data::PreparedData::from_json(io::read_json(split_path), split_path);
+  } else if (opt.resume) {
+    say(run_dir + ": no checkpoint yet; starting the run from its beginning");
+    d = opt.data ? *opt.data : data::prepare_data(cfg.data, cfg.seed);
   } else {
     if (fs::exists(ckpt))
       throw Error(run_dir + ": already holds a training run; use --resume to continue it or choose another --out");
@@ -129,7 +139,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     if (lead)
       for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
   }
-  if (!opt.resume && lead) {
+  if (!resuming && lead) {
     io::atomic_write_text(cfg_path, cfg.to_json().dump(2));
     io::atomic_write_text(split_path, d.to_json().dump());
   }
@@ -159,7 +169,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   TrainerState st;
   st.lr = tc.lr;
   nlohmann::json log = nlohmann::json::array();
-  if (opt.resume) {
+  if (resuming) {
     st = load_checkpoint(ckpt, net, adam);
     set_lr(adam, st.lr);
     if (fs::exists(log_path)) {
@@ -424,7 +434,8 @@ nlohmann::json missing_metrics(const RunFolder& run, DRIFANet& net, const std::v
 
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
                             const std::string& out_dir, const EvaluateOptions& opt) {
-  const auto run = RunFolder::open(run_dir);
+  const auto run = RunFolder::open(run_dir);  // first: a mistyped folder is refused, not created by the lock
+  const io::FolderLock lock(out_dir);
   const auto& cfg = run.cfg;
   auto loaded = run.load_model_file(model_path);
   auto net = loaded.net;
@@ -459,7 +470,6 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   if (opt.partners > 0) j["partners"] = partner_metrics(run, net, examples, *cache, eo, opt);
   nlohmann::json missing;
   if (!opt.missing.empty()) missing = missing_metrics(run, net, examples, *cache, eo, opt);
-  fs::create_directories(out_dir);
   io::atomic_write_text(run_files::path(out_dir, run_files::kMetrics), j.dump(2));
   evaluation::write_predictions(run_files::path(out_dir, run_files::kPredictions), r, examples, mc);
   if (!missing.is_null()) {

@@ -286,7 +286,7 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
   if (fs::is_directory(path)) {
     auto e = training::open_ensemble(path, device);
     p.nets = e.nets;
-    p.calibration = training::run_files::read_calibration(path);
+    p.calibration = e.calibration();
     run = e.run;
     p.pairing = e.run.data.paired ? "paired" : "unpaired";
   } else {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "drifa/io/atomic_file.h"
+#include "drifa/io/folder_lock.h"
 #include "drifa/training/ensemble.h"
 #include "drifa/training/run_files.h"
 
@@ -16,6 +17,10 @@ namespace drifa::uncertainty {
 
 nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
   namespace rf = training::run_files;
+  // One writer of the study's folder at a time; a run still training may be studied.
+  training::member_runs(dir);  // first: a mistyped folder is refused, not created by the lock
+  const std::string out = opt.out.empty() ? rf::path(dir, rf::kUqDir) : opt.out;
+  const io::FolderLock lock(out);
   auto e = training::open_ensemble(dir, opt.study.device);
   const auto examples = e.run.examples(opt.part);
   data::ImageCache cache(e.run.cfg.data.image_options());
@@ -30,11 +35,8 @@ nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
     study.plan.partners = opt.partners;
   }
   const auto s = sample_models(e.nets, examples, cache, study);
-  const auto cal = opt.calibrated ? rf::read_calibration(dir) : std::nullopt;
+  const auto cal = opt.calibrated ? e.calibration() : std::nullopt;
   nlohmann::json warnings = nlohmann::json::array();
-  if (cal && cal->models != static_cast<int64_t>(e.nets.size()))
-    throw Error(rf::path(dir, rf::kCalibration) + ": models: found " + std::to_string(cal->models) + ", allowed the " +
-                std::to_string(e.nets.size()) + " models of " + dir + "; run `drifa calibrate " + dir + "` again");
   if (cal && cal->passes != opt.study.mc.passes)
     warnings.push_back("the calibration was fitted with " + std::to_string(cal->passes) + " Monte Carlo passes, this study uses " +
                        std::to_string(opt.study.mc.passes) + "; the mc and ensemble temperatures and sets are approximate");
@@ -60,8 +62,6 @@ nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
   j["mc_seconds"] = s.mc_seconds;
   j["shared_prefix"] = opt.study.mc.share_prefix;
   j["warnings"] = warnings;
-  const std::string out = opt.out.empty() ? rf::path(dir, rf::kUqDir) : opt.out;
-  fs::create_directories(out);
   write_samples_csv(rf::path(out, rf::kUqSamples), s, examples, e.nets[0]->config(), so.calibration);
   io::atomic_write_text(rf::path(out, rf::kUq), j.dump(2));
   return j;

@@ -42,6 +42,13 @@ struct Calibration {
   double alpha = 0.1;        // the default miscoverage of prediction sets
   Score score = Score::Lac;  // the default score of prediction sets
   std::map<std::string, std::map<std::string, MethodCalibration>> tasks;  // task -> method -> fit
+  // io::weights_hash of each model it was fitted on, in member order; empty in files written
+  // before the check existed (read as unchecked).
+  std::vector<std::string> weights;
+
+  // Refuses a calibration fitted on other weights than now's (a folder retrained or a member
+  // replaced after `drifa calibrate`): "SOURCE: fitted on other model weights ...".
+  void check_weights(const std::vector<std::string>& now, const std::string& source) const;
 
   const MethodCalibration* find(const std::string& task, const std::string& method) const;  // nullptr: none
   nlohmann::json to_json() const;

@@ -20,7 +20,8 @@ struct DicomOptions {
 // Returns CV_32FC1 (grey) or CV_32FC3 (RGB order), values in [0, 1]. Alpha is dropped.
 // The format comes from the file's signature (DICOM also by extension), never from its name
 // alone; the header's dimensions are checked against max_pixels before anything is decoded;
-// truncated JPEGs and float images with NaN/infinite pixels are refused.
+// truncated or corrupt JPEG, PNG and TIFF files (data/image_integrity.h) and float images with
+// NaN/infinite pixels are refused.
 cv::Mat decode_image(const std::string& path, const DicomOptions& dicom = {},
                      int64_t max_pixels = settings::limits::kDefaultImagePixels);
 // The same from the file's bytes; source names it in messages (and its extension marks DICOM).

@@ -23,6 +23,11 @@ NamedTensors model_state(const torch::nn::Module& module);
 // shape and no extra names may appear; throws drifa::Error naming source and tensor otherwise.
 void load_state(torch::nn::Module& module, const NamedTensors& tensors, const std::string& source);
 
+// A fingerprint of the canonical state's names, shapes and float32 values (16 hex digits, not a
+// cryptographic hash): it tells whether two files hold the same weights, whatever their metadata
+// (calibrate rewrites best.safetensors' metadata, not its weights).
+std::string weights_hash(const torch::nn::Module& module);
+
 void save_model(DRIFANet& net, const std::string& path, Metadata extra = {});
 ModelConfig read_model_config(const SafetensorsFile& file, const std::string& source);
 

@@ -68,6 +68,7 @@ inline constexpr RealRange kPerplexity{1.0, 1000.0};
 inline constexpr IntRange kCount{0, 100000};           // overlays, cases shown
 inline constexpr IntRange kNproc{0, 256};
 inline constexpr IntRange kTimeoutSeconds{1, 86400};
+inline constexpr IntRange kConnections{1, 100000};     // serve: open connections
 inline constexpr IntRange kSynthPerClass{1, 10000};
 inline constexpr RealRange kAlpha{0.0, 1.0, true, true};       // conformal miscoverage
 inline constexpr RealRange kModalityDropout{0.0, 0.95};         // [train] modality_dropout

@@ -1,5 +1,7 @@
 #pragma once
-// `drifa serve`: a Service (service.h) behind HTTP, on Debian's cpp-httplib.
+// `drifa serve`: a Service (service.h) behind HTTP, on Debian's libmicrohttpd. One event loop
+// (epoll) reads and writes every connection, so a slow or idle client holds a socket, never a
+// thread; predictions run on request threads while the loop answers /healthz and /metrics.
 //
 //   GET  /            the web page (page.h): an image per modality in, classes, probabilities,
 //                     uncertainty, prediction sets and Grad-CAM overlays out
@@ -13,7 +15,10 @@
 // Errors are JSON, {"error": MESSAGE, "status": CODE}. Safety: loopback unless a bearer token
 // file is given (then every route but / and /healthz asks for it, compared in constant time);
 // bodies over max_body_bytes get 413 before they are read; images are checked from their header
-// against max_image_pixels; each request has a timeout; no request names a path on the server.
+// against max_image_pixels; no request names a path on the server. Slow and many clients: a
+// request's header and body must arrive within request_deadline_s of its first byte (however
+// slowly they trickle); open connections are capped overall and per client address, and a
+// connection beyond a cap is answered 503 at once and closed.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,8 +33,11 @@ struct ServerOptions {
   int port = 8080;            // 0: any free port (bind() returns it)
   std::string token_file;     // required when host is not a loopback address
   int64_t max_body_bytes = 32ll << 20;
-  int http_threads = 16;      // connections served at once (each keeps its thread while open)
-  int io_timeout_s = 30;      // socket read and write timeouts
+  int http_threads = 16;      // requests decoded and waiting on the model at once (not connections)
+  int io_timeout_s = 30;      // a connection idle this long is closed
+  int request_deadline_s = 60;           // header and body must arrive within this, from the first byte
+  int max_connections = 512;             // open connections in all
+  int max_connections_per_client = 64;   // open connections from one client address
   bool access_log = false;    // a line per request on stderr (errors are always logged)
   ServiceOptions service;
 };

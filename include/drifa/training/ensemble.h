@@ -2,9 +2,11 @@
 // Ensembles (spec section 7: 5 independently trained models): K runs of one config that share
 // the data split and differ in initialisation, pairing, augmentation and dropout
 // (RunConfig::member). Folder: ensemble.json and member-0 .. member-(K-1), each a run folder.
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "drifa/calibration/calibration.h"
 #include "drifa/training/run_folder.h"
 #include "drifa/training/trainer.h"
 
@@ -24,8 +26,14 @@ std::vector<std::string> member_runs(const std::string& dir, bool finished_only 
 
 // An ensemble (or one run) opened for the uncertainty study, predictions and explanations.
 struct Ensemble {
-  RunFolder run;               // member 0: config and split, shared by all members
-  std::vector<DRIFANet> nets;  // each member's best.safetensors, on the device
+  std::string dir;                   // the folder opened (an ensemble folder or one run)
+  RunFolder run;                     // member 0: config and split, shared by all members
+  std::vector<DRIFANet> nets;        // each member's best.safetensors, on the device
+  std::vector<std::string> weights;  // io::weights_hash of each member, in order
+
+  // dir's calibration.json, or nullopt when it has none. Refused (drifa::Error) when it was
+  // fitted on another number of models or on other weights than these.
+  std::optional<calibration::Calibration> calibration() const;
 };
 // Throws drifa::Error if a member's split differs from member 0's or its model does not fit it.
 Ensemble open_ensemble(const std::string& dir, torch::Device device);

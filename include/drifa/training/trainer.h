@@ -15,7 +15,7 @@
 namespace drifa::training {
 
 struct TrainOptions {
-  bool resume = false;
+  bool resume = false;  // continue from the checkpoint; with none yet, start (a differing config.json is refused)
   bool quiet = false;
   torch::Device device = torch::kCPU;
   bool evaluate_test = true;                       // evaluate best.safetensors on the test part at the end
