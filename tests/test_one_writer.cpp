@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/model_file.h"
 #include "drifa/io/safetensors.h"
@@ -51,6 +52,28 @@ TEST(OneWriter, NestedWritersInOneProcessShareTheLockAndOthersWait) {
   // Taken again after release, and refused while another process holds it.
   io::FolderLock again(dir);
   EXPECT_EQ(other_process_can_lock(dir), 7);
+}
+
+TEST(OneWriter, TheNextWriterRemovesWhatAKilledWriterLeftHalfWritten) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "out";
+  fs::create_directories(dir + "/sub");
+  const pid_t dead = ::fork();
+  if (dead == 0) _exit(0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string mine = std::to_string(::getpid()), gone = std::to_string(dead);
+  for (const std::string& f : std::vector<std::string>{"checkpoint.safetensors.tmp." + gone, "log.json.tmp." + gone, "metrics.json.tmp." + mine,
+                        "notes.tmp.txt", "sub/config.json.tmp." + gone})
+    test::write_bytes(dir + "/" + f, "half");
+  {
+    io::FolderLock lock(dir);
+  }
+  EXPECT_FALSE(fs::exists(dir + "/checkpoint.safetensors.tmp." + gone)) << "a dead writer's temporary goes";
+  EXPECT_FALSE(fs::exists(dir + "/log.json.tmp." + gone));
+  EXPECT_TRUE(fs::exists(dir + "/metrics.json.tmp." + mine)) << "a live writer's stays";
+  EXPECT_TRUE(fs::exists(dir + "/notes.tmp.txt")) << "not a temporary of ours";
+  EXPECT_TRUE(fs::exists(dir + "/sub/config.json.tmp." + gone)) << "sub-folders have their own writers";
+  EXPECT_EQ(io::remove_stale_temporaries(dir + "/sub"), 1);
 }
 
 TEST(OneWriter, EveryWritingCommandRefusesAFolderInUseAndNamesTheHolder) {

@@ -14,6 +14,7 @@
 #include <mutex>
 
 #include "drifa/error.h"
+#include "drifa/io/atomic_file.h"
 
 namespace fs = std::filesystem;
 
@@ -111,6 +112,8 @@ FolderLock::FolderLock(const std::string& dir) {
   held.fd = fd;
   held.count = 1;
   key_ = key;
+  // The folder's one writer now: what a killed writer left half-written goes.
+  remove_stale_temporaries(key);
 }
 
 FolderLock::~FolderLock() {

@@ -455,6 +455,9 @@ std::vector<std::string> write_report(const std::string& dir, const std::string&
   // The report's own outputs (plots/, then report.html): one writer at a time. Not the run
   // folder: a report may be written while the run trains.
   const io::FolderLock lock(b.plots);
+  // A killed report's report.html.tmp.PID, beside the report.
+  const auto html_dir = fs::path(html_path).parent_path();
+  io::remove_stale_temporaries(html_dir.empty() ? "." : html_dir.string());
   b.html << "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>DRIFA report: " << esc(dir) << "</title><style>"
          << "body{font-family:sans-serif;margin:2em;max-width:1400px;color:#222}"
          << "table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}"

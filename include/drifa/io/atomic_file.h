@@ -12,6 +12,10 @@ namespace drifa::io {
 void atomic_write(const std::string& path, const std::function<void(std::ostream&)>& write);
 void atomic_write_text(const std::string& path, const std::string& text);
 
+// Removes the temporary files (NAME.tmp.PID) in dir, not below it, whose writer no longer runs:
+// a writer killed while it wrote leaves one behind. A live writer's is kept. Returns the count.
+int remove_stale_temporaries(const std::string& dir);
+
 // The whole file as bytes. Throws drifa::Error "<path>: cannot open <what>" if it cannot be opened.
 std::string read_file(const std::string& path, const std::string& what = "file");
 

@@ -15,7 +15,8 @@ inline constexpr const char* kLockFile = ".drifa.lock";
 
 class FolderLock {
  public:
-  // Creates the folder if needed and locks it. Re-entrant within one process: a function that
+  // Creates the folder if needed and locks it, then removes the temporary files that killed
+  // writers left in it (io::remove_stale_temporaries). Re-entrant within one process: a function that
   // writes a folder its caller already holds shares the caller's lock. Throws drifa::Error
   // "FOLDER: another process is writing this folder (pid N: drifa train ..., since ...)".
   explicit FolderLock(const std::string& dir);
