@@ -206,3 +206,27 @@ TEST(Training, BadDataGivesClearErrors) {
   // still intact: the good configuration trains
   EXPECT_EQ(train_err().status, 0);
 }
+
+// A member stopped while it evaluated its test part (its training done, no done.json and no
+// metrics.json yet) is resumed from its final checkpoint and evaluated when the same command runs
+// again, not skipped (the chaos matrix found it skipped, when done.json came before metrics.json).
+TEST(Training, AnEnsembleMemberStoppedWhileEvaluatingIsEvaluatedOnTheRerun) {
+  test::TempDir dir;
+  const auto cfg = make_run_config(dir, "epochs = 2\n");
+  const std::string ens = dir / "ens", cmd = cli() + " ensemble -q --threads 2 -k 1 -c " + cfg + " -o " + ens;
+  auto r = run(cmd);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto metrics = read_json(ens + "/member-0/metrics.json");
+  const auto best = test::read_bytes(ens + "/member-0/best.safetensors");
+  fs::remove(ens + "/member-0/done.json");
+  fs::remove(ens + "/member-0/metrics.json");
+  fs::remove(ens + "/member-0/predictions.csv");
+  r = run(cmd);
+  ASSERT_EQ(r.status, 0) << r.output;
+  ASSERT_TRUE(fs::exists(ens + "/member-0/metrics.json")) << "the member was skipped, its metrics never written";
+  EXPECT_EQ(read_json(ens + "/member-0/metrics.json"), metrics);
+  EXPECT_TRUE(fs::exists(ens + "/member-0/done.json"));
+  EXPECT_EQ(test::read_bytes(ens + "/member-0/best.safetensors"), best) << "no epoch was trained again";
+  // done.json comes last, so no kill leaves it beside a member without its metrics.
+  EXPECT_GE(fs::last_write_time(ens + "/member-0/done.json"), fs::last_write_time(ens + "/member-0/metrics.json"));
+}

@@ -361,9 +361,6 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   sum.best_val_loss = st.best_val_loss;
   sum.best_model = best;
   if (!lead) return sum;
-  io::atomic_write_text(run_files::path(run_dir, run_files::kDone),
-                        nlohmann::json{{"epochs", st.epoch}, {"best_epoch", st.best_epoch}, {"best_val_loss", st.best_val_loss},
-                                       {"early_stopped", sum.early_stopped}}.dump(2));
   if (opt.evaluate_test) {
     EvaluateOptions eo;
     eo.device = opt.device;
@@ -371,6 +368,12 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     eo.cache = &cache;
     sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, eo);
   }
+  // Last: done.json says the whole run finished, its test metrics included. A run stopped
+  // before it (even while evaluating) is resumed from its final checkpoint and evaluated then;
+  // an ensemble or cross-validation skips a member only once this is there.
+  io::atomic_write_text(run_files::path(run_dir, run_files::kDone),
+                        nlohmann::json{{"epochs", st.epoch}, {"best_epoch", st.best_epoch}, {"best_val_loss", st.best_val_loss},
+                                       {"early_stopped", sum.early_stopped}}.dump(2));
   return sum;
 }
 
