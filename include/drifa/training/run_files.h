@@ -20,6 +20,8 @@
 //   DIR/gradcam/gradcam.json    Grad-CAM overlays and lesion scores         writer: gradcam_run
 //   DIR/tsne/tsne.json          t-SNE embeddings                            writer: tsne_run
 //   DIR/report.html             the report                                  writer: write_report
+//   FOLDER/.drifa.lock          the one writer's lock and its pid, command  io::FolderLock (io/folder_lock.h)
+//   FOLDER/NAME.tmp.PID         a file being written (renamed over NAME)    io::atomic_write
 #include <optional>
 #include <string>
 #include <vector>
