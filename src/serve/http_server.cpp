@@ -286,7 +286,7 @@ struct Server::Impl {
 
   // ---- the request handler (event loop) ------------------------------------------------------
 
-  MHD_Result begin(MHD_Connection* c, Req* r, const char* url) {
+  MHD_Result begin(MHD_Connection* c, Req* r) {
     if (!authorised(c, r->route))
       return refuse(c, r, 401,
                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization")
@@ -321,7 +321,6 @@ struct Server::Impl {
     }
     r->post = MHD_create_post_processor(c, 64 * 1024, &Impl::on_part, r);
     if (!r->post) return refuse(c, r, 400, "request: malformed multipart/form-data header (no boundary?)");
-    (void)url;
     return MHD_YES;
   }
 
@@ -393,7 +392,7 @@ struct Server::Impl {
       ++self.requests_open;
       r->route = route_of(url ? url : "");
       r->method = method ? method : "";
-      return self.begin(c, r, url);
+      return self.begin(c, r);
     }
     if (r->status) {  // answered at the header; the body, if any, is discarded
       *upload_size = 0;
