@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "drifa/data/csv.h"
@@ -25,7 +26,36 @@ std::vector<size_t> ModalitySet::class_counts() const {
   return c;
 }
 
-ModalitySet load_class_folders(const std::string& root, const std::string& name) {
+std::string group_from_pattern(const std::string& pattern, const std::string& path, const std::string& where) {
+  std::regex re;
+  try {
+    re = std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    throw Error(where + ": group_pattern: found '" + pattern + "', allowed a regular expression (" + e.what() + ")");
+  }
+  const std::string file = fs::path(path).filename().string();
+  std::smatch m;
+  if (!std::regex_search(file, m, re))
+    throw Error(where + ": group_pattern '" + pattern + "' matches nothing in the file name " + file + " (" + path + ")");
+  const std::string g = m.size() > 1 ? m[1].str() : m[0].str();
+  if (g.empty()) throw Error(where + ": group_pattern '" + pattern + "' gives an empty group for " + path);
+  return g;
+}
+
+void check_disjoint_groups(const ModalitySet& train, const ModalitySet& test, const std::string& train_src,
+                           const std::string& test_src) {
+  std::map<std::string, const Record*> seen;
+  for (const auto& r : train.records) seen.emplace(r.group, &r);
+  for (const auto& r : test.records) {
+    auto it = seen.find(r.group);
+    if (it != seen.end())
+      throw Error(train.name + ": group '" + r.group + "' is in both the training data (" + train_src + ": " +
+                  it->second->path + ") and the test data (" + test_src + ": " + r.path +
+                  "); a patient, lesion or volume must be in one part only");
+  }
+}
+
+ModalitySet load_class_folders(const std::string& root, const std::string& name, const GroupSpec& groups) {
   if (!fs::exists(root)) throw Error(name + ": data folder " + root + " does not exist");
   if (!fs::is_directory(root)) throw Error(name + ": " + root + " is not a folder");
   ModalitySet s;
@@ -44,7 +74,18 @@ ModalitySet load_class_folders(const std::string& root, const std::string& name)
       if (e.is_regular_file() && is_image_path(e.path().string())) files.push_back(e.path().string());
     if (files.empty()) throw Error(name + ": class folder " + d.string() + " contains no images");
     std::sort(files.begin(), files.end());
-    for (auto& f : files) s.records.push_back({f, label});
+    for (auto& f : files) {
+      std::string g = f;
+      if (groups.folders) {
+        const auto rel = fs::path(f).lexically_relative(d);
+        if (std::distance(rel.begin(), rel.end()) < 2)
+          throw Error(name + ": group_folders: " + f + " lies directly in its class folder, allowed CLASS/GROUP/image files");
+        g = rel.begin()->string();
+      } else if (!groups.pattern.empty()) {
+        g = group_from_pattern(groups.pattern, f, name);
+      }
+      s.records.push_back({f, label, g});
+    }
   }
   return s;
 }
@@ -80,6 +121,7 @@ int64_t index_of(const std::vector<std::string>& classes, const std::string& lab
 ModalitySet load_manifest(const ManifestSpec& spec, const std::string& name) {
   auto table = read_csv(spec.csv);
   const int pc = table.column(spec.path_column, spec.csv), lc = table.column(spec.label_column, spec.csv);
+  const int gc = spec.groups.column.empty() ? -1 : table.column(spec.groups.column, spec.csv);
   if (table.rows.empty()) throw Error(spec.csv + ": manifest has a header but no rows");
   std::vector<std::string> seen;
   for (const auto& r : table.rows) seen.push_back(r[lc]);
@@ -95,7 +137,14 @@ ModalitySet load_manifest(const ManifestSpec& spec, const std::string& name) {
     if (label < 0) throw Error(where + ": unknown label '" + r[lc] + "' in column " + spec.label_column);
     const std::string path = resolve(spec.path_template, r[pc], base, where);
     if (!fs::exists(path)) throw Error(where + ": image " + path + " not found");
-    s.records.push_back({path, label});
+    std::string g = path;
+    if (gc >= 0) {
+      g = r[gc];
+      if (g.empty()) throw Error(where + ": empty group in column " + spec.groups.column + " (group_column)");
+    } else if (!spec.groups.pattern.empty()) {
+      g = group_from_pattern(spec.groups.pattern, path, where);
+    }
+    s.records.push_back({path, label, g});
   }
   if (s.classes.size() < 2) throw Error(spec.csv + ": needs at least 2 classes, found " + std::to_string(s.classes.size()));
   return s;
@@ -111,6 +160,7 @@ PairedSet load_paired_manifest(const PairedSpec& spec) {
   s.tasks = spec.label_columns;
   std::vector<int> ic, lc;
   for (const auto& c : spec.image_columns) ic.push_back(table.column(c, spec.csv));
+  const int gc = spec.groups.column.empty() ? -1 : table.column(spec.groups.column, spec.csv);
   for (size_t t = 0; t < spec.label_columns.size(); ++t) {
     lc.push_back(table.column(spec.label_columns[t], spec.csv));
     std::vector<std::string> seen;
@@ -139,6 +189,12 @@ PairedSet load_paired_manifest(const PairedSpec& spec) {
       if (k < 0) throw Error(where + ": unknown label '" + v + "' in column " + spec.label_columns[t]);
       rec.labels.push_back(k);
     }
+    if (gc >= 0) {
+      rec.group = r[gc];
+      if (rec.group.empty()) throw Error(where + ": empty group in column " + spec.groups.column + " (group_column)");
+    } else if (!spec.groups.pattern.empty()) {
+      rec.group = group_from_pattern(spec.groups.pattern, rec.paths[0], where);
+    }  // else "": the row is its own group
     s.records.push_back(std::move(rec));
   }
   return s;

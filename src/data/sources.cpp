@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <random>
+#include <regex>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -33,14 +35,87 @@ ModalitySet subset(const ModalitySet& s, const std::vector<size_t>& idx) {
 
 nlohmann::json records_json(const ModalitySet& s) {
   nlohmann::json a = nlohmann::json::array();
-  for (const auto& r : s.records) a.push_back({r.path, r.label});
+  for (const auto& r : s.records)
+    a.push_back(r.group == r.path ? nlohmann::json{r.path, r.label} : nlohmann::json{r.path, r.label, r.group});
   return a;
 }
 
 nlohmann::json cases_json(const std::vector<PairedRecord>& v) {
   nlohmann::json a = nlohmann::json::array();
-  for (const auto& r : v) a.push_back({{"paths", r.paths}, {"labels", r.labels}});
+  for (const auto& r : v) {
+    nlohmann::json c{{"paths", r.paths}, {"labels", r.labels}};
+    if (!r.group.empty()) c["group"] = r.group;
+    a.push_back(c);
+  }
   return a;
+}
+
+std::vector<std::string> groups_of(const ModalitySet& s) {
+  std::vector<std::string> g;
+  for (const auto& r : s.records) g.push_back(r.group);
+  return g;
+}
+
+std::vector<std::string> groups_of(const std::vector<PairedRecord>& cases) {
+  std::vector<std::string> g;
+  for (const auto& c : cases) g.push_back(c.group);
+  return g;
+}
+
+// The split of one source: by groups when the source names them, else by image (as before groups).
+std::pair<std::vector<size_t>, std::vector<size_t>> split(const std::vector<int64_t>& y, const std::vector<std::string>& g,
+                                                          bool grouped, double fraction, uint64_t seed) {
+  return grouped ? stratified_group_split(y, g, fraction, seed) : stratified_split(y, fraction, seed);
+}
+
+std::vector<int> folds(const std::vector<int64_t>& y, const std::vector<std::string>& g, bool grouped, int k, uint64_t seed) {
+  return grouped ? stratified_group_folds(y, g, k, seed) : stratified_folds(y, k, seed);
+}
+
+// The setting that named a source's groups, for messages.
+std::string group_setting(const GroupSpec& g) {
+  if (!g.column.empty()) return "group_column '" + g.column + "'";
+  if (!g.pattern.empty()) return "group_pattern '" + g.pattern + "'";
+  return "group_folders";
+}
+
+// A grouped source must hold enough groups for its parts: training, validation and (when the
+// test part is split from it) test.
+void check_group_count(const std::vector<std::string>& groups, const GroupSpec& spec, const std::string& source, bool test_too) {
+  std::set<std::string> distinct(groups.begin(), groups.end());
+  const size_t need = test_too ? 3 : 2;
+  if (distinct.size() < need)
+    throw Error(source + ": " + group_setting(spec) + ": found " + std::to_string(distinct.size()) + " group" +
+                (distinct.size() == 1 ? "" : "s") + " in " + std::to_string(groups.size()) + " images, allowed at least " +
+                std::to_string(need) + " (a group is never split between training, validation" + (test_too ? " and test" : "") + ")");
+}
+
+// [[data.modality]] / [data.paired]: the group_* keys, at most one, each where it applies.
+GroupSpec read_groups(settings::Table& m, bool manifest, bool folders_allowed) {
+  GroupSpec g;
+  g.column = m.string("group_column", "", false);
+  g.pattern = m.string("group_pattern", "", false);
+  g.folders = folders_allowed ? m.boolean("group_folders", false) : false;
+  const int given = int(!g.column.empty()) + int(!g.pattern.empty()) + int(g.folders);
+  if (given > 1) m.fail("group_column", "give at most one of group_column, group_pattern, group_folders");
+  if (!g.column.empty() && !manifest) m.fail("group_column", "needs a manifest; for class folders use group_folders or group_pattern");
+  if (g.folders && manifest) m.fail("group_folders", "needs class folders (train = ...); for a manifest use group_column");
+  if (!g.pattern.empty()) {
+    try {
+      std::regex re(g.pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      m.fail("group_pattern", "found '" + g.pattern + "', allowed a regular expression (" + e.what() + ")");
+    }
+  }
+  return g;
+}
+
+nlohmann::json groups_json(const GroupSpec& g) {
+  nlohmann::json j = nlohmann::json::object();
+  if (!g.column.empty()) j["group_column"] = g.column;
+  if (!g.pattern.empty()) j["group_pattern"] = g.pattern;
+  if (g.folders) j["group_folders"] = true;
+  return j;
 }
 
 // Stratify paired cases on their first task's label (unknown labels form their own stratum).
@@ -66,11 +141,13 @@ nlohmann::json DataConfig::to_json() const {
       if (!m.manifest.classes.empty()) j["classes"] = m.manifest.classes;
     }
     if (!m.test_manifest.empty()) j["test_manifest"] = m.test_manifest;
+    j.update(groups_json(m.groups));
     mods.push_back(j);
   }
   nlohmann::json j{{"val_fraction", val_fraction}, {"test_fraction", test_fraction}, {"image_size", image_size},
                    {"channels", channels},         {"min_side", min_side},           {"workers", workers},
                    {"skip_bad", skip_bad}};
+  if (allow_duplicates) j["allow_duplicates"] = true;
   if (max_image_pixels != settings::limits::kDefaultImagePixels) j["max_image_pixels"] = max_image_pixels;
   if (dicom.window_center) j["window_center"] = *dicom.window_center;
   if (dicom.window_width) j["window_width"] = *dicom.window_width;
@@ -81,6 +158,7 @@ nlohmann::json DataConfig::to_json() const {
                    {"path_template", paired_spec.path_template}};
     if (!paired_spec.classes.empty()) j["paired"]["classes"] = paired_spec.classes;
     if (!paired_test_csv.empty()) j["paired"]["test_manifest"] = paired_test_csv;
+    j["paired"].update(groups_json(paired_spec.groups));
   } else {
     j["modality"] = mods;
   }
@@ -99,6 +177,7 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
   c.min_side = static_cast<int>(t.integer("min_side", c.min_side, L::kMinSide));
   c.workers = static_cast<int>(t.integer("workers", c.workers, L::kWorkers));
   c.skip_bad = t.boolean("skip_bad", c.skip_bad);
+  c.allow_duplicates = t.boolean("allow_duplicates", c.allow_duplicates);
   c.max_image_pixels = t.integer("max_image_pixels", c.max_image_pixels, L::kImagePixels);
   if (t.has("window_center")) c.dicom.window_center = t.real("window_center", 0, L::kWindow);
   if (t.has("window_width")) c.dicom.window_width = t.real("window_width", 1, L::kWindowWidth);
@@ -118,6 +197,7 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
     c.paired_spec.path_template = p.string("path_template", "{}", false);
     if (p.has("classes")) c.paired_spec.classes = p.name_lists("classes", {0, L::kTasks.hi}, L::kClasses);
     c.paired_test_csv = opt_path(p, "test_manifest");
+    c.paired_spec.groups = read_groups(p, true, false);
     p.finish();
   }
   auto mods = t.tables("modality", {0, L::kModalities.hi});
@@ -139,6 +219,8 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
     s.test_manifest = opt_path(m, "test_manifest");
     if (s.train.empty() == s.manifest.csv.empty())
       m.fail("train", "give exactly one of train (class folders) or manifest (CSV) for modality '" + s.name + "'");
+    s.groups = read_groups(m, !s.manifest.csv.empty(), true);
+    s.manifest.groups = s.groups;
     m.finish();
     c.modalities.push_back(s);
   }
@@ -149,6 +231,8 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
   return c;
 }
 
+bool PreparedData::any_grouped() const { return std::find(grouped.begin(), grouped.end(), true) != grouped.end(); }
+
 PreparedData prepare_data(const DataConfig& cfg, uint64_t seed) {
   PreparedData d;
   d.paired = cfg.paired;
@@ -157,45 +241,63 @@ PreparedData prepare_data(const DataConfig& cfg, uint64_t seed) {
     d.modalities = all.modalities;
     d.tasks = all.tasks;
     d.classes = all.classes;
+    const bool grouped = cfg.paired_spec.groups.given();
+    d.grouped = {grouped};
     std::vector<PairedRecord> pool = all.records;
+    if (grouped) check_group_count(groups_of(pool), cfg.paired_spec.groups, cfg.paired_spec.csv, cfg.paired_test_csv.empty());
     if (!cfg.paired_test_csv.empty()) {
       PairedSpec ts = cfg.paired_spec;
       ts.csv = cfg.paired_test_csv;
       ts.classes = all.classes;  // the training label sets; an unknown test label is an error
       d.cases_test = load_paired_manifest(ts).records;
+      if (grouped) {
+        std::map<std::string, const PairedRecord*> seen;
+        for (const auto& c : pool) seen.emplace(c.group, &c);
+        for (const auto& c : d.cases_test)
+          if (auto it = seen.find(c.group); it != seen.end())
+            throw Error("group '" + c.group + "' is in both the training manifest (" + cfg.paired_spec.csv + ": " +
+                        it->second->paths[0] + ") and the test manifest (" + cfg.paired_test_csv + ": " + c.paths[0] +
+                        "); a patient, lesion or volume must be in one part only");
+      }
     } else {
-      auto [keep, held] = stratified_split(strata(pool), cfg.test_fraction, mix_seed(seed, 1));
+      auto [keep, held] = split(strata(pool), groups_of(pool), grouped, cfg.test_fraction, mix_seed(seed, 1));
       for (auto i : held) d.cases_test.push_back(pool[i]);
       std::vector<PairedRecord> rest;
       for (auto i : keep) rest.push_back(pool[i]);
       pool = rest;
     }
-    auto [tr, va] = stratified_split(strata(pool), cfg.val_fraction, mix_seed(seed, 2));
+    auto [tr, va] = split(strata(pool), groups_of(pool), grouped, cfg.val_fraction, mix_seed(seed, 2));
     for (auto i : tr) d.cases_train.push_back(pool[i]);
     for (auto i : va) d.cases_val.push_back(pool[i]);
     return d;
   }
   for (size_t m = 0; m < cfg.modalities.size(); ++m) {
     const auto& src = cfg.modalities[m];
-    ModalitySet train = src.manifest.csv.empty() ? load_class_folders(src.train, src.name)
+    const bool grouped = src.groups.given();
+    ModalitySet train = src.manifest.csv.empty() ? load_class_folders(src.train, src.name, src.groups)
                                                  : load_manifest(src.manifest, src.name);
     const std::string train_src = src.manifest.csv.empty() ? src.train : src.manifest.csv;
+    const bool split_test = src.test.empty() && src.test_manifest.empty();
+    if (grouped) check_group_count(groups_of(train), src.groups, src.name + " (" + train_src + ")", split_test);
     ModalitySet test;
     if (!src.test.empty() || !src.test_manifest.empty()) {
       ManifestSpec ts = src.manifest;
       ts.csv = src.test_manifest;
       if (!src.test_manifest.empty()) ts.classes = {};
-      test = src.test.empty() ? load_manifest(ts, src.name) : load_class_folders(src.test, src.name);
-      align_classes(train, test, train_src, src.test.empty() ? src.test_manifest : src.test);
+      const std::string test_src = src.test.empty() ? src.test_manifest : src.test;
+      test = src.test.empty() ? load_manifest(ts, src.name) : load_class_folders(src.test, src.name, src.groups);
+      align_classes(train, test, train_src, test_src);
+      if (grouped) check_disjoint_groups(train, test, train_src, test_src);
     } else {
-      auto [keep, held] = stratified_split(train.labels(), cfg.test_fraction, mix_seed(seed, 1, m));
+      auto [keep, held] = split(train.labels(), groups_of(train), grouped, cfg.test_fraction, mix_seed(seed, 1, m));
       test = subset(train, held);
       train = subset(train, keep);
     }
-    auto [tr, va] = stratified_split(train.labels(), cfg.val_fraction, mix_seed(seed, 2, m));
+    auto [tr, va] = split(train.labels(), groups_of(train), grouped, cfg.val_fraction, mix_seed(seed, 2, m));
     d.modalities.push_back(src.name);
     d.tasks.push_back(src.name);
     d.classes.push_back(train.classes);
+    d.grouped.push_back(grouped);
     d.val.push_back(subset(train, va));
     d.train.push_back(subset(train, tr));
     d.test.push_back(test);
@@ -203,17 +305,18 @@ PreparedData prepare_data(const DataConfig& cfg, uint64_t seed) {
   return d;
 }
 
-PreparedData cv_fold(const PreparedData& d, int folds, int fold, double val_fraction, uint64_t seed) {
+PreparedData cv_fold(const PreparedData& d, int folds_k, int fold, double val_fraction, uint64_t seed) {
   PreparedData f = d;
   const auto f64 = static_cast<uint64_t>(fold);
+  auto grouped = [&](size_t m) { return m < d.grouped.size() && d.grouped[m]; };
   if (d.paired) {
     std::vector<PairedRecord> pool = d.cases_train;
     pool.insert(pool.end(), d.cases_val.begin(), d.cases_val.end());
-    const auto which = stratified_folds(strata(pool), folds, mix_seed(seed, 0xCF));
+    const auto which = folds(strata(pool), groups_of(pool), grouped(0), folds_k, mix_seed(seed, 0xCF));
     std::vector<PairedRecord> rest;
     f.cases_test.clear();
     for (size_t i = 0; i < pool.size(); ++i) (which[i] == fold ? f.cases_test : rest).push_back(pool[i]);
-    auto [tr, va] = stratified_split(strata(rest), val_fraction, mix_seed(seed, 2, 0xCF, f64));
+    auto [tr, va] = split(strata(rest), groups_of(rest), grouped(0), val_fraction, mix_seed(seed, 2, 0xCF, f64));
     f.cases_train.clear();
     f.cases_val.clear();
     for (auto i : tr) f.cases_train.push_back(rest[i]);
@@ -223,12 +326,12 @@ PreparedData cv_fold(const PreparedData& d, int folds, int fold, double val_frac
   for (size_t m = 0; m < d.train.size(); ++m) {
     ModalitySet pool = d.train[m];
     pool.records.insert(pool.records.end(), d.val[m].records.begin(), d.val[m].records.end());
-    const auto which = stratified_folds(pool.labels(), folds, mix_seed(seed, 0xCF, m));
+    const auto which = folds(pool.labels(), groups_of(pool), grouped(m), folds_k, mix_seed(seed, 0xCF, m));
     std::vector<size_t> in, out;
     for (size_t i = 0; i < which.size(); ++i) (which[i] == fold ? in : out).push_back(i);
     f.test[m] = subset(pool, in);
     const ModalitySet rest = subset(pool, out);
-    auto [tr, va] = stratified_split(rest.labels(), val_fraction, mix_seed(seed, 2, m, 0xCF00 + f64));
+    auto [tr, va] = split(rest.labels(), groups_of(rest), grouped(m), val_fraction, mix_seed(seed, 2, m, 0xCF00 + f64));
     f.train[m] = subset(rest, tr);
     f.val[m] = subset(rest, va);
   }
@@ -259,7 +362,7 @@ std::vector<Example> PreparedData::train_examples(uint64_t seed, int64_t epoch, 
       std::mt19937_64 rng(epoch_seed);
       std::shuffle(order.begin(), order.end(), rng);
     }
-    for (auto i : order) out.push_back({cases_train[i].paths, cases_train[i].labels});
+    for (auto i : order) out.push_back({cases_train[i].paths, cases_train[i].labels, cases_train[i].group});
     return out;
   }
   std::vector<size_t> sizes;
@@ -278,7 +381,7 @@ std::vector<Example> PreparedData::train_examples(uint64_t seed, int64_t epoch, 
 std::vector<Example> PreparedData::eval_examples(const std::string& part, uint64_t seed) const {
   std::vector<Example> out;
   if (paired) {
-    for (const auto& c : part == "val" ? cases_val : cases_test) out.push_back({c.paths, c.labels});
+    for (const auto& c : part == "val" ? cases_val : cases_test) out.push_back({c.paths, c.labels, c.group});
     return out;
   }
   const auto& sets = part == "val" ? val : test;
@@ -290,6 +393,8 @@ std::vector<Example> PreparedData::eval_examples(const std::string& part, uint64
       e.labels.assign(sets.size(), -1);
       for (size_t m = 0; m < tuple.size(); ++m) e.paths.push_back(sets[m].records[tuple[m]].path);
       e.labels[t] = sets[t].records[tuple[t]].label;
+      const auto& anchor = sets[t].records[tuple[t]];
+      if (anchor.group != anchor.path) e.group = anchor.group;
       out.push_back(std::move(e));
     }
   }
@@ -308,6 +413,7 @@ std::vector<std::string> PreparedData::all_paths() const {
 
 nlohmann::json PreparedData::to_json() const {
   nlohmann::json j{{"paired", paired}, {"modalities", modalities}, {"tasks", tasks}, {"classes", classes}};
+  if (any_grouped()) j["grouped"] = grouped;
   if (paired) {
     j["train"] = cases_json(cases_train);
     j["val"] = cases_json(cases_val);
@@ -327,12 +433,23 @@ PreparedData PreparedData::from_json(const nlohmann::json& j, const std::string&
   namespace L = settings::limits;
   settings::Table t(j, source);
   t.require({"paired", "modalities", "tasks", "classes", "train", "val", "test"});
+  t.allow("grouped");
   PreparedData d;
   d.paired = t.boolean("paired", false);
   d.modalities = t.names("modalities", {}, L::kModalities, true);
   d.tasks = t.names("tasks", {}, L::kTasks, true);
   d.classes = t.name_lists("classes", L::kTasks, L::kClasses);
   const size_t M = d.modalities.size(), T = d.tasks.size();
+  // Older runs have no groups: each image its own, splits by image.
+  const size_t sources = d.paired ? 1 : M;
+  if (t.has("grouped")) {
+    const auto& g = t.raw("grouped");
+    if (!g.is_array() || g.size() != sources || !std::all_of(g.begin(), g.end(), [](const auto& v) { return v.is_boolean(); }))
+      t.fail("grouped", "found " + settings::show(g) + ", allowed one true/false per " + (d.paired ? "manifest (1)" : "modality (" + std::to_string(M) + ")"));
+    for (const auto& v : g) d.grouped.push_back(v.get<bool>());
+  } else {
+    d.grouped.assign(sources, false);
+  }
   if (d.classes.size() != T)
     t.fail("classes", "found " + std::to_string(d.classes.size()) + " class lists, allowed one per task (" + std::to_string(T) + ")");
   for (size_t k = 0; k < T; ++k)
@@ -363,6 +480,7 @@ PreparedData PreparedData::from_json(const nlohmann::json& j, const std::string&
         const std::string where = std::string(part) + "[" + std::to_string(i) + "]";
         settings::Table c(a[i], source, where);
         c.require({"paths", "labels"});
+        c.allow("group");
         const auto& paths = c.raw("paths");
         const auto& labels = c.raw("labels");
         if (!paths.is_array() || paths.size() != M)
@@ -373,6 +491,7 @@ PreparedData PreparedData::from_json(const nlohmann::json& j, const std::string&
         for (size_t m = 0; m < M; ++m) rec.paths.push_back(check_path(paths[m], where + ".paths[" + std::to_string(m) + "]"));
         for (size_t k = 0; k < T; ++k)
           rec.labels.push_back(check_label(labels[k], where + ".labels[" + std::to_string(k) + "]", k, true));
+        if (c.has("group")) rec.group = c.string("group", "", false);
         c.finish();
         cases.push_back(std::move(rec));
       }
@@ -391,8 +510,10 @@ PreparedData PreparedData::from_json(const nlohmann::json& j, const std::string&
       for (size_t i = 0; i < a[m].size(); ++i) {
         const auto& r = a[m][i];
         const std::string rw = where + "[" + std::to_string(i) + "]";
-        if (!r.is_array() || r.size() != 2) throw Error(source + ": " + rw + ": found " + settings::show(r) + ", allowed [path, label]");
-        set.records.push_back({check_path(r[0], rw + "[0]"), check_label(r[1], rw + "[1]", m, false)});
+        if (!r.is_array() || r.size() < 2 || r.size() > 3 || (r.size() == 3 && (!r[2].is_string() || r[2].get_ref<const std::string&>().empty())))
+          throw Error(source + ": " + rw + ": found " + settings::show(r) + ", allowed [path, label] or [path, label, group]");
+        const auto path = check_path(r[0], rw + "[0]");
+        set.records.push_back({path, check_label(r[1], rw + "[1]", m, false), r.size() == 3 ? r[2].get<std::string>() : path});
       }
       sets.push_back(std::move(set));
     }
@@ -404,7 +525,7 @@ PreparedData PreparedData::from_json(const nlohmann::json& j, const std::string&
 void verify_prepared(PreparedData& d, ImageCache& cache, const DataConfig& cfg, std::vector<std::string>& warnings) {
   auto paths = d.all_paths();
   auto errors = verify_images(paths, cache, cfg.workers);
-  if (errors.empty()) return;
+  if (errors.empty()) return check_duplicates(d, cache, cfg, warnings);
   if (!cfg.skip_bad) {
     std::string msg = errors.front();
     if (errors.size() > 1) msg += " (and " + std::to_string(errors.size() - 1) + " more bad images; --skip-bad drops them)";
@@ -438,6 +559,125 @@ void verify_prepared(PreparedData& d, ImageCache& cache, const DataConfig& cfg, 
                             }),
              v->end());
   warnings.push_back(std::to_string(errors.size()) + " bad images skipped");
+  check_duplicates(d, cache, cfg, warnings);
+}
+
+void check_duplicates(const PreparedData& d, ImageCache& cache, const DataConfig& cfg, std::vector<std::string>& warnings) {
+  const auto dups = find_duplicates(d, cache);
+  if (dups.empty()) return;
+  if (!cfg.allow_duplicates)
+    throw Error("leak: " + describe(dups.front()) +
+                (dups.size() > 1 ? " (and " + std::to_string(dups.size() - 1) + " more pairs)" : std::string()) +
+                "; the same image in two parts inflates the test metrics. Remove the copies, name the groups "
+                "(group_column, group_pattern, group_folders), or pass --allow-duplicates to go on with a warning");
+  for (const auto& x : dups) warnings.push_back("duplicate " + describe(x));
+  warnings.push_back(std::to_string(dups.size()) + " duplicate pairs across parts allowed (--allow-duplicates)");
+}
+
+namespace {
+uint64_t pixel_hash(const cv::Mat& m) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  auto mix = [&](const unsigned char* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001B3ull;
+  };
+  const int head[3] = {m.rows, m.cols, m.type()};
+  mix(reinterpret_cast<const unsigned char*>(head), sizeof head);
+  const size_t row = m.cols * m.elemSize();
+  for (int r = 0; r < m.rows; ++r) mix(m.ptr<unsigned char>(r), row);
+  return h;
+}
+
+// Per modality, the (part, path) lists of that modality's images.
+std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> images_by_modality(const PreparedData& d) {
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> out;
+  for (size_t m = 0; m < d.modalities.size(); ++m) {
+    std::vector<std::pair<std::string, std::string>> v;
+    if (d.paired) {
+      for (const auto& [part, cases] : {std::pair<const char*, const std::vector<PairedRecord>*>{"train", &d.cases_train},
+                                        {"val", &d.cases_val}, {"test", &d.cases_test}})
+        for (const auto& c : *cases) v.emplace_back(part, c.paths[m]);
+    } else {
+      for (const auto& [part, sets] : {std::pair<const char*, const std::vector<ModalitySet>*>{"train", &d.train},
+                                       {"val", &d.val}, {"test", &d.test}})
+        for (const auto& r : (*sets)[m].records) v.emplace_back(part, r.path);
+    }
+    out.emplace_back(d.modalities[m], std::move(v));
+  }
+  return out;
+}
+}  // namespace
+
+std::vector<Duplicate> find_duplicates(const PreparedData& d, ImageCache& cache) {
+  std::vector<Duplicate> out;
+  for (const auto& [modality, images] : images_by_modality(d)) {
+    std::map<uint64_t, std::map<std::string, std::string>> seen;  // hash -> part -> first path
+    for (const auto& [part, path] : images) {
+      cv::Mat px;
+      try {
+        px = cache.get(path);
+      } catch (const Error&) {
+        continue;  // unreadable: reported by verify_images, not a duplicate
+      }
+      seen[pixel_hash(px)].emplace(part, path);
+    }
+    for (const auto& [h, parts] : seen) {
+      if (parts.size() < 2) continue;
+      // Report each pair of parts once, with a file from each.
+      for (auto a = parts.begin(); a != parts.end(); ++a)
+        for (auto b = std::next(a); b != parts.end(); ++b) out.push_back({modality, a->first, a->second, b->first, b->second});
+    }
+  }
+  return out;
+}
+
+std::string describe(const Duplicate& x) {
+  return x.modality + ": the same pixels in " + x.part_a + " (" + x.path_a + ") and " + x.part_b + " (" + x.path_b + ")";
+}
+
+std::vector<GroupCounts> group_counts(const PreparedData& d) {
+  std::vector<GroupCounts> out;
+  auto count = [](GroupCounts& gc, const std::vector<std::pair<std::string, std::pair<std::string, int64_t>>>& items) {
+    // items: (part, (group, label))
+    std::map<std::string, std::set<std::string>> parts;
+    std::map<std::string, std::set<int64_t>> labels;
+    for (const auto& [part, gl] : items) {
+      parts[gl.first].insert(part);
+      labels[gl.first].insert(gl.second);
+    }
+    for (const auto& [g, ps] : parts) {
+      gc.train_groups += ps.count("train");
+      gc.val_groups += ps.count("val");
+      gc.test_groups += ps.count("test");
+      if (labels[g].size() > 1) gc.mixed++;
+      if (ps.size() > 1) {
+        gc.spanning++;
+        if (gc.example.empty()) gc.example = g;
+      }
+    }
+  };
+  if (d.paired) {
+    GroupCounts gc;
+    gc.modality = "cases";
+    std::vector<std::pair<std::string, std::pair<std::string, int64_t>>> items;
+    size_t row = 0;
+    for (const auto& [part, cases] : {std::pair<const char*, const std::vector<PairedRecord>*>{"train", &d.cases_train},
+                                      {"val", &d.cases_val}, {"test", &d.cases_test}})
+      for (const auto& c : *cases) items.push_back({part, {c.group.empty() ? "\x01" + std::to_string(row++) : c.group, c.labels[0]}});
+    count(gc, items);
+    out.push_back(gc);
+    return out;
+  }
+  for (size_t m = 0; m < d.modalities.size(); ++m) {
+    GroupCounts gc;
+    gc.modality = d.modalities[m];
+    std::vector<std::pair<std::string, std::pair<std::string, int64_t>>> items;
+    for (const auto& [part, sets] : {std::pair<const char*, const std::vector<ModalitySet>*>{"train", &d.train},
+                                     {"val", &d.val}, {"test", &d.test}})
+      for (const auto& r : (*sets)[m].records) items.push_back({part, {r.group, r.label}});
+    count(gc, items);
+    out.push_back(gc);
+  }
+  return out;
 }
 
 }  // namespace drifa::data

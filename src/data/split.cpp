@@ -3,7 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <numeric>
 #include <random>
+#include <unordered_map>
+
+#include "drifa/error.h"
 
 namespace drifa::data {
 
@@ -117,6 +121,130 @@ std::vector<int> stratified_folds(const std::vector<int64_t>& labels, int k, uin
     next = (next + idx.size()) % static_cast<size_t>(k);
   }
   return fold;
+}
+
+GroupIndex index_groups(const std::vector<int64_t>& labels, const std::vector<std::string>& groups) {
+  if (groups.size() != labels.size()) throw Error("groups: one group per item needed");
+  GroupIndex g;
+  std::unordered_map<std::string, size_t> at;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    size_t k;
+    auto it = groups[i].empty() ? at.end() : at.find(groups[i]);
+    if (it != at.end()) {
+      k = it->second;
+    } else {
+      k = g.members.size();
+      if (!groups[i].empty()) at.emplace(groups[i], k);
+      g.members.emplace_back();
+    }
+    g.group_of.push_back(k);
+    g.members[k].push_back(i);
+  }
+  for (const auto& m : g.members) {
+    std::map<int64_t, size_t> count;
+    for (auto i : m) count[labels[i]]++;
+    int64_t best = count.begin()->first;
+    for (const auto& [y, c] : count)
+      if (c > count[best]) best = y;  // map order: ties keep the smallest label
+    g.label.push_back(best);
+    if (count.size() > 1) g.mixed++;
+  }
+  return g;
+}
+
+std::pair<std::vector<size_t>, std::vector<size_t>> stratified_group_split(const std::vector<int64_t>& labels,
+                                                                            const std::vector<std::string>& groups,
+                                                                            double fraction, uint64_t seed) {
+  const auto g = index_groups(labels, groups);
+  std::map<int64_t, std::vector<size_t>> by_class;
+  for (size_t k = 0; k < g.members.size(); ++k) by_class[g.label[k]].push_back(k);
+  std::vector<size_t> keep, held;
+  for (auto& [y, gs] : by_class) {
+    std::mt19937_64 rng(mix_seed(seed, 0x6A11, static_cast<uint64_t>(y)));
+    std::shuffle(gs.begin(), gs.end(), rng);
+    size_t images = 0;
+    for (auto k : gs) images += g.members[k].size();
+    const double target = std::max(fraction > 0 && gs.size() >= 2 ? 1.0 : 0.0, std::round(fraction * double(images)));
+    std::vector<bool> out(gs.size(), false);
+    double have = 0;
+    size_t taken = 0;
+    for (size_t j = 0; j < gs.size(); ++j) {
+      const double n = double(g.members[gs[j]].size());
+      if (have < target && (taken == 0 || std::abs(have + n - target) <= std::abs(have - target))) {
+        out[j] = true;
+        have += n;
+        ++taken;
+      }
+    }
+    if (taken == gs.size() && taken > 0) out.back() = false;  // never empty a label in the kept part
+    for (size_t j = 0; j < gs.size(); ++j)
+      for (auto i : g.members[gs[j]]) (out[j] ? held : keep).push_back(i);
+  }
+  std::sort(keep.begin(), keep.end());
+  std::sort(held.begin(), held.end());
+  return {keep, held};
+}
+
+std::vector<int> stratified_group_folds(const std::vector<int64_t>& labels, const std::vector<std::string>& groups, int k,
+                                        uint64_t seed) {
+  const auto g = index_groups(labels, groups);
+  const size_t G = g.members.size(), K = static_cast<size_t>(k);
+  if (k < 2) throw Error("--folds: found " + std::to_string(k) + ", allowed at least 2");
+  if (G < K)
+    throw Error("--folds: found " + std::to_string(k) + " folds for " + std::to_string(G) +
+                " groups, allowed at most as many folds as groups (a group is never split between folds)");
+  std::map<int64_t, size_t> cls;
+  for (auto y : labels) cls.emplace(y, 0);
+  size_t c = 0;
+  for (auto& kv : cls) kv.second = c++;
+  const size_t C = cls.size();
+  std::vector<std::vector<double>> counts(G, std::vector<double>(C, 0));
+  std::vector<double> total(C, 0);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    counts[g.group_of[i]][cls[labels[i]]] += 1;
+    total[cls[labels[i]]] += 1;
+  }
+  std::vector<size_t> order(G);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(mix_seed(seed, 0x6F01));
+  std::shuffle(order.begin(), order.end(), rng);
+  auto spread = [&](const std::vector<double>& v) {
+    const double mean = std::accumulate(v.begin(), v.end(), 0.0) / double(v.size());
+    double s = 0;
+    for (double x : v) s += (x - mean) * (x - mean);
+    return std::sqrt(s / double(v.size()));
+  };
+  std::vector<double> gspread(G);
+  for (size_t q = 0; q < G; ++q) gspread[q] = spread(counts[q]);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return gspread[a] > gspread[b]; });
+  std::vector<std::vector<double>> fold(K, std::vector<double>(C, 0));
+  std::vector<double> fold_items(K, 0);
+  std::vector<int> group_fold(G, 0);
+  std::vector<double> column(K);
+  for (size_t q : order) {
+    double best_eval = 0;
+    size_t best = K;
+    for (size_t f = 0; f < K; ++f) {
+      for (size_t cc = 0; cc < C; ++cc) fold[f][cc] += counts[q][cc];
+      double eval = 0;
+      for (size_t cc = 0; cc < C; ++cc) {
+        for (size_t h = 0; h < K; ++h) column[h] = fold[h][cc] / total[cc];
+        eval += spread(column);
+      }
+      eval /= double(C);
+      for (size_t cc = 0; cc < C; ++cc) fold[f][cc] -= counts[q][cc];
+      if (best == K || eval < best_eval - 1e-12 || (std::abs(eval - best_eval) <= 1e-12 && fold_items[f] < fold_items[best])) {
+        best = f;
+        best_eval = eval;
+      }
+    }
+    for (size_t cc = 0; cc < C; ++cc) fold[best][cc] += counts[q][cc];
+    fold_items[best] += double(g.members[q].size());
+    group_fold[q] = static_cast<int>(best);
+  }
+  std::vector<int> out(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) out[i] = group_fold[g.group_of[i]];
+  return out;
 }
 
 std::vector<double> balanced_class_weights(const std::vector<int64_t>& labels, int64_t classes) {

@@ -9,9 +9,12 @@
 
 namespace drifa::data {
 
+// The independent unit an image belongs to (patient, lesion, volume): images of one group never
+// land in two parts of a split. Without a grouping, each image is its own group (group == path).
 struct Record {
   std::string path;
   int64_t label;
+  std::string group;
 };
 
 struct ModalitySet {
@@ -25,6 +28,7 @@ struct ModalitySet {
 struct PairedRecord {
   std::vector<std::string> paths;  // one per modality
   std::vector<int64_t> labels;     // one per task; -1 = unknown (ignored by the loss)
+  std::string group;               // the case's independent unit; "" = the row is its own group
 };
 
 struct PairedSet {
@@ -33,9 +37,21 @@ struct PairedSet {
   std::vector<PairedRecord> records;
 };
 
+// How a source names its groups (at most one way). Nothing set: each image its own group.
+//   column   a manifest column (lesion_id, patient_id); an empty value is an error
+//   pattern  an ECMAScript regular expression searched in the file name; the group is its first
+//            capture, or the whole match without one; a name it does not match is an error
+//   folders  class folders: the first sub-folder inside each class folder (CLASS/PATIENT/...)
+struct GroupSpec {
+  std::string column, pattern;
+  bool folders = false;
+  bool given() const { return !column.empty() || !pattern.empty() || folders; }
+};
+
 // One subfolder per class, images inside (recursively). Classes are the sorted folder names.
 // Throws drifa::Error for a missing folder, no class folders, or a class folder without images.
-ModalitySet load_class_folders(const std::string& root, const std::string& name);
+// groups: pattern or folders (a column needs a manifest).
+ModalitySet load_class_folders(const std::string& root, const std::string& name, const GroupSpec& groups = {});
 
 struct ManifestSpec {
   std::string csv;
@@ -44,6 +60,7 @@ struct ManifestSpec {
   // from the CSV file's folder.
   std::string path_template = "{}";
   std::vector<std::string> classes;  // optional fixed label set; else the sorted labels seen
+  GroupSpec groups;
 };
 // Throws for unknown labels (when classes are given), missing files, empty manifests.
 ModalitySet load_manifest(const ManifestSpec& spec, const std::string& name);
@@ -54,6 +71,7 @@ struct PairedSpec {
   std::vector<std::string> label_columns;  // one per task
   std::string path_template = "{}";
   std::vector<std::vector<std::string>> classes;  // optional, per task
+  GroupSpec groups;                                // column or pattern (over the first image's file name)
 };
 PairedSet load_paired_manifest(const PairedSpec& spec);
 
@@ -61,4 +79,13 @@ PairedSet load_paired_manifest(const PairedSpec& spec);
 // or unknown to it is an error naming both sources. Re-indexes test labels to train's classes.
 void align_classes(const ModalitySet& train, ModalitySet& test, const std::string& train_src, const std::string& test_src);
 
+}  // namespace drifa::data
+
+namespace drifa::data {
+// The group of a file name under spec.pattern (where: the setting, for the error).
+std::string group_from_pattern(const std::string& pattern, const std::string& path, const std::string& where);
+// A test source that shares a group with its training source is refused: the error names the
+// group and a file of it on each side.
+void check_disjoint_groups(const ModalitySet& train, const ModalitySet& test, const std::string& train_src,
+                           const std::string& test_src);
 }  // namespace drifa::data

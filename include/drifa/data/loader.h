@@ -23,6 +23,7 @@ namespace drifa::data {
 struct Example {
   std::vector<std::string> paths;
   std::vector<int64_t> labels;
+  std::string group;  // the scored sample's group (data/dataset.h); "" = its own
 };
 
 struct Batch {

@@ -23,6 +23,7 @@ struct ModalitySource {
   std::string train, test;  // class-folder roots; test optional
   ManifestSpec manifest;    // used when manifest.csv is set
   std::string test_manifest;
+  GroupSpec groups;         // group_column | group_pattern | group_folders
 };
 
 struct DataConfig {
@@ -33,6 +34,8 @@ struct DataConfig {
   double val_fraction = 0.2, test_fraction = 0.2;  // test_fraction applies when no test source is given
   int image_size = 128, channels = 3, min_side = 8, workers = 2;
   bool skip_bad = false;
+  // The same pixels in two parts (a re-encoded copy included) is an error unless allowed.
+  bool allow_duplicates = false;
   // Images whose header claims more pixels are refused before they are decoded.
   int64_t max_image_pixels = settings::limits::kDefaultImagePixels;
   DicomOptions dicom;
@@ -51,6 +54,10 @@ struct PreparedData {
   // unpaired: [modality] -> records; paired: one entry holding all cases (see cases_*)
   std::vector<ModalitySet> train, val, test;
   std::vector<PairedRecord> cases_train, cases_val, cases_test;
+  // Per modality (paired: one entry) whether the source names groups; then splits and folds
+  // are grouped. Record groups: Record::group, PairedRecord::group.
+  std::vector<bool> grouped;
+  bool any_grouped() const;
 
   // balanced: class-balanced draws (TrainConfig::sampling) instead of shuffled passes.
   std::vector<Example> train_examples(uint64_t seed, int64_t epoch, bool balanced = false) const;
@@ -74,6 +81,24 @@ PreparedData prepare_data(const DataConfig& cfg, uint64_t seed);
 // training and validation as prepare_data does (val_fraction, stratified). Folds come from
 // data::stratified_folds per modality (paired: by the first task), seeded.
 PreparedData cv_fold(const PreparedData& d, int folds, int fold, double val_fraction, uint64_t seed);
+
+// The same decoded pixels (a 64-bit hash of size, type and bytes) in two parts of one modality.
+struct Duplicate {
+  std::string modality, part_a, path_a, part_b, path_b;
+};
+std::vector<Duplicate> find_duplicates(const PreparedData& d, ImageCache& cache);
+std::string describe(const Duplicate& x);
+// find_duplicates, then an error naming the first pair, or with cfg.allow_duplicates a warning per pair.
+void check_duplicates(const PreparedData& d, ImageCache& cache, const DataConfig& cfg, std::vector<std::string>& warnings);
+
+// The groups of each part (unpaired: per modality) for the log and `drifa check`: counts of
+// groups, of images, of groups mixing labels, and of groups found in two parts.
+struct GroupCounts {
+  std::string modality;
+  size_t train_groups = 0, val_groups = 0, test_groups = 0, mixed = 0, spanning = 0;
+  std::string example;  // a group found in two parts, if any
+};
+std::vector<GroupCounts> group_counts(const PreparedData& d);
 
 // Decodes every image once into the cache. Bad files: error (naming the first and the count), or
 // with skip_bad, dropped with a warning line per file in `warnings`. A class left empty is an error.

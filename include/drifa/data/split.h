@@ -2,6 +2,7 @@
 // Seeded, stratified splits and the unpaired pairing of spec section 7.
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -12,6 +13,33 @@ namespace drifa::data {
 // Returns (kept, held_out) indices, each sorted.
 std::pair<std::vector<size_t>, std::vector<size_t>> stratified_split(const std::vector<int64_t>& labels, double fraction,
                                                                       uint64_t seed);
+
+// Groups (patients, lesions, volumes): items sharing a group string are one unit; "" = the item
+// is its own group. Each group takes its majority label (ties: the smallest); `mixed` counts the
+// groups whose items carry more than one label.
+struct GroupIndex {
+  std::vector<size_t> group_of;              // per item: its group's index
+  std::vector<std::vector<size_t>> members;  // per group: its items, ascending (groups in order of first item)
+  std::vector<int64_t> label;                // per group: the majority label
+  size_t mixed = 0;
+};
+GroupIndex index_groups(const std::vector<int64_t>& labels, const std::vector<std::string>& groups);
+
+// stratified_split over groups: within each majority label, the groups are shuffled (seeded) and
+// taken into the held-out part while that brings its image count closer to round(fraction *
+// images); at least one group when the label has two or more, never all of them. No group is in
+// both parts. Returns (kept, held_out) item indices, each sorted.
+std::pair<std::vector<size_t>, std::vector<size_t>> stratified_group_split(const std::vector<int64_t>& labels,
+                                                                            const std::vector<std::string>& groups,
+                                                                            double fraction, uint64_t seed);
+
+// Stratified group k-fold with scikit-learn's StratifiedGroupKFold(shuffle=True) rule: groups
+// shuffled (seeded), ordered by the spread of their class counts (largest first), each placed in
+// the fold that keeps the folds' class proportions closest (mean over classes of the standard
+// deviation of fold_count / class_count), ties to the fold with fewer items. Throws when k
+// exceeds the number of groups. Returns the fold of every item.
+std::vector<int> stratified_group_folds(const std::vector<int64_t>& labels, const std::vector<std::string>& groups, int k,
+                                        uint64_t seed);
 
 // Training pairing for one epoch: every modality's index list is resampled to the common length
 // L = max(sizes) (shuffled passes over its data, concatenated and cut at L) and paired by

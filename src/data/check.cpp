@@ -1,0 +1,83 @@
+#include "drifa/data/check.h"
+
+#include <iomanip>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace drifa::data {
+
+bool DataCheck::ok() const {
+  if (!duplicates.empty() || !unreadable.empty()) return false;
+  for (const auto& g : groups)
+    if (g.spanning > 0) return false;
+  return true;
+}
+
+std::string DataCheck::table() const {
+  std::ostringstream o;
+  o << std::left << std::setw(16) << "modality" << std::setw(7) << "part" << std::setw(20) << "class" << std::right
+    << std::setw(8) << "images" << std::setw(8) << "groups" << "\n";
+  for (const auto& r : rows)
+    o << std::left << std::setw(16) << r.modality << std::setw(7) << r.part << std::setw(20) << r.label << std::right
+      << std::setw(8) << r.images << std::setw(8) << r.groups << "\n";
+  o << "\n";
+  for (size_t m = 0; m < groups.size(); ++m) {
+    const auto& g = groups[m];
+    o << "groups (" << g.modality << "): ";
+    if (m < grouped.size() && !grouped[m]) {
+      o << "none named, each image its own group\n";
+      continue;
+    }
+    o << g.train_groups << " train, " << g.val_groups << " val, " << g.test_groups << " test; " << g.mixed
+      << " mixing labels; " << g.spanning << " in two parts" << (g.spanning ? " (e.g. '" + g.example + "')" : "") << "\n";
+  }
+  o << "duplicates across parts (same decoded pixels): " << duplicates.size() << "\n";
+  for (size_t i = 0; i < duplicates.size() && i < 20; ++i) o << "  " << describe(duplicates[i]) << "\n";
+  if (duplicates.size() > 20) o << "  ... and " << duplicates.size() - 20 << " more\n";
+  o << "unreadable files: " << unreadable.size() << "\n";
+  for (size_t i = 0; i < unreadable.size() && i < 20; ++i) o << "  " << unreadable[i] << "\n";
+  if (unreadable.size() > 20) o << "  ... and " << unreadable.size() - 20 << " more\n";
+  return o.str();
+}
+
+DataCheck check_data(const DataConfig& cfg, uint64_t seed) {
+  auto d = prepare_data(cfg, seed);
+  DataCheck c;
+  c.grouped = d.grouped;
+  auto add = [&](const std::string& modality, const char* part, const std::vector<std::string>& classes,
+                 const std::vector<std::pair<int64_t, std::string>>& items) {  // (label, group)
+    std::map<int64_t, std::pair<size_t, std::set<std::string>>> by;
+    size_t own = 0;
+    for (const auto& [y, g] : items) {
+      by[y].first++;
+      by[y].second.insert(g.empty() ? "\x01" + std::to_string(own++) : g);
+    }
+    for (const auto& [y, v] : by)
+      c.rows.push_back({modality, part, y < 0 ? std::string("(unknown)") : classes[static_cast<size_t>(y)], v.first, v.second.size()});
+  };
+  if (d.paired) {
+    for (size_t t = 0; t < d.tasks.size(); ++t)
+      for (const auto& [part, cases] : {std::pair<const char*, const std::vector<PairedRecord>*>{"train", &d.cases_train},
+                                        {"val", &d.cases_val}, {"test", &d.cases_test}}) {
+        std::vector<std::pair<int64_t, std::string>> items;
+        for (const auto& r : *cases) items.emplace_back(r.labels[t], r.group);
+        add(d.tasks[t], part, d.classes[t], items);
+      }
+  } else {
+    for (size_t m = 0; m < d.modalities.size(); ++m)
+      for (const auto& [part, sets] : {std::pair<const char*, const std::vector<ModalitySet>*>{"train", &d.train},
+                                       {"val", &d.val}, {"test", &d.test}}) {
+        std::vector<std::pair<int64_t, std::string>> items;
+        for (const auto& r : (*sets)[m].records) items.emplace_back(r.label, r.group);
+        add(d.modalities[m], part, d.classes[m], items);
+      }
+  }
+  c.groups = group_counts(d);
+  ImageCache cache(cfg.image_options());
+  c.unreadable = verify_images(d.all_paths(), cache, cfg.workers);
+  c.duplicates = find_duplicates(d, cache);
+  return c;
+}
+
+}  // namespace drifa::data
