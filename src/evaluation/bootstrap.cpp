@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <map>
 #include <random>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -34,12 +36,24 @@ struct Prepared {
   std::vector<std::vector<int64_t>> order;       // per AUC class: sample indices by ascending score
   std::vector<std::vector<size_t>> group_start;  // per AUC class: where each tie group starts in order
   std::vector<std::vector<int64_t>> by_class;    // samples of each true class
+  // The resampled units per stratum (a true class, or a group's majority label): each unit its
+  // samples. Without groups, each sample is a unit in its class, in index order.
+  std::vector<std::vector<std::vector<int64_t>>> units;
+  int64_t groups = 0;
 };
 
-Prepared prepare(const torch::Tensor& y_in, const torch::Tensor& p_in, int bins) {
+Prepared prepare(const torch::Tensor& y_in, const torch::Tensor& p_in, int bins, const std::vector<std::string>& groups = {}) {
   if (p_in.dim() != 2 || y_in.dim() != 1 || y_in.size(0) != p_in.size(0))
     throw Error("bootstrap: need labels [N] and probabilities [N, K]");
+  if (!groups.empty() && groups.size() != static_cast<size_t>(y_in.size(0)))
+    throw Error("bootstrap: need one group per row (" + std::to_string(y_in.size(0)) + "), got " + std::to_string(groups.size()));
   auto keep = y_in.ge(0);
+  std::vector<std::string> kept_groups;
+  if (!groups.empty()) {
+    const auto yk = y_in.to(torch::kLong).contiguous();
+    for (int64_t i = 0; i < yk.size(0); ++i)
+      if (yk.data_ptr<int64_t>()[i] >= 0) kept_groups.push_back(groups[static_cast<size_t>(i)]);
+  }
   auto y = y_in.index({keep}).to(torch::kLong).contiguous();
   auto p = p_in.index({keep}).to(torch::kDouble).contiguous();
   Prepared d;
@@ -67,6 +81,20 @@ Prepared prepare(const torch::Tensor& y_in, const torch::Tensor& p_in, int bins)
     d.auc_classes.push_back(c);
     d.order.push_back(std::move(o));
     d.group_start.push_back(std::move(g));
+  }
+  d.units.resize(static_cast<size_t>(d.k));
+  if (kept_groups.empty()) {
+    for (int64_t c = 0; c < d.k; ++c)
+      for (auto i : d.by_class[static_cast<size_t>(c)]) d.units[static_cast<size_t>(c)].push_back({i});
+    d.groups = d.n;
+  } else {
+    std::vector<int64_t> y64(d.y.begin(), d.y.end());
+    const auto gi = data::index_groups(y64, kept_groups);
+    for (size_t g = 0; g < gi.members.size(); ++g) {
+      std::vector<int64_t> m(gi.members[g].begin(), gi.members[g].end());
+      d.units[static_cast<size_t>(gi.label[g])].push_back(std::move(m));
+    }
+    d.groups = static_cast<int64_t>(gi.members.size());
   }
   return d;
 }
@@ -126,10 +154,21 @@ std::vector<double> metrics(const Prepared& d, const std::vector<double>& w, int
 
 }  // namespace
 
-Intervals bootstrap_intervals(const torch::Tensor& y_true, const torch::Tensor& probs, const BootstrapOptions& opt) {
+bool clustered(const torch::Tensor& y_true, const std::vector<std::string>& groups) {
+  if (groups.empty()) return false;
+  const auto y = y_true.to(torch::kLong).contiguous();
+  std::unordered_map<std::string, int> seen;
+  for (int64_t i = 0; i < y.size(0); ++i)
+    if (y.data_ptr<int64_t>()[i] >= 0 && !groups[static_cast<size_t>(i)].empty() && ++seen[groups[static_cast<size_t>(i)]] > 1)
+      return true;
+  return false;
+}
+
+Intervals bootstrap_intervals(const torch::Tensor& y_true, const torch::Tensor& probs, const BootstrapOptions& opt,
+                              const std::vector<std::string>& groups) {
   if (opt.resamples < 1) throw Error("bootstrap: resamples must be at least 1");
   if (!(opt.level > 0 && opt.level < 1)) throw Error("bootstrap: level must be in (0, 1)");
-  const auto d = prepare(y_true, probs, opt.ece_bins);
+  const auto d = prepare(y_true, probs, opt.ece_bins, groups);
   const auto& names = bootstrap_metrics();
   Intervals out;
   if (d.n == 0) return out;
@@ -138,10 +177,11 @@ Intervals bootstrap_intervals(const torch::Tensor& y_true, const torch::Tensor& 
   std::vector<double> w(static_cast<size_t>(d.n));
   for (int b = 0; b < opt.resamples; ++b) {
     std::fill(w.begin(), w.end(), 0.0);
-    for (const auto& members : d.by_class) {
-      if (members.empty()) continue;
-      std::uniform_int_distribution<size_t> pick(0, members.size() - 1);
-      for (size_t j = 0; j < members.size(); ++j) w[static_cast<size_t>(members[pick(rng)])] += 1;
+    for (const auto& units : d.units) {
+      if (units.empty()) continue;
+      std::uniform_int_distribution<size_t> pick(0, units.size() - 1);
+      for (size_t j = 0; j < units.size(); ++j)
+        for (auto i : units[pick(rng)]) w[static_cast<size_t>(i)] += 1;
     }
     const auto m = metrics(d, w, opt.ece_bins);
     for (size_t i = 0; i < names.size(); ++i)
@@ -161,11 +201,13 @@ std::vector<double> point_metrics(const torch::Tensor& y_true, const torch::Tens
   return metrics(d, std::vector<double>(static_cast<size_t>(d.n), 1.0), ece_bins);
 }
 
-nlohmann::json intervals_json(const Intervals& ci, const BootstrapOptions& opt) {
-  nlohmann::json j = {{"scheme", "stratified bootstrap, percentile"},
+nlohmann::json intervals_json(const Intervals& ci, const BootstrapOptions& opt, int64_t groups) {
+  nlohmann::json j = {{"scheme", groups > 0 ? "cluster bootstrap over groups, stratified by the group's label, percentile"
+                                            : "stratified bootstrap, percentile"},
                       {"resamples", opt.resamples},
                       {"level", opt.level},
                       {"seed", opt.seed}};
+  if (groups > 0) j["groups"] = groups;
   for (const auto& [name, iv] : ci) j[name] = {iv.low, iv.high};
   return j;
 }

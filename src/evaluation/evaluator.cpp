@@ -10,6 +10,7 @@
 #include "drifa/data/csv.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
+#include "drifa/evaluation/aggregate.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/runtime/autocast.h"
 
@@ -67,6 +68,8 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
   if (before == Mode::Train) net->set_mode(Mode::Train);
   EvalResult res;
   res.loss = 0;
+  res.aggregate = opt.aggregate;
+  for (const auto& e : examples) res.groups.push_back(e.group);
   res.temperatures = opt.temperatures.empty() ? std::vector<double>(T, 1.0) : opt.temperatures;
   for (size_t t = 0; t < T; ++t) {
     res.probs.push_back(torch::cat(probs[t]));
@@ -91,11 +94,26 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
 }
 
 nlohmann::json task_metrics_json(const TaskMetrics& m, const torch::Tensor& labels, const torch::Tensor& probs,
-                                 const std::vector<std::string>& class_names, const BootstrapOptions& ci) {
+                                 const std::vector<std::string>& class_names, const BootstrapOptions& ci,
+                                 const std::vector<std::string>& groups, const std::string& aggregate) {
   auto j = m.to_json(class_names);
   const double ece = point_metrics(labels, probs)[4];
   j["ece"] = std::isfinite(ece) ? nlohmann::json(ece) : nlohmann::json(nullptr);
-  if (ci.resamples > 0) j["intervals"] = intervals_json(bootstrap_intervals(labels, probs, ci), ci);
+  const bool cluster = clustered(labels, groups);
+  if (ci.resamples > 0) {
+    const auto iv = cluster ? bootstrap_intervals(labels, probs, ci, groups) : bootstrap_intervals(labels, probs, ci);
+    int64_t n_groups = 0;
+    if (cluster) n_groups = static_cast<int64_t>(aggregate_groups(labels, probs, groups, "mean").groups.size());
+    j["intervals"] = intervals_json(iv, ci, n_groups);
+  }
+  if (cluster && aggregate != "none") {
+    const auto g = aggregate_groups(labels, probs, groups, aggregate);
+    auto jg = task_metrics_json(compute_metrics(g.labels, g.probs), g.labels, g.probs, class_names, ci);
+    jg["aggregate"] = aggregate;
+    jg["groups"] = static_cast<int64_t>(g.groups.size());
+    jg["mixed_groups"] = g.mixed;
+    j["group_level"] = jg;
+  }
   return j;
 }
 
@@ -104,7 +122,9 @@ nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const B
   for (size_t t = 0; t < r.metrics.size(); ++t) {
     BootstrapOptions o = ci;
     o.seed = data::mix_seed(ci.seed, t);
-    auto j = task_metrics_json(r.metrics[t], r.labels[t], r.probs[t], cfg.task_class_names(static_cast<int64_t>(t)), o);
+    auto j = task_metrics_json(r.metrics[t], r.labels[t], r.probs[t], cfg.task_class_names(static_cast<int64_t>(t)), o,
+                               r.groups.size() == static_cast<size_t>(r.labels[t].size(0)) ? r.groups : std::vector<std::string>{},
+                               r.aggregate);
     j["loss"] = std::isnan(r.task_loss[t]) ? nlohmann::json(nullptr) : nlohmann::json(r.task_loss[t]);
     j["temperature"] = t < r.temperatures.size() ? r.temperatures[t] : 1.0;
     tasks[cfg.task_name(t)] = j;
@@ -139,7 +159,7 @@ void sample_csv_row(std::ostream& o, const ModelConfig& cfg, int64_t sample, int
 void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
                        const ModelConfig& cfg) {
   std::ostringstream o;
-  o << sample_csv_header(cfg, "true_label,predicted_label");
+  o << sample_csv_header(cfg, "group,true_label,predicted_label");
   for (size_t t = 0; t < r.probs.size(); ++t) {
     auto y = r.labels[t].accessor<int64_t, 1>();
     const auto p = r.probs[t].contiguous();
@@ -149,8 +169,11 @@ void write_predictions(const std::string& path, const EvalResult& r, const std::
       const float* row = p.data_ptr<float>() + i * K;
       const int64_t best = std::max_element(row, row + K) - row;  // the first maximum, as before
       const auto ti = static_cast<int64_t>(t);
-      sample_csv_row(o, cfg, i, ti, examples[static_cast<size_t>(i)],
-                     data::csv_escape(cfg.class_name(ti, y[i])) + "," + data::csv_escape(cfg.class_name(ti, best)), row, K);
+      const auto& ex = examples[static_cast<size_t>(i)];
+      sample_csv_row(o, cfg, i, ti, ex,
+                     data::csv_escape(ex.group) + "," + data::csv_escape(cfg.class_name(ti, y[i])) + "," +
+                         data::csv_escape(cfg.class_name(ti, best)),
+                     row, K);
     }
   }
   io::atomic_write_text(path, o.str());

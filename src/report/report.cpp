@@ -156,16 +156,30 @@ void section_metrics(Builder& b, const std::string& run) {
   const auto m = training::run_files::read_metrics(run);
   b.html << "<p>Model " << esc(m.value("model", "")) << ", deterministic evaluation on the " << esc(m.value("part", "test"))
          << " split" << (m.value("calibrated", false) ? ", calibrated (temperature per task)" : "")
-         << ". In brackets: 95% intervals, stratified bootstrap (percentile).</p>";
+         << ". In brackets: 95% intervals, "
+         << (!m["tasks"].empty() && m["tasks"].begin().value().contains("intervals") &&
+                     m["tasks"].begin().value()["intervals"].contains("groups")
+                 ? "cluster bootstrap over groups (patients, lesions or volumes), stratified by the group's label"
+                 : "stratified bootstrap")
+         << " (percentile).</p>";
   std::vector<std::vector<std::string>> rows;
+  bool grouped = false;
   for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
     const auto& t = it.value();
-    rows.push_back({esc(it.key()), fmt(t["samples"], 0), with_interval(t, "accuracy"), with_interval(t, "balanced_accuracy"),
-                    fmt(t["macro_precision"]), fmt(t["macro_recall"]), with_interval(t, "macro_f1"), with_interval(t, "roc_auc_macro"),
-                    with_interval(t, "ece")});
+    rows.push_back({esc(it.key()), "images", fmt(t["samples"], 0), with_interval(t, "accuracy"), with_interval(t, "balanced_accuracy"),
+                    with_interval(t, "macro_f1"), with_interval(t, "roc_auc_macro"), with_interval(t, "ece")});
+    if (t.contains("group_level")) {
+      const auto& g = t["group_level"];
+      grouped = true;
+      rows.push_back({esc(it.key()), "groups (" + esc(g["aggregate"].get<std::string>()) + ")", fmt(g["groups"], 0),
+                      with_interval(g, "accuracy"), with_interval(g, "balanced_accuracy"), with_interval(g, "macro_f1"),
+                      with_interval(g, "roc_auc_macro"), with_interval(g, "ece")});
+    }
   }
-  b.html << table({"task", "samples", "accuracy", "balanced accuracy", "macro precision", "macro recall", "macro F1", "ROC-AUC", "ECE"},
-                  rows);
+  b.html << table({"task", "unit", "count", "accuracy", "balanced accuracy", "macro F1", "ROC-AUC", "ECE"}, rows);
+  if (grouped)
+    b.html << "<p>Group rows: one prediction per patient, lesion or volume from its images' probabilities; the test "
+              "images of one group are not independent, so the group rows are the ones to compare with other studies.</p>";
   b.html << "<div class=row>";
   for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
     const auto& t = it.value();

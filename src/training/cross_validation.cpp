@@ -70,8 +70,9 @@ namespace {
 
 // Point metrics and (with ci.resamples > 0) intervals of one task's labels and probabilities.
 nlohmann::json task_metrics(const torch::Tensor& y, const torch::Tensor& p, const std::vector<std::string>& names,
-                            const evaluation::BootstrapOptions& ci) {
-  return evaluation::task_metrics_json(evaluation::compute_metrics(y, p), y, p, names, ci);
+                            const evaluation::BootstrapOptions& ci, const std::vector<std::string>& groups = {},
+                            const std::string& aggregate = "none") {
+  return evaluation::task_metrics_json(evaluation::compute_metrics(y, p), y, p, names, ci, groups, aggregate);
 }
 
 }  // namespace
@@ -110,6 +111,7 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
   }
   const size_t T = static_cast<size_t>(mc.tasks());
   pooled.temperatures.assign(T, 1.0);
+  for (const auto& e : pooled_examples) pooled.groups.push_back(e.group);
   for (size_t t = 0; t < T; ++t) {
     std::vector<torch::Tensor> y, p;
     for (const auto& r : per_fold) {
@@ -150,7 +152,7 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
     o.seed = data::mix_seed(ci.seed, t);
     nlohmann::json jt = {{"folds", folds},
                          {"mean_sd", summary},
-                         {"pooled", task_metrics(pooled.labels[t], pooled.probs[t], names, o)}};
+                         {"pooled", task_metrics(pooled.labels[t], pooled.probs[t], names, o, pooled.groups, first.cfg.aggregate)}};
     if (!holdout_probs.empty()) {
       nlohmann::json each = nlohmann::json::array();
       std::vector<torch::Tensor> p;

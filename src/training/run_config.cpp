@@ -113,7 +113,7 @@ void TrainConfig::validate(const std::string& source) const {
 RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base, const std::string& source) {
   namespace L = settings::limits;
   settings::Table t(j, source);
-  for (const char* k : {"model", "data", "train", "augment"}) t.allow(k);
+  for (const char* k : {"model", "data", "train", "augment", "evaluate"}) t.allow(k);
   RunConfig r;
   r.seed = static_cast<uint64_t>(t.integer("seed", 0, L::kSeed));
   r.member = static_cast<int>(t.integer("member", 0, L::kMember));
@@ -134,6 +134,11 @@ RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base,
   r.data = data::DataConfig::from_json(t.table("data"), base);
   if (t.has("train")) r.train = TrainConfig::from_json(t.raw("train"), source);
   if (t.has("augment")) r.augment = data::AugmentConfig::from_json(t.raw("augment"), source);
+  if (t.has("evaluate")) {
+    auto e = t.table("evaluate");
+    r.aggregate = e.choice("aggregate", r.aggregate, {"mean", "max", "none"});
+    e.finish();
+  }
   t.finish();
   return r;
 }
@@ -145,6 +150,7 @@ RunConfig RunConfig::from_toml(const std::string& path) {
 nlohmann::json RunConfig::to_json() const {
   nlohmann::json j = {{"seed", seed}, {"model", model}, {"data", data.to_json()}, {"train", train.to_json()}, {"augment", augment.to_json()}};
   if (member != 0) j["member"] = member;
+  if (aggregate != "mean") j["evaluate"] = {{"aggregate", aggregate}};  // older runs' config.json stays equal
   return j;
 }
 

@@ -236,6 +236,13 @@ nlohmann::json read_metrics(const std::string& run_dir) {
     }
     if (total != n)
       t.fail("confusion_matrix", "counts " + std::to_string(total) + " samples, allowed as many as 'samples' (" + std::to_string(n) + ")");
+    if (it.value().contains("group_level")) {  // one prediction per patient, lesion or volume
+      Table g(it.value()["group_level"], file, "tasks." + it.key() + ".group_level");
+      g.require({"groups", "aggregate", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro"});
+      g.integer("groups", 1, kCount);
+      g.choice("aggregate", "mean", {"mean", "max"});
+      for (const char* k : {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro"}) g.real_or_null(k, kUnit);
+    }
   }
   if (j.contains("partners")) {  // evaluate --partners
     Table p(top.raw("partners"), file, "partners");

@@ -138,6 +138,20 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     data::verify_prepared(d, cache, cfg.data, warnings);
     if (lead)
       for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
+    const auto counts = data::group_counts(d);
+    for (size_t m = 0; m < counts.size(); ++m) {
+      const auto& gc = counts[m];
+      if (m >= d.grouped.size() || !d.grouped[m]) {
+        say("groups (" + gc.modality + "): none named, each image its own group (splits and intervals by image)");
+        continue;
+      }
+      say("groups (" + gc.modality + "): " + std::to_string(gc.train_groups) + " train, " + std::to_string(gc.val_groups) +
+          " val, " + std::to_string(gc.test_groups) + " test; " + std::to_string(gc.mixed) +
+          " mixing labels (placed by their majority label)");
+      if (gc.spanning > 0)
+        throw Error(run_dir + ": " + gc.modality + ": " + std::to_string(gc.spanning) + " groups in two parts (group '" +
+                    gc.example + "'); the split leaks");
+    }
   }
   if (!resuming && lead) {
     io::atomic_write_text(cfg_path, cfg.to_json().dump(2));
@@ -464,6 +478,7 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   eo.device = device;
   eo.task_weights = cfg.train.task_weights;
   eo.temperatures = temperatures;
+  eo.aggregate = cfg.aggregate;
   auto r = evaluation::evaluate(net, examples, *cache, eo);
   auto j = evaluation::metrics_json(r, mc, opt.ci);
   j["calibrated"] = !temperatures.empty();

@@ -25,6 +25,8 @@ struct EvalOptions {
   // for every modality but the one of each row's task; a row's probabilities are then the mean
   // over its partners.
   inputs::InputPlan plan;
+  // Group-level metrics beside the image-level ones (aggregate.h): "mean" | "max" | "none".
+  std::string aggregate = "mean";
 };
 
 struct EvalResult {
@@ -36,6 +38,8 @@ struct EvalResult {
   std::vector<double> temperatures;   // per task, as applied
   // With partners: per task [N] the partner spread of each row (inputs::partner_spread).
   std::vector<torch::Tensor> partner_information, partner_sd;
+  std::vector<std::string> groups;  // per row, the example's group ("" = its own)
+  std::string aggregate = "mean";
 };
 
 // Deterministic evaluation (Mode::Eval) unless the model is already in another mode.
@@ -49,11 +53,15 @@ torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std
                              const std::vector<double>& weights, const std::vector<torch::Tensor>& class_weights = {});
 
 // One task's metrics as JSON: m.to_json, "ece", and with ci.resamples > 0 the bootstrap
-// intervals ("intervals", bootstrap.h) of labels [N] and probs [N, K].
+// intervals ("intervals", bootstrap.h) of labels [N] and probs [N, K]. With groups (one per row)
+// that hold several rows: the intervals are the cluster bootstrap's, and, unless aggregate is
+// "none", "group_level" holds the same metrics of one aggregated prediction per group.
 nlohmann::json task_metrics_json(const TaskMetrics& m, const torch::Tensor& labels, const torch::Tensor& probs,
-                                 const std::vector<std::string>& class_names, const BootstrapOptions& ci);
+                                 const std::vector<std::string>& class_names, const BootstrapOptions& ci,
+                                 const std::vector<std::string>& groups = {}, const std::string& aggregate = "none");
 
-// Per task the metrics, the loss and their bootstrap intervals ("intervals", bootstrap.h).
+// Per task the metrics, the loss and their bootstrap intervals ("intervals", bootstrap.h), and
+// the group-level metrics when r's rows share groups.
 nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const BootstrapOptions& ci = {});
 // The layout of every per-(sample, task) CSV (predictions.csv, the uncertainty study's
 // samples.csv): sample, task, path_<modality>..., the caller's columns, then prob_k, the
@@ -62,7 +70,7 @@ std::string sample_csv_header(const ModelConfig& cfg, const std::string& columns
 void sample_csv_row(std::ostream& o, const ModelConfig& cfg, int64_t sample, int64_t task, const data::Example& ex,
                     const std::string& columns, const float* probs, int64_t classes);
 
-// predictions.csv: one row per scored (sample, task).
+// predictions.csv: one row per scored (sample, task), its group beside the labels.
 void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
                        const ModelConfig& cfg);
 

@@ -59,6 +59,8 @@ struct RunConfig {
   data::DataConfig data;
   TrainConfig train;
   data::AugmentConfig augment;
+  // [evaluate] aggregate: group-level metrics from each group's images (evaluation/aggregate.h).
+  std::string aggregate = "mean";
 
   static RunConfig from_toml(const std::string& path);
   // base: folder that relative data paths are taken from; source: the file, for messages.

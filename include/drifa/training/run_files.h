@@ -6,7 +6,7 @@
 // must stay inside the folder it belongs to. Nothing else opens these files by hand.
 //
 //   RUN/config.json             the run configuration (RunConfig)          writer: training::train
-//   RUN/split.json              the data split (PreparedData)              writer: training::train
+//   RUN/split.json              the data split and its groups (PreparedData) writer: training::train
 //   RUN/checkpoint.safetensors  model + Adam + trainer counters             writer: save_checkpoint
 //   RUN/best.safetensors        the model of the best validation loss      writer: io::save_model
 //   RUN/partners.safetensors    unpaired: the partner bank (inputs/partners) writer: training::train
@@ -14,7 +14,7 @@
 //   RUN/log.json, RUN/log.csv   one row per epoch                           writer: training::train
 //   RUN/done.json               training finished (best epoch and loss)     writer: training::train
 //   RUN/metrics.json            per-task test metrics                       writer: evaluate_run
-//   RUN/predictions.csv         per (sample, task) predictions              writer: evaluate_run
+//   RUN/predictions.csv         per (sample, task) predictions and group    writer: evaluate_run
 //   ENS/ensemble.json           the members of an ensemble                  writer: train_ensemble
 //   DIR/uq/uq.json, samples.csv the uncertainty study                       writer: drifa uq
 //   DIR/gradcam/gradcam.json    Grad-CAM overlays and lesion scores         writer: gradcam_run
