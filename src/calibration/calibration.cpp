@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -60,7 +61,7 @@ std::vector<int64_t> labelled_positions(const torch::Tensor& labels) {
 }
 
 MethodCalibration fit_method(const torch::Tensor& labels_all, const torch::Tensor& samples_all, const std::vector<int64_t>& ids_all,
-                             uint64_t seed) {
+                             uint64_t seed, const std::vector<std::string>& groups) {
   auto keep = labels_all.ge(0);
   auto labels = labels_all.index({keep});
   auto samples = samples_all.index({torch::indexing::Slice(), keep});
@@ -79,11 +80,36 @@ MethodCalibration fit_method(const torch::Tensor& labels_all, const torch::Tenso
   m.brier_before = uncertainty::brier(labels, before);
   m.brier_after = uncertainty::brier(labels, after);
   const auto u = part_draws(seed, Part::Calibration, ids);
+  // One image per group when rows share groups (the groups of labelled rows, in row order).
+  std::vector<int64_t> chosen;
+  if (!groups.empty()) {
+    std::vector<std::string> g;
+    std::vector<int64_t> y;
+    for (auto i : labelled_positions(labels_all)) {
+      g.push_back(groups.at(static_cast<size_t>(i)));
+      y.push_back(0);
+    }
+    const auto gi = data::index_groups(y, g);
+    if (gi.members.size() < g.size()) {
+      std::mt19937_64 rng(data::mix_seed(seed, 0x6C0F));
+      for (const auto& mem : gi.members) {
+        std::uniform_int_distribution<size_t> pick(0, mem.size() - 1);
+        chosen.push_back(static_cast<int64_t>(mem[pick(rng)]));
+      }
+      m.groups = static_cast<int64_t>(chosen.size());
+    }
+  }
   for (auto s : all_scores()) {
     auto v = true_class_scores(after, labels, s, u);
+    if (!chosen.empty()) {
+      std::vector<double> one;
+      for (auto i : chosen) one.push_back(v[static_cast<size_t>(i)]);
+      v = std::move(one);
+    }
     std::sort(v.begin(), v.end());
     m.scores.push_back(std::move(v));
   }
+  if (!chosen.empty()) m.samples = static_cast<int64_t>(chosen.size());
   return m;
 }
 
@@ -98,6 +124,7 @@ nlohmann::json Calibration::to_json() const {
                           {"ece_before", m.ece_before},   {"ece_after", m.ece_after},
                           {"brier_before", m.brier_before}, {"brier_after", m.brier_after},
                           {"scores", sc}};
+      if (m.groups > 0) jt[task][method]["groups"] = m.groups;
     }
   nlohmann::json j = {{"part", part}, {"models", models}, {"passes", passes}, {"seed", seed},
                       {"alpha", alpha}, {"score", score_name(score)}, {"tasks", jt}};
@@ -137,6 +164,9 @@ Calibration Calibration::from_json(const nlohmann::json& j, const std::string& s
       MethodCalibration m;
       m.temperature = mt.real("temperature", 1, L::kTemperature);
       m.samples = mt.integer("samples", 0, L::kCalibrationScores);
+      m.groups = mt.integer("groups", 0, L::kCalibrationScores);
+      if (m.groups > 0 && m.groups != m.samples)
+        mt.fail("groups", "found " + std::to_string(m.groups) + ", allowed the number of scores (" + std::to_string(m.samples) + ")");
       // Reported numbers, not used in computation: null (a NaN when written) reads as NaN.
       const settings::RealRange any{0.0, 1e300};
       auto reported = [&](const char* key) { return mt.real_or_null(key, any).value_or(std::nan("")); };

@@ -31,9 +31,11 @@ Calibration calibrate_run(const std::string& dir, const CalibrateOptions& opt) {
   c.weights = e.weights;
   std::vector<int64_t> ids(examples.size());
   for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
+  std::vector<std::string> groups;
+  for (const auto& ex : examples) groups.push_back(ex.group);
   for (size_t t = 0; t < s.labels.size(); ++t)
     for (const auto& [method, samples] : uncertainty::method_samples(s, t))
-      c.tasks[cfg.task_name(static_cast<int64_t>(t))][method] = fit_method(s.labels[t], samples, ids, c.seed);
+      c.tasks[cfg.task_name(static_cast<int64_t>(t))][method] = fit_method(s.labels[t], samples, ids, c.seed, groups);
   io::atomic_write_text(rf::path(dir, rf::kCalibration), c.to_json().dump(1));
   if (e.nets.size() == 1) {
     // The model file carries the fits that apply to it alone.

@@ -1,5 +1,6 @@
 #include "drifa/uncertainty/predict.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
@@ -44,6 +45,62 @@ std::vector<std::vector<std::string>> read_cases_csv(const std::string& path, co
   }
   if (cases.empty()) throw Error(path + ": no cases");
   return cases;
+}
+
+std::vector<std::string> read_case_groups(const std::string& path, const std::string& column) {
+  const auto t = data::read_csv(path);
+  const int col = t.column(column, path);
+  std::vector<std::string> g;
+  for (const auto& r : t.rows) {
+    g.push_back(r[static_cast<size_t>(col)]);
+    if (g.back().empty())
+      throw Error(path + ": case " + std::to_string(g.size()) + ": empty group in column " + column + " (--group-column)");
+  }
+  return g;
+}
+
+nlohmann::json aggregate_cases(const nlohmann::json& cases, const std::vector<std::string>& groups, const std::string& how,
+                               const ModelConfig& cfg) {
+  if (how != "mean" && how != "max") throw Error("--aggregate: found '" + how + "', allowed mean or max");
+  if (groups.size() != cases.size()) throw Error("aggregate: one group per case needed");
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<size_t>> members;
+  for (size_t c = 0; c < groups.size(); ++c) {
+    if (!members.count(groups[c])) order.push_back(groups[c]);
+    members[groups[c]].push_back(c);
+  }
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& g : order) {
+    nlohmann::json jg = {{"group", g}, {"aggregate", how}, {"cases", nlohmann::json::array()}, {"tasks", nlohmann::json::object()}};
+    for (auto c : members[g]) jg["cases"].push_back(cases[c]["case"]);
+    for (int64_t t = 0; t < cfg.tasks(); ++t) {
+      const auto name = cfg.task_name(t);
+      std::vector<double> acc(static_cast<size_t>(cfg.classes[static_cast<size_t>(t)]), 0.0);
+      int64_t n = 0;
+      for (auto c : members[g]) {
+        const auto& jt = cases[c]["tasks"][name];
+        if (!jt.contains("probabilities")) continue;
+        const auto& jp = jt["probabilities"];  // {class name: probability}
+        for (size_t k = 0; k < acc.size(); ++k) {
+          const double p = jp.at(cfg.class_name(t, static_cast<int64_t>(k))).get<double>();
+          acc[k] = how == "mean" ? acc[k] + p : std::max(acc[k], p);
+        }
+        ++n;
+      }
+      if (n == 0) continue;
+      double sum = 0;
+      for (auto& v : acc) sum += how == "mean" ? (v /= double(n)) : v;
+      if (how == "max")
+        for (auto& v : acc) v /= sum;
+      const auto best = static_cast<int64_t>(std::max_element(acc.begin(), acc.end()) - acc.begin());
+      nlohmann::json probs = nlohmann::json::object();
+      for (size_t k = 0; k < acc.size(); ++k) probs[cfg.class_name(t, static_cast<int64_t>(k))] = acc[k];
+      jg["tasks"][name] = {{"class", cfg.class_name(t, best)}, {"probability", acc[static_cast<size_t>(best)]},
+                           {"probabilities", probs}, {"images", n}};
+    }
+    out.push_back(jg);
+  }
+  return out;
 }
 
 namespace {

@@ -48,6 +48,8 @@ nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
   so.alphas = opt.alphas;
   so.seed = opt.study.mc.seed;
   so.ci = opt.ci;
+  for (const auto& ex : examples) so.groups.push_back(ex.group);
+  so.aggregate = e.run.cfg.aggregate;
   auto j = summarise(s, mc, so);
   j["part"] = opt.part;
   j["inputs"] = study.plan.to_json(mc);

@@ -125,12 +125,12 @@ nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const Su
     for (const auto& [method, samples] : method_samples(s, t)) {
       const auto* cal = opt.calibration ? opt.calibration->find(task, method) : nullptr;
       if (!cal) {
-        j[method] = task_summary(s.labels[t], samples, names, opt.coverages, opt.ci);
+        j[method] = task_summary(s.labels[t], samples, names, opt.coverages, opt.ci, opt.groups, opt.aggregate);
         j[method]["temperature"] = nullptr;
         continue;
       }
       const auto tempered = calibration::calibrate(samples, cal);
-      auto sum = task_summary(s.labels[t], tempered, names, opt.coverages, opt.ci);
+      auto sum = task_summary(s.labels[t], tempered, names, opt.coverages, opt.ci, opt.groups, opt.aggregate);
       sum["temperature"] = cal->temperature;
       const auto keep = s.labels[t].ge(0);
       const auto y = s.labels[t].index({keep});

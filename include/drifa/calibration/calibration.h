@@ -32,6 +32,9 @@ struct MethodCalibration {
   // On the calibration part, before (T = 1) and after.
   double nll_before = 0, nll_after = 0, ece_before = 0, ece_after = 0, brier_before = 0, brier_after = 0;
   std::vector<std::vector<double>> scores;  // per score (all_scores() order), sorted ascending
+  // With groups: the scores are one per validation group (a seeded draw of one of its images),
+  // so the conformal guarantee holds for an image of a new group; 0 = each image its own group.
+  int64_t groups = 0;
   double threshold(Score s, double alpha) const;
 };
 
@@ -60,9 +63,12 @@ struct Calibration {
 std::vector<int64_t> labelled_positions(const torch::Tensor& labels);
 
 // Fits one method: labels [N] (-1 skipped), samples [S, N, K] of the calibration part; ids
-// index the draws of aps_randomized.
+// index the draws of aps_randomized. The temperature is fitted on every labelled image. groups
+// (one per row, "" = its own): when several rows share one, the conformal scores are those of
+// one image per group, drawn from the seed. Split conformal needs exchangeable units, and the
+// images of one patient are not exchangeable with those of others; patients are.
 MethodCalibration fit_method(const torch::Tensor& labels, const torch::Tensor& samples, const std::vector<int64_t>& ids,
-                             uint64_t seed);
+                             uint64_t seed, const std::vector<std::string>& groups = {});
 
 // The tempered samples of a method ([S, N, K], float64); T = 1 when cal is null.
 torch::Tensor calibrate(const torch::Tensor& samples, const MethodCalibration* cal);

@@ -58,8 +58,12 @@ std::optional<double> error_detection_auroc(const torch::Tensor& correct, const 
 // confusion), nll, brier, ece, reliability, selective accuracy at the coverages, aurc, the
 // error-detection AUROC of each measure and the means of each measure. Labels of -1 are skipped.
 // With the bootstrap intervals of the mean prediction's metrics ("intervals").
+// With groups (one per row) that hold several rows: cluster-bootstrap intervals, and unless
+// aggregate is "none", "group_level": the metrics, NLL and ECE of one prediction per group
+// (evaluation/aggregate.h) from the mean prediction.
 nlohmann::json task_summary(const torch::Tensor& labels, const torch::Tensor& samples,
                             const std::vector<std::string>& class_names, const std::vector<double>& coverages,
-                            const evaluation::BootstrapOptions& ci = {});
+                            const evaluation::BootstrapOptions& ci = {}, const std::vector<std::string>& groups = {},
+                            const std::string& aggregate = "none");
 
 }  // namespace drifa::uncertainty

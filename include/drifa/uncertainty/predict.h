@@ -97,5 +97,15 @@ nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vecto
 // Cases from a CSV with one column per modality (named as the model's modalities); relative
 // paths are taken from the CSV's folder; an empty cell is a modality not given.
 std::vector<std::vector<std::string>> read_cases_csv(const std::string& path, const ModelConfig& cfg);
+// The cases' groups from that CSV's `column` (a patient, lesion or volume per row); an empty
+// value or a missing column is an error naming the file.
+std::vector<std::string> read_case_groups(const std::string& path, const std::string& column);
+
+// One answer per group beside the per-case ones: per task, the group's cases' (tempered)
+// probabilities combined by `how` (evaluation/aggregate.h: mean | max), its class and probability,
+// and its case numbers. cases: predict's "cases"; groups: one per case. Tasks a case could not
+// predict are left out of its group's answer.
+nlohmann::json aggregate_cases(const nlohmann::json& cases, const std::vector<std::string>& groups, const std::string& how,
+                               const ModelConfig& cfg);
 
 }  // namespace drifa::uncertainty

@@ -54,6 +54,8 @@ struct SummaryOptions {
   std::vector<double> alphas = {0.1};
   uint64_t seed = 0;  // aps_randomized draws of the scored part (calibration::Part::Test)
   evaluation::BootstrapOptions ci;
+  std::vector<std::string> groups;  // per example ("" = its own): cluster intervals and group-level rows
+  std::string aggregate = "mean";
 };
 
 // Per task, per method: task_summary() of each method_samples(), calibrated as above.
