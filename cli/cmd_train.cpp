@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
+#include "drifa/data/check.h"
 #include "drifa/data/synth.h"
 #include "drifa/error.h"
 #include "drifa/runtime/distributed.h"
@@ -50,10 +51,19 @@ void print_metrics(const nlohmann::json& m) {
                                                         {"ece", "ECE"}};
     for (const auto& [key, label] : rows)
       if (t.contains(key)) std::cout << "  " << std::left << std::setw(18) << label << std::right << with_interval(t, key) << "\n";
+    if (t.contains("group_level")) {
+      const auto& gl = t["group_level"];
+      std::cout << "  per group (" << gl["groups"].get<int64_t>() << " groups, " << gl["aggregate"].get<std::string>()
+                << " of their images' probabilities)\n";
+      for (const auto& [key, label] : rows)
+        if (gl.contains(key)) std::cout << "    " << std::left << std::setw(16) << label << std::right << with_interval(gl, key) << "\n";
+    }
   }
-  if (!m["tasks"].empty() && m["tasks"].begin().value().contains("intervals"))
-    std::cout << "[..]: 95% intervals, stratified bootstrap (" << m["tasks"].begin().value()["intervals"]["resamples"]
-              << " resamples)\n";
+  if (!m["tasks"].empty() && m["tasks"].begin().value().contains("intervals")) {
+    const auto& iv = m["tasks"].begin().value()["intervals"];
+    std::cout << "[..]: 95% intervals, " << (iv.contains("groups") ? "cluster bootstrap over groups" : "stratified bootstrap") << " ("
+              << iv["resamples"] << " resamples)\n";
+  }
   if (m.contains("partners")) {
     std::cout << "\nwith partners from the bank (" << m["partners"]["bank_size"] << " per modality) in place of each task's other modalities\n"
               << std::left << std::setw(16) << "task" << std::right << std::setw(10) << "partners" << std::setw(10) << "accuracy"
@@ -93,10 +103,33 @@ void register_synth(CLI::App& app, GlobalFlags& g) {
   });
 }
 
+void register_check(CLI::App& app, GlobalFlags& g) {
+  struct Opts {
+    std::string config;
+    std::optional<int64_t> seed;
+  };
+  auto o = std::make_shared<Opts>();
+  auto* cmd = app.add_subcommand("check", "the data checks alone: counts per class, part and group, duplicates across parts, "
+                                          "groups in two parts, unreadable files (exit 1 on a leak or an unreadable file)");
+  cmd->add_option("-c,--config", o->config, "run config (TOML)")->required();
+  cmd->add_option("--seed", o->seed, "the split's seed (default: the config's)");
+  cmd->callback([o, &g] {
+    apply_global_flags(g);
+    auto cfg = training::RunConfig::from_toml(o->config);
+    if (o->seed) cfg.seed = static_cast<uint64_t>(settings::check_integer("command line", "--seed", *o->seed, settings::limits::kSeed));
+    const auto c = data::check_data(cfg.data, cfg.seed);
+    std::cout << c.table();
+    if (!c.ok())
+      throw Error(o->config + ": the data check found " + std::to_string(c.duplicates.size()) + " duplicate pairs across parts, " +
+                  std::to_string(c.unreadable.size()) + " unreadable files and groups in two parts as listed above");
+    std::cout << "ok: no leak between parts, every image readable\n";
+  });
+}
+
 void register_train(CLI::App& app, GlobalFlags& g) {
   struct Opts {
     std::string config, out;
-    bool resume = false, bf16 = false, skip_bad = false, no_test = false;
+    bool resume = false, bf16 = false, skip_bad = false, allow_duplicates = false, no_test = false;
     std::optional<int64_t> epochs, batch_size, workers, seed, steps_per_epoch, micro_batches;
     std::optional<double> lr;
     std::optional<std::string> precision;
@@ -119,6 +152,8 @@ void register_train(CLI::App& app, GlobalFlags& g) {
                   "config's [train] precision, auto)");
   cmd->add_flag("--bf16", o->bf16, "the same as --precision bf16");
   cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
+  cmd->add_flag("--allow-duplicates", o->allow_duplicates,
+                "go on, with a warning per pair, when the same image is in two parts (default: an error)");
   cmd->add_flag("--no-test", o->no_test, "do not evaluate on the test part at the end");
   cmd->add_option("--micro-batches", o->micro_batches, "gradient accumulation: micro-batches per optimizer step");
   cmd->add_option("--nproc", o->nproc, "data-parallel: run N local worker processes (Gloo on loopback)")
@@ -145,6 +180,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     if (o->seed) cfg.seed = static_cast<uint64_t>(settings::check_integer("command line", "--seed", *o->seed, settings::limits::kSeed));
     if (o->workers) cfg.data.workers = static_cast<int>(settings::check_integer("command line", "--workers", *o->workers, settings::limits::kWorkers));
     if (o->skip_bad) cfg.data.skip_bad = true;
+    if (o->allow_duplicates) cfg.data.allow_duplicates = true;
     training::TrainOptions to;
     to.resume = o->resume;
     to.quiet = g.quiet;

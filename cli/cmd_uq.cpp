@@ -56,6 +56,15 @@ void print_uq(const nlohmann::json& j) {
                 << (cal ? num(s["before_calibration"]["ece"]) + ">" + num(s["ece"]) : num(s["ece"])) << std::setw(8)
                 << num(s["brier"]) << std::setw(8) << num(s["aurc"]) << std::setw(13) << num(s["error_auroc"]["predictive_entropy"])
                 << "\n";
+      if (s.contains("group_level")) {  // one prediction per patient, lesion or volume
+        const auto& gl = s["group_level"];
+        std::string gacc = num(gl["accuracy"]);
+        if (gl.contains("intervals") && gl["intervals"].contains("accuracy"))
+          gacc += " [" + num(gl["intervals"]["accuracy"][0]) + ", " + num(gl["intervals"]["accuracy"][1]) + "]";
+        std::cout << std::left << std::setw(24) << ("  per group (" + std::to_string(gl["groups"].get<int64_t>()) + ")") << std::right
+                  << std::setw(26) << gacc << std::setw(9) << num(gl["balanced_accuracy"]) << std::setw(9) << num(gl["macro_f1"])
+                  << std::setw(7) << "" << std::setw(16) << num(gl["nll"]) << std::setw(16) << num(gl["ece"]) << "\n";
+      }
     }
     bool header = false;
     for (const auto& m : calibration::methods()) {
@@ -239,7 +248,7 @@ std::vector<std::string> case_from_images(const std::vector<std::string>& images
 
 void register_predict(CLI::App& app, GlobalFlags& g) {
   struct Opts {
-    std::string models, cases_csv, out, gradcam, partners_from;
+    std::string models, cases_csv, out, gradcam, partners_from, group_column, aggregate = "mean";
     std::vector<std::string> images;
     int passes = 30;
     int64_t partners = inputs::kDefaultPartners;
@@ -254,6 +263,9 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("-i,--images", o->images,
                   "one image per modality in the model's order, or NAME=PATH for each modality the case has");
   cmd->add_option("--cases", o->cases_csv, "CSV with one column per modality (named as the model's modalities; empty: not given)");
+  cmd->add_option("--group-column", o->group_column,
+                  "with --cases: the CSV column naming each case's patient, lesion or volume; adds one answer per group (\"groups\")");
+  cmd->add_option("--aggregate", o->aggregate, "how a group's cases combine: mean | max (default mean)");
   cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model (0 = deterministic)")->check(bounded(settings::limits::kPasses));
   cmd->add_option("--partners", o->partners, "unpaired models: partners averaged over for each modality not given")
       ->check(bounded(settings::limits::kPartners));
@@ -287,8 +299,16 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
       po.alpha = o->alpha.value_or(p.calibration->alpha);
       po.score = o->score.empty() ? p.calibration->score : calibration::parse_score(o->score, "command line: --score");
     }
+    if (!o->group_column.empty() && o->cases_csv.empty()) throw Error("command line: --group-column: needs --cases");
+    if (o->aggregate != "mean" && o->aggregate != "max")
+      throw Error("command line: --aggregate: found '" + o->aggregate + "', allowed mean or max");
     auto j = uncertainty::predict(p.nets, cases, po);
     j["pairing"] = p.pairing;
+    if (!o->group_column.empty()) {
+      auto groups = uncertainty::read_case_groups(o->cases_csv, o->group_column);
+      if (!o->images.empty()) groups.push_back("case " + std::to_string(cases.size()) + " (--images)");
+      j["groups"] = uncertainty::aggregate_cases(j["cases"], groups, o->aggregate, cfg);
+    }
     if (o->out.empty()) std::cout << j.dump(2) << "\n";
     else io::atomic_write_text(o->out, j.dump(2));
   });

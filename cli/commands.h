@@ -9,6 +9,7 @@ namespace drifa::cli {
 void register_info(CLI::App& app, GlobalFlags& g);
 void register_init(CLI::App& app, GlobalFlags& g);
 void register_synth(CLI::App& app, GlobalFlags& g);
+void register_check(CLI::App& app, GlobalFlags& g);
 void register_train(CLI::App& app, GlobalFlags& g);
 void register_evaluate(CLI::App& app, GlobalFlags& g);
 void register_ensemble(CLI::App& app, GlobalFlags& g);

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   drifa::cli::register_info(app, g);
   drifa::cli::register_init(app, g);
   drifa::cli::register_synth(app, g);
+  drifa::cli::register_check(app, g);
   drifa::cli::register_train(app, g);
   drifa::cli::register_evaluate(app, g);
   drifa::cli::register_ensemble(app, g);

@@ -3,14 +3,17 @@
 //
 // model/       the network of the spec: HIFA + CLIA = MFA, MIFA (MGIFA + MLIFA), RRA, branches, DRIFANet;
 //              the fused pooling kernels the attention blocks end in (spatial_stats)
-// data/        decoding (images, DICOM), data sources (folders, CSV, paired), splits and pairing,
+// data/        decoding (images, DICOM), data sources (folders, CSV, paired) and their groups
+//              (patients, lesions), grouped splits and pairing, the leakage and data checks,
 //              transforms and augmentation, the cached parallel loader, synthetic demo data
 // training/    run configuration, checkpoints, the resumable trainer
-// evaluation/  metrics and the evaluator (metrics.json, predictions.csv)
+// evaluation/  metrics, the (cluster) bootstrap, group-level aggregation and the evaluator
+//              (metrics.json, predictions.csv)
 // io/          safetensors, model files with their config, TOML configs, atomic writes
 // runtime/     threads, device, autocast, memory (allocator), layout, progress bars
 // serve/       drifa serve: the dynamic batcher, the service (uploads in, predict's JSON out),
 //              the HTTP server and its web page, Prometheus metrics
+#include "drifa/data/check.h"
 #include "drifa/data/csv.h"
 #include "drifa/data/dataset.h"
 #include "drifa/data/dicom.h"
@@ -21,6 +24,7 @@
 #include "drifa/data/synth.h"
 #include "drifa/data/transforms.h"
 #include "drifa/error.h"
+#include "drifa/evaluation/aggregate.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/evaluation/metrics.h"
 #include "drifa/io/atomic_file.h"
