@@ -120,8 +120,7 @@ void register_check(CLI::App& app, GlobalFlags& g) {
     const auto c = data::check_data(cfg.data, cfg.seed);
     std::cout << c.table();
     if (!c.ok())
-      throw Error(o->config + ": the data check found " + std::to_string(c.duplicates.size()) + " duplicate pairs across parts, " +
-                  std::to_string(c.unreadable.size()) + " unreadable files and groups in two parts as listed above");
+      throw Error(o->config + ": the data check found " + c.problems() + " (listed above)");
     std::cout << "ok: no leak between parts, every image readable\n";
   });
 }

@@ -425,12 +425,31 @@ TEST(Groups, DuplicatePixelsAcrossPartsAreALeakUnlessAllowed) {
   // The data check reports it, with counts per class and part.
   const auto c = check_data(cfg, 1);
   EXPECT_FALSE(c.ok());
+  EXPECT_EQ(c.problems(), "1 duplicate pairs across parts");
   ASSERT_EQ(c.duplicates.size(), 1u);
   EXPECT_EQ(c.duplicates[0].modality, "m1");
   size_t images = 0;
   for (const auto& r : c.rows) images += r.images;
   EXPECT_EQ(images, 26u);
   EXPECT_NE(c.table().find("duplicates across parts (same decoded pixels): 1"), std::string::npos) << c.table();
+  // The same from the command line: `drifa check` prints the table and exits 1; `train` refuses
+  // before its first step; with the copy gone both go on.
+  test::write_bytes(dir / "run.toml", "[data]\nimage_size = 16\n[[data.modality]]\nname = \"m1\"\ntrain = \"m1\"\ntest = \"test\"\n"
+                                      "[[data.modality]]\nname = \"m2\"\ntrain = \"m2\"\n[train]\nepochs = 1\n");
+  auto r = test::run(test::cli() + " check -c " + (dir / "run.toml"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("the data check found 1 duplicate pairs across parts (listed above)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("copy.bmp"), std::string::npos) << r.output;
+  r = test::run(test::cli() + " train -q -c " + (dir / "run.toml") + " -o " + (dir / "run"));
+  EXPECT_NE(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("leak: m1: the same pixels in"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.path() / "run" / "best.safetensors"));
+  fs::remove(dir.path() / "test/a/copy.bmp");
+  cv::imwrite(dir / "test/a/other.png", distinct_image(50, 51, 52));
+  r = test::run(test::cli() + " check -c " + (dir / "run.toml"));
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("ok: no leak between parts, every image readable"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("groups (m1): none named, each image its own group"), std::string::npos) << r.output;
 }
 
 TEST(Groups, GroupSettingsAreValidated) {

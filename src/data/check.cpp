@@ -7,19 +7,26 @@
 
 namespace drifa::data {
 
-bool DataCheck::ok() const {
-  if (!duplicates.empty() || !unreadable.empty()) return false;
-  for (const auto& g : groups)
-    if (g.spanning > 0) return false;
-  return true;
+std::string DataCheck::problems() const {
+  std::vector<std::string> found;
+  if (!duplicates.empty()) found.push_back(std::to_string(duplicates.size()) + " duplicate pairs across parts");
+  if (!unreadable.empty()) found.push_back(std::to_string(unreadable.size()) + " unreadable files");
+  size_t spanning = 0;
+  for (const auto& g : groups) spanning += g.spanning;
+  if (spanning) found.push_back(std::to_string(spanning) + " groups in two parts");
+  std::string out;
+  for (size_t i = 0; i < found.size(); ++i) out += (i ? ", " : "") + found[i];
+  return out;
 }
+
+bool DataCheck::ok() const { return problems().empty(); }
 
 std::string DataCheck::table() const {
   std::ostringstream o;
-  o << std::left << std::setw(16) << "modality" << std::setw(7) << "part" << std::setw(20) << "class" << std::right
+  o << std::left << std::setw(20) << "source" << std::setw(7) << "part" << std::setw(20) << "class" << std::right
     << std::setw(8) << "images" << std::setw(8) << "groups" << "\n";
   for (const auto& r : rows)
-    o << std::left << std::setw(16) << r.modality << std::setw(7) << r.part << std::setw(20) << r.label << std::right
+    o << std::left << std::setw(20) << r.modality << std::setw(7) << r.part << std::setw(20) << r.label << std::right
       << std::setw(8) << r.images << std::setw(8) << r.groups << "\n";
   o << "\n";
   for (size_t m = 0; m < groups.size(); ++m) {
@@ -62,7 +69,7 @@ DataCheck check_data(const DataConfig& cfg, uint64_t seed) {
                                         {"val", &d.cases_val}, {"test", &d.cases_test}}) {
         std::vector<std::pair<int64_t, std::string>> items;
         for (const auto& r : *cases) items.emplace_back(r.labels[t], r.group);
-        add(d.tasks[t], part, d.classes[t], items);
+        add("cases: " + d.tasks[t], part, d.classes[t], items);  // paired: one row per case
       }
   } else {
     for (size_t m = 0; m < d.modalities.size(); ++m)

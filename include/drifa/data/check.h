@@ -11,7 +11,7 @@ namespace drifa::data {
 
 struct DataCheck {
   struct Row {
-    std::string modality, part, label;
+    std::string modality, part, label;  // modality: its name, or "cases: TASK" for paired cases
     size_t images = 0, groups = 0;
   };
   std::vector<Row> rows;
@@ -20,7 +20,9 @@ struct DataCheck {
   std::vector<Duplicate> duplicates;  // across parts
   std::vector<std::string> unreadable;  // "path: what is wrong"
   // No leak and nothing unreadable: what training would accept without --skip-bad or --allow-duplicates.
-  bool ok() const;
+  bool ok() const;  // no problems()
+  // What would stop training, e.g. "56 duplicate pairs across parts, 2 unreadable files"; "" when ok.
+  std::string problems() const;
   std::string table() const;  // the report, as `drifa check` prints it
 };
 
