@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -21,6 +22,7 @@
 #include "drifa/evaluation/bootstrap.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/io/settings.h"
+#include "drifa/training/run_files.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -464,4 +466,102 @@ TEST(Groups, GroupSettingsAreValidated) {
   EXPECT_NE(parse(R"({"b": {"group_column": "pid", "group_pattern": "x"}})").find("at most one of"), std::string::npos);
   EXPECT_NE(parse(R"({"a": {"group_pattern": "(unclosed"}})").find("group_pattern: found '(unclosed'"), std::string::npos);
   EXPECT_NE(parse(R"({"b": {"group_column": ""}})").find("group_column: found an empty string"), std::string::npos);
+}
+
+// One run with patient folders through every command: the groups chosen at train time reach
+// split.json, metrics.json, predictions.csv, calibration.json, uq, cv, predict and the report.
+TEST(GroupsCli, PatientFoldersReachEveryCommand) {
+  test::TempDir dir;
+  const auto cfg = test::make_run_config(dir, "epochs = 2\n", 8, 32);
+  // Two images per patient: CLASS/P<class><i/2>/ in training, CLASS/T<class><i/2>/ in test.
+  for (const char* mod : {"derm", "mri"})
+    for (const char* part : {"train", "test"})
+      for (const auto& cls : fs::directory_iterator(dir.path() / "data" / mod / part)) {
+        std::vector<fs::path> files;
+        for (const auto& f : fs::directory_iterator(cls.path()))
+          if (f.is_regular_file()) files.push_back(f.path());
+        std::sort(files.begin(), files.end());
+        for (size_t i = 0; i < files.size(); ++i) {
+          const auto patient = cls.path() / ((part == std::string("train") ? "P" : "T") + cls.path().filename().string() + std::to_string(i / 2));
+          fs::create_directories(patient);
+          fs::rename(files[i], patient / files[i].filename());
+        }
+      }
+  auto toml = test::read_bytes(cfg);
+  for (const char* mod : {"derm", "mri"}) {
+    const std::string at = std::string("test = \"") + mod + "/test\"\n";
+    toml.replace(toml.find(at), at.size(), at + "group_folders = true\n");
+  }
+  test::write_bytes(cfg, toml + "[evaluate]\naggregate = \"mean\"\n");
+  const std::string run = dir / "run", cli = test::cli();
+  auto r = test::run(cli + " train -c " + cfg + " -o " + run);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("groups"), std::string::npos) << r.output;
+  const auto split = test::read_json(run + "/split.json");
+  ASSERT_TRUE(split.contains("grouped"));
+  EXPECT_EQ(split["grouped"], nlohmann::json::array({true, true}));
+  auto metrics = test::read_json(run + "/metrics.json");
+  for (const char* task : {"derm", "mri"}) {
+    const auto& t = metrics["tasks"][task];
+    EXPECT_EQ(t["intervals"]["groups"], 6) << task;  // 12 test images of 6 patients (3 classes x 2)
+    ASSERT_TRUE(t.contains("group_level")) << task;
+    EXPECT_EQ(t["group_level"]["groups"], 6);
+    EXPECT_EQ(t["group_level"]["aggregate"], "mean");
+  }
+  const auto preds = test::read_bytes(run + "/predictions.csv");
+  EXPECT_NE(preds.find(",group,true_label,"), std::string::npos) << preds.substr(0, 200);
+  EXPECT_NE(preds.find(",Tannular0,"), std::string::npos);
+  // calibrate: conformal scores one per validation patient, the count recorded.
+  r = test::run(cli + " calibrate " + run + " -T 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto cal = training::run_files::read_calibration(run);
+  ASSERT_TRUE(cal.has_value());
+  const auto* m = cal->find("derm", "deterministic");
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->groups, 3);   // 6 validation images of 3 patients (one per class)
+  EXPECT_EQ(m->samples, 3);  // one conformal score per patient
+  ASSERT_FALSE(m->scores.empty());
+  EXPECT_EQ(m->scores[0].size(), 3u);
+  // uq: image rows with cluster intervals, and a group-level row per method.
+  r = test::run(cli + " uq " + run + " -T 2 --resamples 50");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("per group"), std::string::npos) << r.output;
+  const auto uq = test::read_json(run + "/uq/uq.json");
+  EXPECT_EQ(uq["tasks"]["derm"]["deterministic"]["group_level"]["groups"], 6);
+  // predict: per case and per patient.
+  std::string csv = "derm,mri,patient\n";
+  std::vector<std::string> derm, mri;
+  for (const auto& e : fs::recursive_directory_iterator(dir.path() / "data/derm/test/annular"))
+    if (e.is_regular_file()) derm.push_back(e.path().string());
+  for (const auto& e : fs::recursive_directory_iterator(dir.path() / "data/mri/test"))
+    if (e.is_regular_file()) mri.push_back(e.path().string());
+  std::sort(derm.begin(), derm.end());
+  ASSERT_GE(derm.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) csv += derm[i] + "," + mri[i] + "," + (i < 2 ? "A" : "B") + "\n";
+  test::write_bytes(dir / "cases.csv", csv);
+  r = test::run(cli + " predict " + run + " -T 0 --cases " + (dir / "cases.csv") + " --group-column patient -o " + (dir / "p.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto p = test::read_json(dir / "p.json");
+  ASSERT_EQ(p["groups"].size(), 2u);
+  EXPECT_EQ(p["groups"][0]["group"], "A");
+  EXPECT_EQ(p["groups"][0]["cases"].size(), 2u);
+  r = test::run(cli + " predict " + run + " -T 0 --cases " + (dir / "cases.csv") + " --group-column nobody");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.output.find("nobody"), std::string::npos) << r.output;
+  // cv: group folds, pooled group-level metrics; the report shows the group rows.
+  const std::string cv = dir / "cv";
+  r = test::run(cli + " cv -q -c " + cfg + " -o " + cv + " -k 2 --epochs 1 --resamples 50");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto cvm = test::read_json(cv + "/cv_metrics.json");
+  EXPECT_TRUE(cvm["tasks"]["derm"]["pooled"].contains("group_level"));
+  EXPECT_TRUE(cvm["tasks"]["derm"]["pooled"]["intervals"].contains("groups"));
+  r = test::run(cli + " report -q " + cv);
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(test::read_bytes(cv + "/report.html").find("stratified group folds"), std::string::npos);
+  r = test::run(cli + " report -q " + run);
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto html = test::read_bytes(run + "/report.html");
+  EXPECT_NE(html.find("groups (mean)"), std::string::npos);
+  EXPECT_NE(html.find("cluster bootstrap over groups"), std::string::npos);
+  EXPECT_NE(html.find("deterministic, 6 groups (mean)"), std::string::npos);
 }

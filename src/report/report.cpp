@@ -274,8 +274,12 @@ void section_cv(Builder& b) {
     return;
   }
   const auto j = rf::read_cv_metrics(b.dir);
-  b.html << "<p>" << j["folds"] << " stratified folds; out-of-fold predictions pooled (95% intervals: stratified bootstrap); "
-         << "the held-out test part scored by the average of the fold models.</p>";
+  bool grouped = false;
+  for (const auto& t : j["tasks"]) grouped = grouped || t["pooled"].contains("group_level");
+  b.html << "<p>" << j["folds"] << (grouped ? " stratified group folds (no group in two folds)" : " stratified folds")
+         << "; out-of-fold predictions pooled (95% intervals: "
+         << (grouped ? "cluster bootstrap over groups" : "stratified bootstrap")
+         << "); the held-out test part scored by the average of the fold models.</p>";
   const char* keys[] = {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro", "ece"};
   for (auto it = j["tasks"].begin(); it != j["tasks"].end(); ++it) {
     const auto& t = it.value();
@@ -293,7 +297,16 @@ void section_cv(Builder& b) {
     }
     rows.push_back(ms);
     rows.push_back(pooled);
+    auto group_row = [&](const std::string& name, const nlohmann::json& m) {  // one prediction per group
+      if (!m.contains("group_level")) return;
+      const auto& g = m["group_level"];
+      std::vector<std::string> r = {name + ", " + fmt(g["groups"], 0) + " groups (" + esc(g["aggregate"].get<std::string>()) + ")"};
+      for (const char* k : keys) r.push_back(with_interval(g, k));
+      rows.push_back(r);
+    };
+    group_row("pooled out-of-fold", t["pooled"]);
     if (t.contains("holdout")) rows.push_back(hold);
+    if (t.contains("holdout")) group_row("test, fold average", t["holdout"]["average"]);
     b.html << "<h3>Task " << esc(it.key()) << "</h3>"
            << table({"", "accuracy", "balanced accuracy", "macro F1", "ROC-AUC", "ECE"}, rows);
   }
@@ -335,6 +348,13 @@ void section_uq(Builder& b) {
                       fmt(s.value("temperature", nlohmann::json(nullptr)), 2), before_after("nll"), before_after("brier"),
                       before_after("ece"), fmt(s["aurc"]), sel, fmt(s["error_auroc"]["predictive_entropy"]),
                       fmt(s["error_auroc"]["mutual_information"])});
+      if (s.contains("group_level")) {  // the same method, one prediction per group
+        const auto& g = s["group_level"];
+        rows.push_back({std::string(m) + ", " + fmt(g["groups"], 0) + " groups (" + esc(g["aggregate"].get<std::string>()) + ")",
+                        with_interval(g, "accuracy"), with_interval(g, "balanced_accuracy"), with_interval(g, "macro_f1"), "",
+                        fmt(g.value("nll", nlohmann::json(nullptr))), "", fmt(g.value("ece", nlohmann::json(nullptr))), "", "", "",
+                        ""});
+      }
     }
     b.html << "<h3>Task " << esc(it.key()) << "</h3>"
            << table({"method", "accuracy [95% CI]", "balanced accuracy", "macro F1", "temperature", "NLL (raw → calibrated)",

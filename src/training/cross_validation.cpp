@@ -112,6 +112,8 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
   const size_t T = static_cast<size_t>(mc.tasks());
   pooled.temperatures.assign(T, 1.0);
   for (const auto& e : pooled_examples) pooled.groups.push_back(e.group);
+  std::vector<std::string> holdout_groups;
+  for (const auto& e : holdout_examples) holdout_groups.push_back(e.group);
   for (size_t t = 0; t < T; ++t) {
     std::vector<torch::Tensor> y, p;
     for (const auto& r : per_fold) {
@@ -161,7 +163,8 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
         each.push_back({{"accuracy", m["accuracy"]}, {"balanced_accuracy", m["balanced_accuracy"]}, {"macro_f1", m["macro_f1"]}});
         p.push_back(hp[t]);
       }
-      jt["holdout"] = {{"each_fold", each}, {"average", task_metrics(holdout_labels[t], torch::stack(p).mean(0), names, o)}};
+      jt["holdout"] = {{"each_fold", each},
+                       {"average", task_metrics(holdout_labels[t], torch::stack(p).mean(0), names, o, holdout_groups, first.cfg.aggregate)}};
     }
     tasks[mc.task_name(ti)] = jt;
   }
