@@ -43,7 +43,7 @@ CLI::Validator bounded(settings::RealRange r) {
 }
 
 void add_global_flags(CLI::App& app, GlobalFlags& g) {
-  app.add_option("--threads", g.threads, "intra-op CPU threads (default: all cores)")
+  app.add_option("--threads", g.threads, "intra-op CPU threads (default: DRIFA_THREADS, else all cores)")
       ->check(bounded(settings::IntRange{0, int64_t{settings::limits::kThreadsPerCore} * 1024}));
   app.add_flag("-q,--quiet", g.quiet, "no progress output");
   app.add_option("--device", g.device, "auto | cpu | cuda | cuda:N");

@@ -20,11 +20,23 @@ TEST(Cli, InfoPrintsThePaperConfiguration) {
 }
 
 TEST(Cli, InfoDefaultsToAllCores) {
-  auto r = run(cli() + " info --preset tiny");
+  auto r = run("env -u DRIFA_THREADS " + cli() + " info --preset tiny");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("threads: " + std::to_string(std::thread::hardware_concurrency())), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("859988"), std::string::npos) << r.output;
+  // DRIFA_THREADS sets the default (a parallel test run, a scheduler's slots); --threads wins.
+  r = run("DRIFA_THREADS=1 " + cli() + " info --preset tiny");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("threads: 1\n"), std::string::npos) << r.output;
+  r = run("DRIFA_THREADS=1 " + cli() + " info --preset tiny --threads 2");
+  EXPECT_NE(r.output.find("threads: 2\n"), std::string::npos) << r.output;
+  for (const char* bad : {"0", "two", "1x", "100000"}) {
+    r = run(std::string("DRIFA_THREADS=") + bad + " " + cli() + " info --preset tiny");
+    EXPECT_EQ(r.status, 1) << bad;
+    EXPECT_NE(r.output.find(std::string("DRIFA_THREADS: found '") + bad + "', allowed an integer from 1 to"), std::string::npos)
+        << r.output;
+  }
 }
 
 // oneDNN's kernel ISA is read from oneDNN itself, so a cap set in the environment shows (what

@@ -1,6 +1,8 @@
 #include "drifa/runtime/threads.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include <dlfcn.h>
@@ -40,9 +42,22 @@ bool set_blas_threads(int n) {
   return set != nullptr;
 }
 
+int default_threads() {
+  const char* env = std::getenv("DRIFA_THREADS");
+  if (env && *env) {
+    char* end = nullptr;
+    const long v = std::strtol(env, &end, 10);
+    if (*end != '\0' || v < 1 || v > max_threads())
+      throw Error(std::string("environment: DRIFA_THREADS: found '") + env + "', allowed an integer from 1 to " +
+                  std::to_string(max_threads()));
+    return static_cast<int>(v);
+  }
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
 int configure_threads(int requested) {
   settings::check_integer("command line", "--threads", requested, {0, max_threads()});
-  int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
+  int n = requested > 0 ? requested : default_threads();
   if (n <= 0) n = 1;
   at::set_num_threads(n);
   set_blas_threads(1);

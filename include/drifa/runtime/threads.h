@@ -11,6 +11,12 @@ namespace drifa {
 // more threads only add contention) or a negative number is refused. Returns the number in effect.
 // It also puts OpenBLAS on the calling thread (blas_threads() below).
 int configure_threads(int requested);
+// What requested 0 means: DRIFA_THREADS from the environment when set (1 to max_threads(), else
+// drifa::Error naming it), otherwise all cores. Several DRIFA processes sharing a machine (a
+// parallel test run, a job scheduler's slots) each take their share this way: two processes of
+// two threads on two cores ran a demo epoch 6x slower than one (13.3 s against 2.1 s, 2-core
+// AVX-512 Xeon), not 2x, as every parallel region waits for a descheduled thread.
+int default_threads();
 int max_threads();
 
 // The threads OpenBLAS uses for one call, or 0 where the BLAS in the process is not OpenBLAS.
