@@ -45,10 +45,10 @@ TEST(Demo, LearnsMeasuresItsUncertaintyExplainsItselfAndReports) {
   drifa::test::TempDir dir;
   // The demo's own configuration (written by drifa synth), on the demo's data.
   ASSERT_EQ(run(cli() + " synth -q -o " + (dir / "data")).status, 0);
-  // Two threads, as on the 2-core CI machine: the thread count changes the order of the sums, so
-  // the training path, and the demo's derm task is sensitive to it (2-core AVX-512 Xeon: derm
-  // 0.967 with two threads, 0.867 with one; mri 1.0 both).
-  auto r = run(cli() + " train -q --threads 2 -c " + (dir / "data/demo.toml") + " -o " + (dir / "run"));
+  // Two threads (DRIFA_THREADS=2, tests/CMakeLists.txt), as on the 2-core CI machine: the thread
+  // count changes the order of the sums, so the training path, and the demo's derm task is
+  // sensitive to it (2-core AVX-512 Xeon: derm 0.967 with two threads, 0.867 with one; mri 1.0 both).
+  auto r = run(cli() + " train -q -c " + (dir / "data/demo.toml") + " -o " + (dir / "run"));
   ASSERT_EQ(r.status, 0) << r.output;
   auto m = read_json(dir / "run/metrics.json");
   const double derm = m["tasks"]["derm"]["accuracy"], mri = m["tasks"]["mri"]["accuracy"];
