@@ -10,7 +10,6 @@
 #include "drifa/data/csv.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
-#include "drifa/evaluation/aggregate.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/runtime/autocast.h"
 
@@ -99,22 +98,31 @@ nlohmann::json task_metrics_json(const TaskMetrics& m, const torch::Tensor& labe
   auto j = m.to_json(class_names);
   const double ece = point_metrics(labels, probs)[4];
   j["ece"] = std::isfinite(ece) ? nlohmann::json(ece) : nlohmann::json(nullptr);
-  const bool cluster = clustered(labels, groups);
-  if (ci.resamples > 0) {
-    const auto iv = cluster ? bootstrap_intervals(labels, probs, ci, groups) : bootstrap_intervals(labels, probs, ci);
-    int64_t n_groups = 0;
-    if (cluster) n_groups = static_cast<int64_t>(aggregate_groups(labels, probs, groups, "mean").groups.size());
-    j["intervals"] = intervals_json(iv, ci, n_groups);
-  }
-  if (cluster && aggregate != "none") {
-    const auto g = aggregate_groups(labels, probs, groups, aggregate);
-    auto jg = task_metrics_json(compute_metrics(g.labels, g.probs), g.labels, g.probs, class_names, ci);
-    jg["aggregate"] = aggregate;
-    jg["groups"] = static_cast<int64_t>(g.groups.size());
-    jg["mixed_groups"] = g.mixed;
-    j["group_level"] = jg;
-  }
+  if (const auto g = add_intervals_and_group_level(j, labels, probs, class_names, ci, groups, aggregate))
+    j["group_level"]["mixed_groups"] = g->mixed;
   return j;
+}
+
+std::optional<GroupPredictions> add_intervals_and_group_level(nlohmann::json& j, const torch::Tensor& labels,
+                                                              const torch::Tensor& probs,
+                                                              const std::vector<std::string>& class_names,
+                                                              const BootstrapOptions& ci, const std::vector<std::string>& groups,
+                                                              const std::string& aggregate) {
+  const bool cluster = clustered(labels, groups);
+  if (!cluster) {
+    if (ci.resamples > 0) j["intervals"] = intervals_json(bootstrap_intervals(labels, probs, ci), ci);
+    return std::nullopt;
+  }
+  // One aggregation serves both: the group count does not depend on how the rows combine.
+  auto g = aggregate_groups(labels, probs, groups, aggregate == "none" ? "mean" : aggregate);
+  if (ci.resamples > 0)
+    j["intervals"] = intervals_json(bootstrap_intervals(labels, probs, ci, groups), ci, static_cast<int64_t>(g.groups.size()));
+  if (aggregate == "none") return std::nullopt;
+  auto jg = task_metrics_json(compute_metrics(g.labels, g.probs), g.labels, g.probs, class_names, ci);
+  jg["aggregate"] = aggregate;
+  jg["groups"] = static_cast<int64_t>(g.groups.size());
+  j["group_level"] = jg;
+  return g;
 }
 
 nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const BootstrapOptions& ci) {

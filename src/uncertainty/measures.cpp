@@ -7,8 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "drifa/calibration/calibration.h"
 #include "drifa/error.h"
-#include "drifa/evaluation/aggregate.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/evaluation/metrics.h"
 
@@ -130,17 +130,6 @@ std::optional<double> error_detection_auroc(const torch::Tensor& correct, const 
   return evaluation::roc_auc(scores, err);
 }
 
-namespace {
-// Rows with a label (>= 0), in order.
-std::vector<int64_t> labelled_rows(const torch::Tensor& labels) {
-  const auto y = labels.to(torch::kLong).contiguous();
-  std::vector<int64_t> pos;
-  for (int64_t i = 0; i < y.numel(); ++i)
-    if (y.data_ptr<int64_t>()[i] >= 0) pos.push_back(i);
-  return pos;
-}
-}  // namespace
-
 nlohmann::json task_summary(const torch::Tensor& labels_all, const torch::Tensor& samples_all,
                             const std::vector<std::string>& class_names, const std::vector<double>& coverages,
                             const evaluation::BootstrapOptions& ci, const std::vector<std::string>& groups_all,
@@ -150,27 +139,15 @@ nlohmann::json task_summary(const torch::Tensor& labels_all, const torch::Tensor
   auto samples = samples_all.index({torch::indexing::Slice(), keep});
   std::vector<std::string> groups;
   if (groups_all.size() == static_cast<size_t>(labels_all.size(0)))
-    for (auto i : labelled_rows(labels_all)) groups.push_back(groups_all[static_cast<size_t>(i)]);
-  const bool cluster = evaluation::clustered(labels, groups);
+    for (auto i : calibration::labelled_positions(labels_all)) groups.push_back(groups_all[static_cast<size_t>(i)]);
   nlohmann::json j;
   j["samples"] = labels.size(0);
   j["passes"] = samples.size(0);
   if (labels.size(0) == 0) return j;
   const auto m = sample_measures(samples);
   j["metrics"] = evaluation::compute_metrics(labels, m.mean).to_json(class_names);
-  if (ci.resamples > 0) {
-    const auto iv = cluster ? evaluation::bootstrap_intervals(labels, m.mean, ci, groups) : evaluation::bootstrap_intervals(labels, m.mean, ci);
-    const int64_t n_groups = cluster ? static_cast<int64_t>(evaluation::aggregate_groups(labels, m.mean, groups, "mean").groups.size()) : 0;
-    j["intervals"] = evaluation::intervals_json(iv, ci, n_groups);
-  }
-  if (cluster && aggregate != "none") {
-    const auto g = evaluation::aggregate_groups(labels, m.mean, groups, aggregate);
-    auto jg = evaluation::task_metrics_json(evaluation::compute_metrics(g.labels, g.probs), g.labels, g.probs, class_names, ci);
-    jg["nll"] = nll(g.labels, g.probs);
-    jg["aggregate"] = aggregate;
-    jg["groups"] = static_cast<int64_t>(g.groups.size());
-    j["group_level"] = jg;
-  }
+  if (const auto g = evaluation::add_intervals_and_group_level(j, labels, m.mean, class_names, ci, groups, aggregate))
+    j["group_level"]["nll"] = nll(g->labels, g->probs);
   const auto correct = m.predicted.eq(labels);
   j["nll"] = nll(labels, m.mean);
   j["brier"] = brier(labels, m.mean);

@@ -1,12 +1,14 @@
 #pragma once
 // Runs a model over a list of examples and gathers, per task, the labels, the probabilities and
 // the loss: what validation, `drifa evaluate` and predictions.csv are made from.
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "drifa/data/loader.h"
+#include "drifa/evaluation/aggregate.h"
 #include "drifa/evaluation/bootstrap.h"
 #include "drifa/evaluation/metrics.h"
 #include "drifa/inputs/partners.h"
@@ -59,6 +61,15 @@ torch::Tensor multitask_loss(const std::vector<torch::Tensor>& logits, const std
 nlohmann::json task_metrics_json(const TaskMetrics& m, const torch::Tensor& labels, const torch::Tensor& probs,
                                  const std::vector<std::string>& class_names, const BootstrapOptions& ci,
                                  const std::vector<std::string>& groups = {}, const std::string& aggregate = "none");
+// What task_metrics_json and the uncertainty summary share: into j, "intervals" (with ci.resamples
+// > 0; the cluster bootstrap's when groups hold several rows) and, unless aggregate is "none",
+// "group_level" (the metrics of one prediction per group, its "aggregate" and "groups"). Returns
+// that block's group predictions, for the caller's own additions; nullopt when none was written.
+std::optional<GroupPredictions> add_intervals_and_group_level(nlohmann::json& j, const torch::Tensor& labels,
+                                                              const torch::Tensor& probs,
+                                                              const std::vector<std::string>& class_names,
+                                                              const BootstrapOptions& ci, const std::vector<std::string>& groups,
+                                                              const std::string& aggregate);
 
 // Per task the metrics, the loss and their bootstrap intervals ("intervals", bootstrap.h), and
 // the group-level metrics when r's rows share groups.
