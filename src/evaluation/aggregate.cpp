@@ -1,7 +1,5 @@
 #include "drifa/evaluation/aggregate.h"
 
-#include <algorithm>
-
 #include <torch/torch.h>
 
 #include "drifa/data/split.h"
@@ -9,10 +7,16 @@
 
 namespace drifa::evaluation {
 
+torch::Tensor combine_rows(const torch::Tensor& rows, int64_t dim, const std::string& how) {
+  if (how == "mean") return rows.mean(dim);
+  if (how != "max") throw Error("aggregate: found '" + how + "', allowed mean or max");
+  const auto top = std::get<0>(rows.max(dim));
+  return top / top.sum(-1, true);
+}
+
 GroupPredictions aggregate_groups(const torch::Tensor& labels, const torch::Tensor& probs, const std::vector<std::string>& groups,
                                   const std::string& how) {
-  if (std::find(aggregations().begin(), aggregations().end(), how) == aggregations().end() || how == "none")
-    throw Error("aggregate: found '" + how + "', allowed mean or max");
+  if (how != "mean" && how != "max") throw Error("aggregate: found '" + how + "', allowed mean or max");
   const auto y = labels.to(torch::kLong).contiguous();
   const int64_t N = y.size(0);
   if (groups.size() != static_cast<size_t>(N)) throw Error("aggregate: need one group per row");
@@ -38,15 +42,7 @@ GroupPredictions aggregate_groups(const torch::Tensor& labels, const torch::Tens
     out.images.push_back(static_cast<int64_t>(idx.size()));
     const auto at = torch::tensor(idx, torch::kLong);
     const auto sel = samples ? p.index_select(1, at) : p.index_select(0, at);  // [S, n, K] | [n, K]
-    const int64_t dim = samples ? 1 : 0;
-    torch::Tensor agg;
-    if (how == "mean") {
-      agg = sel.mean(dim);
-    } else {
-      agg = std::get<0>(sel.max(dim));
-      agg = agg / agg.sum(-1, true);
-    }
-    parts.push_back(agg);
+    parts.push_back(combine_rows(sel, samples ? 1 : 0, how));
   }
   out.labels = torch::tensor(gi.label, torch::kLong);
   out.probs = parts.empty() ? (samples ? torch::zeros({p.size(0), 0, p.size(2)}) : torch::zeros({0, p.size(1)}))

@@ -12,6 +12,7 @@
 #include "drifa/data/split.h"
 #include "drifa/data/transforms.h"
 #include "drifa/error.h"
+#include "drifa/evaluation/aggregate.h"
 #include "drifa/explain/gradcam.h"
 #include "drifa/io/model_file.h"
 #include "drifa/training/ensemble.h"
@@ -75,28 +76,22 @@ nlohmann::json aggregate_cases(const nlohmann::json& cases, const std::vector<st
     for (auto c : members[g]) jg["cases"].push_back(cases[c]["case"]);
     for (int64_t t = 0; t < cfg.tasks(); ++t) {
       const auto name = cfg.task_name(t);
-      std::vector<double> acc(static_cast<size_t>(cfg.classes[static_cast<size_t>(t)]), 0.0);
-      int64_t n = 0;
+      const int64_t K = cfg.classes[static_cast<size_t>(t)];
+      std::vector<double> rows;  // the group's cases that predicted this task, [n, K]
       for (auto c : members[g]) {
         const auto& jt = cases[c]["tasks"][name];
         if (!jt.contains("probabilities")) continue;
         const auto& jp = jt["probabilities"];  // {class name: probability}
-        for (size_t k = 0; k < acc.size(); ++k) {
-          const double p = jp.at(cfg.class_name(t, static_cast<int64_t>(k))).get<double>();
-          acc[k] = how == "mean" ? acc[k] + p : std::max(acc[k], p);
-        }
-        ++n;
+        for (int64_t k = 0; k < K; ++k) rows.push_back(jp.at(cfg.class_name(t, k)).get<double>());
       }
+      const auto n = static_cast<int64_t>(rows.size()) / K;
       if (n == 0) continue;
-      double sum = 0;
-      for (auto& v : acc) sum += how == "mean" ? (v /= double(n)) : v;
-      if (how == "max")
-        for (auto& v : acc) v /= sum;
-      const auto best = static_cast<int64_t>(std::max_element(acc.begin(), acc.end()) - acc.begin());
+      const auto agg = evaluation::combine_rows(torch::tensor(rows, torch::kFloat64).view({n, K}), 0, how).contiguous();
+      const double* acc = agg.data_ptr<double>();
+      const auto best = static_cast<int64_t>(std::max_element(acc, acc + K) - acc);
       nlohmann::json probs = nlohmann::json::object();
-      for (size_t k = 0; k < acc.size(); ++k) probs[cfg.class_name(t, static_cast<int64_t>(k))] = acc[k];
-      jg["tasks"][name] = {{"class", cfg.class_name(t, best)}, {"probability", acc[static_cast<size_t>(best)]},
-                           {"probabilities", probs}, {"images", n}};
+      for (int64_t k = 0; k < K; ++k) probs[cfg.class_name(t, k)] = acc[k];
+      jg["tasks"][name] = {{"class", cfg.class_name(t, best)}, {"probability", acc[best]}, {"probabilities", probs}, {"images", n}};
     }
     out.push_back(jg);
   }

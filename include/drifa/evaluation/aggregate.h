@@ -12,11 +12,6 @@
 
 namespace drifa::evaluation {
 
-inline const std::vector<std::string>& aggregations() {
-  static const std::vector<std::string> a = {"mean", "max", "none"};
-  return a;
-}
-
 struct GroupPredictions {
   std::vector<std::string> groups;  // in order of first scored row; "" rows are their own (named "#ROW")
   torch::Tensor labels;             // [G] int64
@@ -24,6 +19,10 @@ struct GroupPredictions {
   std::vector<int64_t> images;      // per group: scored rows
   int64_t mixed = 0;                // groups whose rows carry more than one label
 };
+
+// One group's rows combined by how ("mean" | "max", else drifa::Error): rows along dimension dim
+// ([n, K] with dim 0, or samples [S, n, K] with dim 1), in their own dtype.
+torch::Tensor combine_rows(const torch::Tensor& rows, int64_t dim, const std::string& how);
 
 // labels [N] (rows of -1 skipped), probs [N, K] or samples [S, N, K]; groups one per row.
 GroupPredictions aggregate_groups(const torch::Tensor& labels, const torch::Tensor& probs, const std::vector<std::string>& groups,
