@@ -374,6 +374,12 @@ TEST(Groups, PrepareDataSplitsByGroupAndRefusesSharedTestGroups) {
   const auto older = PreparedData::from_json(old, "split.json");
   EXPECT_EQ(older.grouped, (std::vector<bool>{false, false}));
   EXPECT_EQ(older.train[0].records[0].group, older.train[0].records[0].path);
+  for (const auto& bad : {nlohmann::json(""), nlohmann::json(4)}) {
+    auto j = d.to_json();
+    j["train"][0][0][2] = bad;
+    const auto m = error_of([&] { PreparedData::from_json(j, "split.json"); });
+    EXPECT_NE(m.find("allowed [path, label] or [path, label, group]"), std::string::npos) << m;
+  }
   // Examples carry the scored image's group.
   const auto ex = d.eval_examples("test", 3);
   EXPECT_EQ(ex[0].group, d.test[0].records[0].group);
@@ -393,6 +399,66 @@ TEST(Groups, PrepareDataSplitsByGroupAndRefusesSharedTestGroups) {
   cfg.modalities[0].groups.pattern = "(v)";
   msg = error_of([&] { prepare_data(cfg, 3); });
   EXPECT_NE(msg.find("group_pattern '(v)': found 1 group in 72 images, allowed at least 3"), std::string::npos) << msg;
+}
+
+// Paired cases grouped by a manifest column: no patient in two parts, the groups kept in
+// split.json, and a test manifest sharing a patient with the training manifest refused.
+TEST(Groups, PairedCasesSplitByGroupAndRefuseSharedTestGroups) {
+  test::TempDir dir;
+  fs::create_directories(dir.path() / "img");
+  std::string csv = "a,b,finding,patient\n", test_csv = csv;
+  for (int pt = 0; pt < 16; ++pt)
+    for (int v = 0; v < 3; ++v) {
+      const std::string id = "p" + std::to_string(pt) + "v" + std::to_string(v);
+      cv::imwrite(dir / ("img/" + id + "a.png"), distinct_image(pt, v, 1));
+      cv::imwrite(dir / ("img/" + id + "b.png"), distinct_image(pt, v, 2));
+      csv += "img/" + id + "a.png,img/" + id + "b.png," + (pt % 2 ? "yes" : "no") + ",P" + std::to_string(pt) + "\n";
+    }
+  test::write_bytes(dir / "cases.csv", csv);
+  DataConfig cfg;
+  cfg.paired = true;
+  cfg.paired_spec.csv = dir / "cases.csv";
+  cfg.paired_spec.image_columns = {"a", "b"};
+  cfg.paired_spec.label_columns = {"finding"};
+  cfg.paired_spec.groups.column = "patient";
+  cfg.image_size = 16;
+  const auto d = prepare_data(cfg, 5);
+  EXPECT_EQ(d.grouped, std::vector<bool>{true});
+  std::map<std::string, std::set<std::string>> parts;
+  size_t cases = 0;
+  for (const auto& part : d.parts())
+    for (const auto& c : part.cases) {
+      parts[c.group].insert(part.name);
+      ++cases;
+    }
+  EXPECT_EQ(cases, 48u);
+  EXPECT_EQ(parts.size(), 16u);
+  for (const auto& [g, ps] : parts) EXPECT_EQ(ps.size(), 1u) << g;
+  EXPECT_FALSE(d.cases_test.empty());
+  EXPECT_FALSE(d.cases_val.empty());
+  // split.json keeps the groups.
+  const auto back = PreparedData::from_json(d.to_json(), "split.json");
+  ASSERT_EQ(back.cases_test.size(), d.cases_test.size());
+  EXPECT_EQ(back.cases_test[0].group, d.cases_test[0].group);
+  EXPECT_EQ(back.grouped, std::vector<bool>{true});
+  for (const auto& bad : {nlohmann::json::array({true, false}), nlohmann::json::array({1}), nlohmann::json("yes")}) {
+    auto j = d.to_json();
+    j["grouped"] = bad;
+    const auto m = error_of([&] { PreparedData::from_json(j, "split.json"); });
+    EXPECT_NE(m.find("split.json: grouped: found"), std::string::npos) << m;
+    EXPECT_NE(m.find("allowed one true/false per manifest (1)"), std::string::npos) << m;
+  }
+  auto bad_case = d.to_json();
+  bad_case["test"][0]["group"] = 7;
+  EXPECT_NE(error_of([&] { PreparedData::from_json(bad_case, "split.json"); }).find("group"), std::string::npos);
+  // A test manifest with a training patient in it.
+  test_csv += "img/p3v0a.png,img/p3v0b.png,yes,P3\n";
+  test::write_bytes(dir / "test.csv", test_csv);
+  cfg.paired_test_csv = dir / "test.csv";
+  const auto msg = error_of([&] { prepare_data(cfg, 5); });
+  EXPECT_NE(msg.find("group 'P3' is in both the training data (" + (dir / "cases.csv") + ": "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("and the test data (" + (dir / "test.csv") + ": "), std::string::npos) << msg;
+  EXPECT_NE(msg.find("img/p3v0a.png"), std::string::npos) << msg;
 }
 
 TEST(Groups, DuplicatePixelsAcrossPartsAreALeakUnlessAllowed) {

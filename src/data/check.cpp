@@ -65,19 +65,17 @@ DataCheck check_data(const DataConfig& cfg, uint64_t seed) {
   };
   if (d.paired) {
     for (size_t t = 0; t < d.tasks.size(); ++t)
-      for (const auto& [part, cases] : {std::pair<const char*, const std::vector<PairedRecord>*>{"train", &d.cases_train},
-                                        {"val", &d.cases_val}, {"test", &d.cases_test}}) {
+      for (const auto& part : d.parts()) {
         std::vector<std::pair<int64_t, std::string>> items;
-        for (const auto& r : *cases) items.emplace_back(r.labels[t], r.group);
-        add("cases: " + d.tasks[t], part, d.classes[t], items);  // paired: one row per case
+        for (const auto& r : part.cases) items.emplace_back(r.labels[t], r.group);
+        add("cases: " + d.tasks[t], part.name, d.classes[t], items);  // paired: one row per case
       }
   } else {
     for (size_t m = 0; m < d.modalities.size(); ++m)
-      for (const auto& [part, sets] : {std::pair<const char*, const std::vector<ModalitySet>*>{"train", &d.train},
-                                       {"val", &d.val}, {"test", &d.test}}) {
+      for (const auto& part : d.parts()) {
         std::vector<std::pair<int64_t, std::string>> items;
-        for (const auto& r : (*sets)[m].records) items.emplace_back(r.label, r.group);
-        add(d.modalities[m], part, d.classes[m], items);
+        for (const auto& r : part.sets[m].records) items.emplace_back(r.label, r.group);
+        add(d.modalities[m], part.name, d.classes[m], items);
       }
   }
   c.groups = group_counts(d);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -26,37 +27,79 @@ std::vector<size_t> ModalitySet::class_counts() const {
   return c;
 }
 
-std::string group_from_pattern(const std::string& pattern, const std::string& path, const std::string& where) {
+namespace {
+
+// A source's group_pattern, compiled once for all its files.
+struct GroupPattern {
+  std::string text;
   std::regex re;
-  try {
-    re = std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    throw Error(where + ": group_pattern: found '" + pattern + "', allowed a regular expression (" + e.what() + ")");
+
+  GroupPattern(const std::string& pattern, const std::string& where) : text(pattern) {
+    try {
+      re = std::regex(pattern, std::regex::ECMAScript);
+    } catch (const std::regex_error& e) {
+      throw Error(where + ": group_pattern: found '" + pattern + "', allowed a regular expression (" + e.what() + ")");
+    }
   }
-  const std::string file = fs::path(path).filename().string();
-  std::smatch m;
-  if (!std::regex_search(file, m, re))
-    throw Error(where + ": group_pattern '" + pattern + "' matches nothing in the file name " + file + " (" + path + ")");
-  const std::string g = m.size() > 1 ? m[1].str() : m[0].str();
-  if (g.empty()) throw Error(where + ": group_pattern '" + pattern + "' gives an empty group for " + path);
-  return g;
+
+  // The group of a file name: the first capture, or the whole match (where: the row or source).
+  std::string group_of(const std::string& path, const std::string& where) const {
+    const std::string file = fs::path(path).filename().string();
+    std::smatch m;
+    if (!std::regex_search(file, m, re))
+      throw Error(where + ": group_pattern '" + text + "' matches nothing in the file name " + file + " (" + path + ")");
+    const std::string g = m.size() > 1 ? m[1].str() : m[0].str();
+    if (g.empty()) throw Error(where + ": group_pattern '" + text + "' gives an empty group for " + path);
+    return g;
+  }
+};
+
+std::optional<GroupPattern> group_pattern(const GroupSpec& groups, const std::string& where) {
+  if (groups.pattern.empty()) return std::nullopt;
+  return GroupPattern(groups.pattern, where);
 }
+
+}  // namespace
+
+namespace {
+
+// (group, file) of each training and test item; the first test group seen in training is an error.
+void refuse_shared_group(const std::string& prefix, const std::vector<std::pair<std::string, std::string>>& train,
+                         const std::vector<std::pair<std::string, std::string>>& test, const std::string& train_src,
+                         const std::string& test_src) {
+  std::map<std::string, std::string> seen;
+  for (const auto& [group, path] : train) seen.emplace(group, path);
+  for (const auto& [group, path] : test)
+    if (auto it = seen.find(group); it != seen.end())
+      throw Error(prefix + "group '" + group + "' is in both the training data (" + train_src + ": " + it->second +
+                  ") and the test data (" + test_src + ": " + path + "); a patient, lesion or volume must be in one part only");
+}
+
+}  // namespace
 
 void check_disjoint_groups(const ModalitySet& train, const ModalitySet& test, const std::string& train_src,
                            const std::string& test_src) {
-  std::map<std::string, const Record*> seen;
-  for (const auto& r : train.records) seen.emplace(r.group, &r);
-  for (const auto& r : test.records) {
-    auto it = seen.find(r.group);
-    if (it != seen.end())
-      throw Error(train.name + ": group '" + r.group + "' is in both the training data (" + train_src + ": " +
-                  it->second->path + ") and the test data (" + test_src + ": " + r.path +
-                  "); a patient, lesion or volume must be in one part only");
-  }
+  auto items = [](const ModalitySet& s) {
+    std::vector<std::pair<std::string, std::string>> v;
+    for (const auto& r : s.records) v.emplace_back(r.group, r.path);
+    return v;
+  };
+  refuse_shared_group(train.name + ": ", items(train), items(test), train_src, test_src);
+}
+
+void check_disjoint_groups(const std::vector<PairedRecord>& train, const std::vector<PairedRecord>& test,
+                           const std::string& train_src, const std::string& test_src) {
+  auto items = [](const std::vector<PairedRecord>& cases) {
+    std::vector<std::pair<std::string, std::string>> v;
+    for (const auto& c : cases) v.emplace_back(c.group, c.paths[0]);
+    return v;
+  };
+  refuse_shared_group("", items(train), items(test), train_src, test_src);
 }
 
 ModalitySet load_class_folders(const std::string& root, const std::string& name, const GroupSpec& groups) {
   if (!fs::exists(root)) throw Error(name + ": data folder " + root + " does not exist");
+  const auto pattern = group_pattern(groups, name);
   if (!fs::is_directory(root)) throw Error(name + ": " + root + " is not a folder");
   ModalitySet s;
   s.name = name;
@@ -81,8 +124,8 @@ ModalitySet load_class_folders(const std::string& root, const std::string& name,
         if (std::distance(rel.begin(), rel.end()) < 2)
           throw Error(name + ": group_folders: " + f + " lies directly in its class folder, allowed CLASS/GROUP/image files");
         g = rel.begin()->string();
-      } else if (!groups.pattern.empty()) {
-        g = group_from_pattern(groups.pattern, f, name);
+      } else if (pattern) {
+        g = pattern->group_of(f, name);
       }
       s.records.push_back({f, label, g});
     }
@@ -122,6 +165,7 @@ ModalitySet load_manifest(const ManifestSpec& spec, const std::string& name) {
   auto table = read_csv(spec.csv);
   const int pc = table.column(spec.path_column, spec.csv), lc = table.column(spec.label_column, spec.csv);
   const int gc = spec.groups.column.empty() ? -1 : table.column(spec.groups.column, spec.csv);
+  const auto pattern = group_pattern(spec.groups, spec.csv);
   if (table.rows.empty()) throw Error(spec.csv + ": manifest has a header but no rows");
   std::vector<std::string> seen;
   for (const auto& r : table.rows) seen.push_back(r[lc]);
@@ -141,8 +185,8 @@ ModalitySet load_manifest(const ManifestSpec& spec, const std::string& name) {
     if (gc >= 0) {
       g = r[gc];
       if (g.empty()) throw Error(where + ": empty group in column " + spec.groups.column + " (group_column)");
-    } else if (!spec.groups.pattern.empty()) {
-      g = group_from_pattern(spec.groups.pattern, path, where);
+    } else if (pattern) {
+      g = pattern->group_of(path, where);
     }
     s.records.push_back({path, label, g});
   }
@@ -161,6 +205,7 @@ PairedSet load_paired_manifest(const PairedSpec& spec) {
   std::vector<int> ic, lc;
   for (const auto& c : spec.image_columns) ic.push_back(table.column(c, spec.csv));
   const int gc = spec.groups.column.empty() ? -1 : table.column(spec.groups.column, spec.csv);
+  const auto pattern = group_pattern(spec.groups, spec.csv);
   for (size_t t = 0; t < spec.label_columns.size(); ++t) {
     lc.push_back(table.column(spec.label_columns[t], spec.csv));
     std::vector<std::string> seen;
@@ -192,8 +237,8 @@ PairedSet load_paired_manifest(const PairedSpec& spec) {
     if (gc >= 0) {
       rec.group = r[gc];
       if (rec.group.empty()) throw Error(where + ": empty group in column " + spec.groups.column + " (group_column)");
-    } else if (!spec.groups.pattern.empty()) {
-      rec.group = group_from_pattern(spec.groups.pattern, rec.paths[0], where);
+    } else if (pattern) {
+      rec.group = pattern->group_of(rec.paths[0], where);
     }  // else "": the row is its own group
     s.records.push_back(std::move(rec));
   }

@@ -250,15 +250,7 @@ PreparedData prepare_data(const DataConfig& cfg, uint64_t seed) {
       ts.csv = cfg.paired_test_csv;
       ts.classes = all.classes;  // the training label sets; an unknown test label is an error
       d.cases_test = load_paired_manifest(ts).records;
-      if (grouped) {
-        std::map<std::string, const PairedRecord*> seen;
-        for (const auto& c : pool) seen.emplace(c.group, &c);
-        for (const auto& c : d.cases_test)
-          if (auto it = seen.find(c.group); it != seen.end())
-            throw Error("group '" + c.group + "' is in both the training manifest (" + cfg.paired_spec.csv + ": " +
-                        it->second->paths[0] + ") and the test manifest (" + cfg.paired_test_csv + ": " + c.paths[0] +
-                        "); a patient, lesion or volume must be in one part only");
-      }
+      if (grouped) check_disjoint_groups(pool, d.cases_test, cfg.paired_spec.csv, cfg.paired_test_csv);
     } else {
       auto [keep, held] = split(strata(pool), groups_of(pool), grouped, cfg.test_fraction, mix_seed(seed, 1));
       for (auto i : held) d.cases_test.push_back(pool[i]);
@@ -592,14 +584,11 @@ std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::strin
   std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::string>>>> out;
   for (size_t m = 0; m < d.modalities.size(); ++m) {
     std::vector<std::pair<std::string, std::string>> v;
-    if (d.paired) {
-      for (const auto& [part, cases] : {std::pair<const char*, const std::vector<PairedRecord>*>{"train", &d.cases_train},
-                                        {"val", &d.cases_val}, {"test", &d.cases_test}})
-        for (const auto& c : *cases) v.emplace_back(part, c.paths[m]);
-    } else {
-      for (const auto& [part, sets] : {std::pair<const char*, const std::vector<ModalitySet>*>{"train", &d.train},
-                                       {"val", &d.val}, {"test", &d.test}})
-        for (const auto& r : (*sets)[m].records) v.emplace_back(part, r.path);
+    for (const auto& part : d.parts()) {
+      if (d.paired)
+        for (const auto& c : part.cases) v.emplace_back(part.name, c.paths[m]);
+      else
+        for (const auto& r : part.sets[m].records) v.emplace_back(part.name, r.path);
     }
     out.emplace_back(d.modalities[m], std::move(v));
   }
@@ -660,9 +649,8 @@ std::vector<GroupCounts> group_counts(const PreparedData& d) {
     gc.modality = "cases";
     std::vector<std::pair<std::string, std::pair<std::string, int64_t>>> items;
     size_t row = 0;
-    for (const auto& [part, cases] : {std::pair<const char*, const std::vector<PairedRecord>*>{"train", &d.cases_train},
-                                      {"val", &d.cases_val}, {"test", &d.cases_test}})
-      for (const auto& c : *cases) items.push_back({part, {c.group.empty() ? "\x01" + std::to_string(row++) : c.group, c.labels[0]}});
+    for (const auto& part : d.parts())
+      for (const auto& c : part.cases) items.push_back({part.name, {c.group.empty() ? "\x01" + std::to_string(row++) : c.group, c.labels[0]}});
     count(gc, items);
     out.push_back(gc);
     return out;
@@ -671,9 +659,8 @@ std::vector<GroupCounts> group_counts(const PreparedData& d) {
     GroupCounts gc;
     gc.modality = d.modalities[m];
     std::vector<std::pair<std::string, std::pair<std::string, int64_t>>> items;
-    for (const auto& [part, sets] : {std::pair<const char*, const std::vector<ModalitySet>*>{"train", &d.train},
-                                     {"val", &d.val}, {"test", &d.test}})
-      for (const auto& r : (*sets)[m].records) items.push_back({part, {r.group, r.label}});
+    for (const auto& part : d.parts())
+      for (const auto& r : part.sets[m].records) items.push_back({part.name, {r.group, r.label}});
     count(gc, items);
     out.push_back(gc);
   }

@@ -79,13 +79,11 @@ PairedSet load_paired_manifest(const PairedSpec& spec);
 // or unknown to it is an error naming both sources. Re-indexes test labels to train's classes.
 void align_classes(const ModalitySet& train, ModalitySet& test, const std::string& train_src, const std::string& test_src);
 
-}  // namespace drifa::data
-
-namespace drifa::data {
-// The group of a file name under spec.pattern (where: the setting, for the error).
-std::string group_from_pattern(const std::string& pattern, const std::string& path, const std::string& where);
 // A test source that shares a group with its training source is refused: the error names the
 // group and a file of it on each side.
 void check_disjoint_groups(const ModalitySet& train, const ModalitySet& test, const std::string& train_src,
                            const std::string& test_src);
+// The same for paired cases (a case's file: its first image).
+void check_disjoint_groups(const std::vector<PairedRecord>& train, const std::vector<PairedRecord>& test,
+                           const std::string& train_src, const std::string& test_src);
 }  // namespace drifa::data

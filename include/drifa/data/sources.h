@@ -66,6 +66,13 @@ struct PreparedData {
   // Evaluation lists: each task's samples exactly once; labels of tasks not scored are -1.
   std::vector<Example> eval_examples(const std::string& part, uint64_t seed) const;  // "val" | "test"
   std::vector<std::string> all_paths() const;
+  // The three parts in order, each with its cases (paired) and its per-modality sets (unpaired).
+  struct Part {
+    const char* name;  // "train" | "val" | "test"
+    const std::vector<PairedRecord>& cases;
+    const std::vector<ModalitySet>& sets;
+  };
+  std::vector<Part> parts() const { return {{"train", cases_train, train}, {"val", cases_val, val}, {"test", cases_test, test}}; }
 
   nlohmann::json to_json() const;  // the split record saved in the run folder
   // Checks the record against itself: class lists per task, one record list per modality (or
