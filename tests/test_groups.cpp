@@ -630,4 +630,24 @@ TEST(GroupsCli, PatientFoldersReachEveryCommand) {
   EXPECT_NE(html.find("groups (mean)"), std::string::npos);
   EXPECT_NE(html.find("cluster bootstrap over groups"), std::string::npos);
   EXPECT_NE(html.find("deterministic, 6 groups (mean)"), std::string::npos);
+  // A group-level block that does not read is refused by its file and key, not read blindly.
+  auto uqj = test::read_json(run + "/uq/uq.json");
+  uqj["tasks"]["derm"]["deterministic"]["group_level"]["aggregate"] = 5;
+  test::write_bytes(run + "/uq/uq.json", uqj.dump());
+  r = test::run(cli + " report -q " + run);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("uq.json: tasks.derm.deterministic.group_level.aggregate"), std::string::npos) << r.output;
+  auto cvj = test::read_json(cv + "/cv_metrics.json");
+  cvj["tasks"]["derm"]["pooled"]["group_level"].erase("groups");
+  test::write_bytes(cv + "/cv_metrics.json", cvj.dump());
+  r = test::run(cli + " report -q " + cv);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("cv_metrics.json: tasks.derm.pooled.group_level"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("groups"), std::string::npos) << r.output;
+  auto mj = test::read_json(run + "/metrics.json");
+  mj["tasks"]["mri"]["group_level"]["groups"] = -3;
+  test::write_bytes(run + "/metrics.json", mj.dump());
+  r = test::run(cli + " report -q " + run);
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("metrics.json: tasks.mri.group_level.groups: found -3"), std::string::npos) << r.output;
 }

@@ -166,17 +166,21 @@ void section_metrics(Builder& b, const std::string& run) {
   bool grouped = false;
   for (auto it = m["tasks"].begin(); it != m["tasks"].end(); ++it) {
     const auto& t = it.value();
-    rows.push_back({esc(it.key()), "images", fmt(t["samples"], 0), with_interval(t, "accuracy"), with_interval(t, "balanced_accuracy"),
-                    with_interval(t, "macro_f1"), with_interval(t, "roc_auc_macro"), with_interval(t, "ece")});
+    auto row = [&](const std::string& unit, const nlohmann::json& m, const nlohmann::json& count) {
+      rows.push_back({esc(it.key()), unit, fmt(count, 0), with_interval(m, "accuracy"), with_interval(m, "balanced_accuracy"),
+                      fmt(m.value("macro_precision", nlohmann::json(nullptr))), fmt(m.value("macro_recall", nlohmann::json(nullptr))),
+                      with_interval(m, "macro_f1"), with_interval(m, "roc_auc_macro"), with_interval(m, "ece")});
+    };
+    row("images", t, t["samples"]);
     if (t.contains("group_level")) {
       const auto& g = t["group_level"];
       grouped = true;
-      rows.push_back({esc(it.key()), "groups (" + esc(g["aggregate"].get<std::string>()) + ")", fmt(g["groups"], 0),
-                      with_interval(g, "accuracy"), with_interval(g, "balanced_accuracy"), with_interval(g, "macro_f1"),
-                      with_interval(g, "roc_auc_macro"), with_interval(g, "ece")});
+      row("groups (" + esc(g["aggregate"].get<std::string>()) + ")", g, g["groups"]);
     }
   }
-  b.html << table({"task", "unit", "count", "accuracy", "balanced accuracy", "macro F1", "ROC-AUC", "ECE"}, rows);
+  b.html << table({"task", "unit", "count", "accuracy", "balanced accuracy", "macro precision", "macro recall", "macro F1", "ROC-AUC",
+                   "ECE"},
+                  rows);
   if (grouped)
     b.html << "<p>Group rows: one prediction per patient, lesion or volume from its images' probabilities; the test "
               "images of one group are not independent, so the group rows are the ones to compare with other studies.</p>";
@@ -266,6 +270,11 @@ void section_conformal(Builder& b, const nlohmann::json& task) {
                   rows);
 }
 
+// "6 groups (mean)": a group-level block's row label.
+std::string groups_label(const nlohmann::json& g) {
+  return fmt(g["groups"], 0) + " groups (" + esc(g["aggregate"].get<std::string>()) + ")";
+}
+
 void section_cv(Builder& b) {
   namespace rf = training::run_files;
   b.html << "<h2>Cross-validation</h2>";
@@ -300,7 +309,7 @@ void section_cv(Builder& b) {
     auto group_row = [&](const std::string& name, const nlohmann::json& m) {  // one prediction per group
       if (!m.contains("group_level")) return;
       const auto& g = m["group_level"];
-      std::vector<std::string> r = {name + ", " + fmt(g["groups"], 0) + " groups (" + esc(g["aggregate"].get<std::string>()) + ")"};
+      std::vector<std::string> r = {name + ", " + groups_label(g)};
       for (const char* k : keys) r.push_back(with_interval(g, k));
       rows.push_back(r);
     };
@@ -350,7 +359,7 @@ void section_uq(Builder& b) {
                       fmt(s["error_auroc"]["mutual_information"])});
       if (s.contains("group_level")) {  // the same method, one prediction per group
         const auto& g = s["group_level"];
-        rows.push_back({std::string(m) + ", " + fmt(g["groups"], 0) + " groups (" + esc(g["aggregate"].get<std::string>()) + ")",
+        rows.push_back({std::string(m) + ", " + groups_label(g),
                         with_interval(g, "accuracy"), with_interval(g, "balanced_accuracy"), with_interval(g, "macro_f1"), "",
                         fmt(g.value("nll", nlohmann::json(nullptr))), "", fmt(g.value("ece", nlohmann::json(nullptr))), "", "", "",
                         ""});

@@ -33,6 +33,19 @@ nlohmann::json read_object(const std::string& file) {
   return j;
 }
 
+// A "group_level" block under parent (one prediction per patient, lesion or volume: metrics.json,
+// cv_metrics.json, uq.json), when present: what the CLI and the report read from it.
+void check_group_level(const nlohmann::json& parent, const std::string& file, const std::string& where) {
+  if (!parent.is_object() || !parent.contains("group_level")) return;
+  Table g(parent["group_level"], file, where + ".group_level");
+  g.require({"groups", "aggregate", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro"});
+  g.integer("groups", 1, kCount);
+  g.choice("aggregate", "mean", {"mean", "max"});
+  for (const char* k : {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro"}) g.real_or_null(k, kUnit);
+  if (g.has("ece")) g.real_or_null("ece", kUnit);
+  if (g.has("nll")) g.real_or_null("nll", kNonNegative);
+}
+
 double csv_number(const std::string& cell, const std::string& file, size_t row, const std::string& column, bool allow_nan) {
   if (allow_nan && (cell.empty() || cell == "null")) return std::nan("");
   try {
@@ -132,6 +145,9 @@ nlohmann::json read_cv_metrics(const std::string& dir) {
       for (const char* k : keys) f.real_or_null(k, kUnit);
     Table pooled = task.table("pooled");
     for (const char* k : keys) pooled.real_or_null(k, kUnit);
+    check_group_level(it.value()["pooled"], file, "tasks." + it.key() + ".pooled");
+    if (it.value().contains("holdout") && it.value()["holdout"].is_object())
+      check_group_level(it.value()["holdout"].value("average", nlohmann::json()), file, "tasks." + it.key() + ".holdout.average");
     Table mean_sd = task.table("mean_sd");
     for (const char* k : keys)
       if (mean_sd.has(k)) {
@@ -236,13 +252,7 @@ nlohmann::json read_metrics(const std::string& run_dir) {
     }
     if (total != n)
       t.fail("confusion_matrix", "counts " + std::to_string(total) + " samples, allowed as many as 'samples' (" + std::to_string(n) + ")");
-    if (it.value().contains("group_level")) {  // one prediction per patient, lesion or volume
-      Table g(it.value()["group_level"], file, "tasks." + it.key() + ".group_level");
-      g.require({"groups", "aggregate", "accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro"});
-      g.integer("groups", 1, kCount);
-      g.choice("aggregate", "mean", {"mean", "max"});
-      for (const char* k : {"accuracy", "balanced_accuracy", "macro_f1", "roc_auc_macro"}) g.real_or_null(k, kUnit);
-    }
+    check_group_level(it.value(), file, "tasks." + it.key());
   }
   if (j.contains("partners")) {  // evaluate --partners
     Table p(top.raw("partners"), file, "partners");
@@ -299,6 +309,7 @@ nlohmann::json read_uq(const std::string& dir) {
       if (!task.has(m)) continue;
       Table s = task.table(m);
       s.require({"metrics", "nll", "brier", "ece", "aurc", "selective", "error_auroc", "reliability"});
+      check_group_level(it.value()[m], file, "tasks." + it.key() + "." + m);
       Table metrics = s.table("metrics");
       metrics.real_or_null("accuracy", kUnit);
       metrics.real_or_null("macro_f1", kUnit);
