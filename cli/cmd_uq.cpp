@@ -261,11 +261,11 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
   auto* cmd = app.add_subcommand("predict", "classes, probabilities and uncertainty for new images (JSON)");
   cmd->add_option("model", o->models, "a model file (.safetensors), a training run folder or an ensemble folder")->required();
   cmd->add_option("-i,--images", o->images,
-                  "one image per modality in the model's order, or NAME=PATH for each modality the case has");
+                  "one image per modality in the model's order, or NAME=PATH for each modality the case has; a volume modality takes a .nii, .nii.gz or DICOM series folder");
   cmd->add_option("--cases", o->cases_csv, "CSV with one column per modality (named as the model's modalities; empty: not given)");
   cmd->add_option("--group-column", o->group_column,
                   "with --cases: the CSV column naming each case's patient, lesion or volume; adds one answer per group (\"groups\")");
-  cmd->add_option("--aggregate", o->aggregate, "how a group's cases combine: mean | max (default mean)");
+  cmd->add_option("--aggregate", o->aggregate, "how a group's cases (and a volume's slices) combine: mean | max (default mean)");
   cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model (0 = deterministic)")->check(bounded(settings::limits::kPasses));
   cmd->add_option("--partners", o->partners, "unpaired models: partners averaged over for each modality not given")
       ->check(bounded(settings::limits::kPartners));
@@ -294,6 +294,8 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
     po.bank = p.bank ? &*p.bank : nullptr;
     po.partners = o->partners;
     po.unpaired_without_bank = p.pairing == "unpaired" && !p.bank;
+    po.volumes = p.volumes;
+    po.volume_aggregate = o->aggregate;
     if (p.calibration) {
       po.calibration = &*p.calibration;
       po.alpha = o->alpha.value_or(p.calibration->alpha);

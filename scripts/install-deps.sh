@@ -9,10 +9,12 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libtomlplusplus-dev libspdlog-dev libfmt-dev libgloo-dev
   libgtest-dev
   libmicrohttpd-dev                            # drifa serve (HTTP: epoll, connection caps)
+  libinsighttoolkit5-dev                       # volumes: NIfTI and DICOM series with their geometry (ITK)
   libcpp-httplib-dev                           # the serve tests' HTTP client
   clang libclang-rt-14-dev libfuzzer-14-dev    # the sanitizer build (ASan/UBSan runtimes) and the fuzz targets (scripts/sanitize.sh)
-  python3-torch python3-sklearn python3-scipy python3-pydicom python3-prometheus-client  # comparison peers in tests and benchmarks only
+  python3-torch python3-sklearn python3-scipy python3-pydicom python3-nibabel python3-prometheus-client  # comparison peers in tests and benchmarks only
   gnuplot-nox dataset-fashion-mnist chromium   # plots for the report; headless Chromium renders it in a test
+  mricron-data                                 # real brain volumes (NIfTI) for the volume tests and study
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

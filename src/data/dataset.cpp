@@ -9,6 +9,7 @@
 
 #include "drifa/data/csv.h"
 #include "drifa/data/image.h"
+#include "drifa/data/volume.h"
 #include "drifa/error.h"
 
 namespace fs = std::filesystem;
@@ -97,7 +98,35 @@ void check_disjoint_groups(const std::vector<PairedRecord>& train, const std::ve
   refuse_shared_group("", items(train), items(test), train_src, test_src);
 }
 
-ModalitySet load_class_folders(const std::string& root, const std::string& name, const GroupSpec& groups) {
+namespace {
+// The volumes under a folder: NIfTI files, and folders that hold files other than NIfTI (a DICOM
+// series each; not searched further).
+std::vector<std::string> list_volumes(const fs::path& root) {
+  std::vector<std::string> out;
+  auto is_nifti = [](const fs::path& p) { return is_volume_path(p.string()) && !fs::is_directory(p); };
+  auto holds_series = [&](const fs::path& dir) {
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.is_regular_file() && e.path().filename().string()[0] != '.' && !is_nifti(e.path())) return true;
+    return false;
+  };
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    const auto& p = it->path();
+    if (p.filename().string()[0] == '.') {
+      if (it->is_directory()) it.disable_recursion_pending();
+      continue;
+    }
+    if (it->is_directory() && holds_series(p)) {
+      out.push_back(p.string());
+      it.disable_recursion_pending();
+    } else if (it->is_regular_file() && is_nifti(p)) {
+      out.push_back(p.string());
+    }
+  }
+  return out;
+}
+}  // namespace
+
+ModalitySet load_class_folders(const std::string& root, const std::string& name, const GroupSpec& groups, bool volumes) {
   if (!fs::exists(root)) throw Error(name + ": data folder " + root + " does not exist");
   const auto pattern = group_pattern(groups, name);
   if (!fs::is_directory(root)) throw Error(name + ": " + root + " is not a folder");
@@ -113,9 +142,13 @@ ModalitySet load_class_folders(const std::string& root, const std::string& name,
     const int64_t label = static_cast<int64_t>(s.classes.size());
     s.classes.push_back(d.filename().string());
     std::vector<std::string> files;
-    for (const auto& e : fs::recursive_directory_iterator(d))
-      if (e.is_regular_file() && is_image_path(e.path().string())) files.push_back(e.path().string());
-    if (files.empty()) throw Error(name + ": class folder " + d.string() + " contains no images");
+    if (volumes) {
+      files = list_volumes(d);
+    } else {
+      for (const auto& e : fs::recursive_directory_iterator(d))
+        if (e.is_regular_file() && is_image_path(e.path().string())) files.push_back(e.path().string());
+    }
+    if (files.empty()) throw Error(name + ": class folder " + d.string() + " contains no " + (volumes ? "volumes (.nii, .nii.gz or DICOM series folders)" : "images"));
     std::sort(files.begin(), files.end());
     for (auto& f : files) {
       std::string g = f;

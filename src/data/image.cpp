@@ -120,6 +120,8 @@ cv::Mat to_channels(const cv::Mat& img, int channels) {
     cv::cvtColor(img, out, cv::COLOR_GRAY2RGB);
   } else if (channels == 1 && img.channels() == 3) {
     cv::cvtColor(img, out, cv::COLOR_RGB2GRAY);
+  } else if (img.channels() == 1) {  // grey into a wider input (five channels: a volume modality's stack beside images)
+    cv::merge(std::vector<cv::Mat>(static_cast<size_t>(channels), img), out);
   } else {
     throw Error("cannot convert a " + std::to_string(img.channels()) + "-channel image to " +
                 std::to_string(channels) + " channels");

@@ -11,6 +11,13 @@
 
 namespace drifa::data {
 
+cv::Mat decode_input(const std::string& path, const ImageOptions& opt, VolumeCache* volumes) {
+  if (!opt.volumes.empty())
+    if (auto ref = parse_slice_ref(path); ref && opt.volumes.count(ref->modality))
+      return decode_slice(*ref, opt.volumes, opt.max_volume_voxels, volumes);
+  return decode_image(path, opt.dicom, opt.max_pixels);
+}
+
 cv::Mat ImageCache::get(const std::string& path) {
   std::promise<cv::Mat> promise;
   {
@@ -27,7 +34,7 @@ cv::Mat ImageCache::get(const std::string& path) {
   }
   cv::Mat img;
   try {
-    img = preprocess(decode_image(path, opt_.dicom, opt_.max_pixels), opt_.size, opt_.channels, opt_.min_side, path);
+    img = preprocess(decode_input(path, opt_, &volumes_), opt_.size, opt_.channels, opt_.min_side, path);
   } catch (...) {
     std::lock_guard<std::mutex> lock(mu_);
     promise.set_exception(std::current_exception());

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "drifa/data/split.h"
+#include "drifa/data/volume.h"
+#include "drifa/data/volume_slices.h"
 #include "drifa/error.h"
 #include "drifa/io/settings.h"
 
@@ -74,6 +76,7 @@ std::vector<int> folds(const std::vector<int64_t>& y, const std::vector<std::str
 
 // The setting that named a source's groups, for messages.
 std::string group_setting(const GroupSpec& g) {
+  if (!g.given()) return "one group per volume";
   if (!g.column.empty()) return "group_column '" + g.column + "'";
   if (!g.pattern.empty()) return "group_pattern '" + g.pattern + "'";
   return "group_folders";
@@ -125,6 +128,17 @@ std::vector<int64_t> strata(const std::vector<PairedRecord>& cases) {
   return y;
 }
 
+
+// [[data.modality]] kind = "volume": the recipe that cuts its volumes, and where its masks and groups come from.
+void read_volume_source(settings::Table& m, ModalitySource& s, int channels, const std::string& base) {
+  s.volume = read_volume_options(m, channels);
+  if (m.has("mask_folder")) s.mask_folder = abs_path(m.string("mask_folder", "", false), base);
+  if ((s.volume.slices == "mask") != !s.mask_folder.empty())
+    m.fail("mask_folder", s.volume.slices == "mask" ? "missing; slices = \"mask\" needs mask_folder" : "given, but slices is not \"mask\"");
+  s.group_patient_id = m.boolean("group_patient_id", false);
+  if (s.group_patient_id && s.groups.given()) m.fail("group_patient_id", "give at most one of group_patient_id, group_column, group_pattern, group_folders");
+}
+
 }  // namespace
 
 nlohmann::json DataConfig::to_json() const {
@@ -142,6 +156,12 @@ nlohmann::json DataConfig::to_json() const {
     }
     if (!m.test_manifest.empty()) j["test_manifest"] = m.test_manifest;
     j.update(groups_json(m.groups));
+    if (m.is_volume()) {
+      j["kind"] = "volume";
+      j.update(data::to_json(m.volume));
+      if (!m.mask_folder.empty()) j["mask_folder"] = m.mask_folder;
+      if (m.group_patient_id) j["group_patient_id"] = true;
+    }
     mods.push_back(j);
   }
   nlohmann::json j{{"val_fraction", val_fraction}, {"test_fraction", test_fraction}, {"image_size", image_size},
@@ -149,6 +169,7 @@ nlohmann::json DataConfig::to_json() const {
                    {"skip_bad", skip_bad}};
   if (allow_duplicates) j["allow_duplicates"] = true;
   if (max_image_pixels != settings::limits::kDefaultImagePixels) j["max_image_pixels"] = max_image_pixels;
+  if (max_volume_voxels != settings::limits::kDefaultVolumeVoxels) j["max_volume_voxels"] = max_volume_voxels;
   if (dicom.window_center) j["window_center"] = *dicom.window_center;
   if (dicom.window_width) j["window_width"] = *dicom.window_width;
   if (paired) {
@@ -172,13 +193,14 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
   c.val_fraction = t.real("val_fraction", c.val_fraction, L::kFraction);
   c.test_fraction = t.real("test_fraction", c.test_fraction, L::kFraction);
   c.image_size = static_cast<int>(t.integer("image_size", c.image_size, L::kImageSize));
-  c.channels = static_cast<int>(t.integer("channels", c.channels, {1, 3}));
-  if (c.channels == 2) t.fail("channels", "found 2, allowed 1 or 3");
+  c.channels = static_cast<int>(t.integer("channels", c.channels, {1, 5}));
+  if (c.channels == 2 || c.channels == 4) t.fail("channels", "found " + std::to_string(c.channels) + ", allowed 1, 3, or 5 (a volume modality's stack = 5)");
   c.min_side = static_cast<int>(t.integer("min_side", c.min_side, L::kMinSide));
   c.workers = static_cast<int>(t.integer("workers", c.workers, L::kWorkers));
   c.skip_bad = t.boolean("skip_bad", c.skip_bad);
   c.allow_duplicates = t.boolean("allow_duplicates", c.allow_duplicates);
   c.max_image_pixels = t.integer("max_image_pixels", c.max_image_pixels, L::kImagePixels);
+  c.max_volume_voxels = t.integer("max_volume_voxels", c.max_volume_voxels, L::kVolumeVoxels);
   if (t.has("window_center")) c.dicom.window_center = t.real("window_center", 0, L::kWindow);
   if (t.has("window_width")) c.dicom.window_width = t.real("window_width", 1, L::kWindowWidth);
   if (c.dicom.window_center.has_value() != c.dicom.window_width.has_value())
@@ -221,6 +243,8 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
       m.fail("train", "give exactly one of train (class folders) or manifest (CSV) for modality '" + s.name + "'");
     s.groups = read_groups(m, !s.manifest.csv.empty(), true);
     s.manifest.groups = s.groups;
+    s.kind = m.choice("kind", "image", {"image", "volume"});
+    if (s.is_volume()) read_volume_source(m, s, c.channels, base);
     m.finish();
     c.modalities.push_back(s);
   }
@@ -229,6 +253,57 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
     t.fail("modality", "found " + std::to_string(c.modalities.size()) +
                            " modalities, allowed at least 2 ([[data.modality]] entries, or one [data.paired] table)");
   return c;
+}
+
+ImageOptions DataConfig::image_options() const {
+  ImageOptions o{image_size, channels, min_side, dicom, max_image_pixels};
+  for (const auto& m : modalities)
+    if (m.is_volume()) o.volumes[m.name] = m.volume;
+  o.max_volume_voxels = max_volume_voxels;
+  return o;
+}
+
+std::string volume_recipes_json(const DataConfig& cfg) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& m : cfg.modalities)
+    if (m.is_volume()) j[m.name] = data::to_json(m.volume);
+  return j.empty() ? "" : j.dump();
+}
+
+std::map<std::string, VolumeOptions> volume_recipes_from_json(const std::string& text, int channels, const std::string& source) {
+  const auto j = settings::parse_json(text, source + ": metadata drifa.volumes");
+  if (!j.is_object()) throw Error(source + ": metadata drifa.volumes: found " + settings::show(j) + ", allowed an object {modality: recipe}");
+  std::map<std::string, VolumeOptions> out;
+  for (const auto& [name, recipe] : j.items()) {
+    settings::Table t(recipe, source, "drifa.volumes." + name);
+    out[name] = read_volume_options(t, channels);
+    t.finish();
+  }
+  return out;
+}
+
+ModalitySet expand_volume_slices(const ModalitySet& volumes, const ModalitySource& src, int64_t max_voxels) {
+  ModalitySet out;
+  out.name = volumes.name;
+  out.classes = volumes.classes;
+  for (const auto& r : volumes.records) {
+    const VolumeInfo info = read_volume_info(r.path, max_voxels);
+    std::string group = r.group;
+    if (src.group_patient_id) {
+      if (info.format != "dicom") throw Error(r.path + ": group_patient_id needs DICOM series (a NIfTI file has no PatientID)");
+      if (info.patient_id.empty()) throw Error(r.path + ": group_patient_id: the series has no PatientID (0010,0020)");
+      group = "patient " + info.patient_id;
+    }
+    std::optional<Volume> mask;
+    if (src.volume.slices == "mask") {
+      const fs::path vp(r.path);
+      const std::string name = info.format == "dicom" ? vp.filename().string() + ".nii.gz" : vp.filename().string();
+      mask = read_volume((fs::path(src.mask_folder) / name).string(), max_voxels);
+    }
+    for (int64_t k : select_slices(info, src.volume, mask ? &*mask : nullptr, r.path))
+      out.records.push_back({slice_ref(r.path, src.name, k), r.label, group});
+  }
+  return out;
 }
 
 bool PreparedData::any_grouped() const { return std::find(grouped.begin(), grouped.end(), true) != grouped.end(); }
@@ -265,9 +340,10 @@ PreparedData prepare_data(const DataConfig& cfg, uint64_t seed) {
   }
   for (size_t m = 0; m < cfg.modalities.size(); ++m) {
     const auto& src = cfg.modalities[m];
-    const bool grouped = src.groups.given();
-    ModalitySet train = src.manifest.csv.empty() ? load_class_folders(src.train, src.name, src.groups)
-                                                 : load_manifest(src.manifest, src.name);
+    const bool grouped = src.groups.given() || src.is_volume();  // a volume's slices are one group
+    auto load = [&](ModalitySet s) { return src.is_volume() ? expand_volume_slices(s, src, cfg.max_volume_voxels) : s; };
+    ModalitySet train = load(src.manifest.csv.empty() ? load_class_folders(src.train, src.name, src.groups, src.is_volume())
+                                                      : load_manifest(src.manifest, src.name));
     const std::string train_src = src.manifest.csv.empty() ? src.train : src.manifest.csv;
     const bool split_test = src.test.empty() && src.test_manifest.empty();
     if (grouped) check_group_count(groups_of(train), src.groups, src.name + " (" + train_src + ")", split_test);
@@ -277,7 +353,7 @@ PreparedData prepare_data(const DataConfig& cfg, uint64_t seed) {
       ts.csv = src.test_manifest;
       if (!src.test_manifest.empty()) ts.classes = {};
       const std::string test_src = src.test.empty() ? src.test_manifest : src.test;
-      test = src.test.empty() ? load_manifest(ts, src.name) : load_class_folders(src.test, src.name, src.groups);
+      test = load(src.test.empty() ? load_manifest(ts, src.name) : load_class_folders(src.test, src.name, src.groups, src.is_volume()));
       align_classes(train, test, train_src, test_src);
       if (grouped) check_disjoint_groups(train, test, train_src, test_src);
     } else {
@@ -607,6 +683,11 @@ std::vector<Duplicate> find_duplicates(const PreparedData& d, ImageCache& cache)
       } catch (const Error&) {
         continue;  // unreadable: reported by verify_images, not a duplicate
       }
+      // A blank image (every pixel alike: the air above a head, a padded slice) identifies no
+      // patient; two of them in two parts are no leak.
+      double lo, hi;
+      cv::minMaxLoc(px.reshape(1), &lo, &hi);
+      if (lo == hi) continue;
       seen[pixel_hash(px)].emplace(part, path);
     }
     for (const auto& [h, parts] : seen) {

@@ -329,11 +329,13 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     }
     const bool is_best = val.loss < st.best_val_loss;
     if (is_best) {
+      io::Metadata best_metadata{{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)},
+                                 {io::kPairingKey, d.paired ? "paired" : "unpaired"}};
+      if (auto v = data::volume_recipes_json(cfg.data); !v.empty()) best_metadata[io::kVolumesKey] = v;
       st.best_val_loss = val.loss;
       st.best_epoch = epoch;
       if (lead)
-        io::save_model(net, best, {{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)},
-                                  {io::kPairingKey, d.paired ? "paired" : "unpaired"}});
+        io::save_model(net, best, best_metadata);
     }
     st.epoch = epoch;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

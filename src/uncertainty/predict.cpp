@@ -9,6 +9,7 @@
 
 #include "drifa/data/csv.h"
 #include "drifa/data/loader.h"
+#include "drifa/data/sources.h"
 #include "drifa/data/split.h"
 #include "drifa/data/transforms.h"
 #include "drifa/error.h"
@@ -229,9 +230,11 @@ CaseImages load_case(const std::vector<std::string>& paths, const ModelConfig& c
   c.decoded.resize(paths.size());
   for (size_t m = 0; m < paths.size(); ++m) {
     if (paths[m].empty()) continue;
-    if (!fs::exists(paths[m])) throw Error(paths[m] + ": no such image");
+    const auto ref = data::parse_slice_ref(paths[m]);
+    const bool slice = ref && cache.options().volumes.count(ref->modality);
+    if (!fs::exists(slice ? ref->volume : paths[m])) throw Error((slice ? ref->volume : paths[m]) + ": no such " + (slice ? "volume" : "image"));
     c.images[m] = data::to_tensor(cache.get(paths[m]));
-    if (keep_decoded) c.decoded[m] = data::decode_image(paths[m], cache.options().dicom, cache.options().max_pixels);
+    if (keep_decoded) c.decoded[m] = data::decode_input(paths[m], cache.options());
   }
   return c;
 }
@@ -335,6 +338,7 @@ std::vector<nlohmann::json> predict_cases(std::vector<DRIFANet>& nets, const std
 Predictor open_predictor(const std::string& path, torch::Device device, const std::string& partners_from) {
   Predictor p;
   std::optional<training::RunFolder> run;
+  io::Metadata loaded_metadata;
   if (fs::is_directory(path)) {
     auto e = training::open_ensemble(path, device);
     p.nets = e.nets;
@@ -343,6 +347,7 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
     p.pairing = e.run.data.paired ? "paired" : "unpaired";
   } else {
     auto loaded = io::load_model(path);
+    loaded_metadata = loaded.metadata;
     loaded.net->to(device);
     p.nets.push_back(loaded.net);
     p.calibration = calibration::model_calibration(loaded.metadata, path);
@@ -359,7 +364,69 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
     p.pairing = "unpaired";
   }
   if (run && !run->data.paired) p.bank = run->partner_bank(p.nets[0]->config());
+  if (fs::is_directory(path)) {
+    p.volumes = run->cfg.data.image_options().volumes;
+  } else if (auto it = loaded_metadata.find(io::kVolumesKey); it != loaded_metadata.end()) {
+    p.volumes = data::volume_recipes_from_json(it->second, int(p.nets[0]->config().in_channels), path);
+  }
   return p;
+}
+
+VolumeCases expand_volume_cases(const std::vector<std::vector<std::string>>& cases, const ModelConfig& cfg,
+                                const std::map<std::string, data::VolumeOptions>& recipes, int64_t max_voxels) {
+  VolumeCases out;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    std::optional<size_t> vm;
+    for (size_t m = 0; m < cases[c].size(); ++m) {
+      const auto name = cfg.modality_name(static_cast<int64_t>(m));
+      if (cases[c][m].empty() || !recipes.count(name) || data::parse_slice_ref(cases[c][m])) continue;
+      if (vm) throw Error("case " + std::to_string(c + 1) + ": volumes for two modalities (" + cfg.modality_name(int64_t(*vm)) + ", " + name +
+                          "); give one volume per case, the other modalities as images");
+      vm = m;
+    }
+    if (!vm) {
+      out.cases.push_back(cases[c]);
+      continue;
+    }
+    const auto name = cfg.modality_name(static_cast<int64_t>(*vm));
+    const auto& volume = cases[c][*vm];
+    const auto& recipe = recipes.at(name);
+    if (recipe.slices == "mask") throw Error(volume + ": the model's recipe selects slices by a mask; predict takes no mask yet");
+    VolumeCases::Span span{c, name, volume, data::select_slices(data::read_volume_info(volume, max_voxels), recipe, nullptr, volume),
+                           out.cases.size()};
+    for (int64_t k : span.slices) {
+      auto sc = cases[c];
+      sc[*vm] = data::slice_ref(volume, name, k);
+      out.cases.push_back(std::move(sc));
+    }
+    out.spans.push_back(std::move(span));
+  }
+  return out;
+}
+
+nlohmann::json volume_answers(const nlohmann::json& cases, const VolumeCases& v, const std::string& how, const ModelConfig& cfg) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : v.spans) {
+    nlohmann::json slice_cases = nlohmann::json::array();
+    for (size_t i = 0; i < s.slices.size(); ++i) slice_cases.push_back(cases.at(s.first + i));
+    auto answer = aggregate_cases(slice_cases, std::vector<std::string>(s.slices.size(), s.volume), how, cfg).at(0);
+    nlohmann::json curve = nlohmann::json::object();  // per task: each class's probability along the slice axis
+    for (int64_t t = 0; t < cfg.tasks(); ++t) {
+      const auto task = cfg.task_name(t);
+      nlohmann::json per_class = nlohmann::json::object();
+      for (int64_t k = 0; k < cfg.classes[size_t(t)]; ++k) {
+        nlohmann::json p = nlohmann::json::array();
+        for (const auto& jc : slice_cases)
+          if (jc["tasks"].contains(task) && jc["tasks"][task].contains("probabilities"))
+            p.push_back(jc["tasks"][task]["probabilities"].at(cfg.class_name(t, k)));
+        if (!p.empty()) per_class[cfg.class_name(t, k)] = p;
+      }
+      if (!per_class.empty()) curve[task] = per_class;
+    }
+    out.push_back({{"case", s.case_index + 1}, {"modality", s.modality}, {"volume", s.volume}, {"slices", s.slices},
+                   {"aggregate", how}, {"tasks", answer["tasks"]}, {"slice_cases", answer["cases"]}, {"curve", curve}});
+  }
+  return out;
 }
 
 nlohmann::json predict_envelope(size_t models, const PredictOptions& opt, nlohmann::json cases) {
@@ -379,15 +446,35 @@ nlohmann::json predict_envelope(size_t models, const PredictOptions& opt, nlohma
   return j;
 }
 
-nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases,
+nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases_in,
                        const PredictOptions& opt) {
   if (nets.empty()) throw Error("predict needs at least one model");
   const auto& cfg = nets[0]->config();
+  for (size_t c = 0; c < cases_in.size(); ++c) check_entries(cases_in[c].size(), cfg, "case " + std::to_string(c + 1));
   data::ImageOptions io;
   io.size = static_cast<int>(cfg.image_size);
   io.channels = static_cast<int>(cfg.in_channels);
   io.dicom = opt.dicom;
+  io.volumes = opt.volumes;
+  io.max_volume_voxels = opt.max_volume_voxels;
   data::ImageCache cache(io);
+  if (!opt.volumes.empty()) {
+    const auto vc = expand_volume_cases(cases_in, cfg, opt.volumes, opt.max_volume_voxels);
+    if (!vc.spans.empty()) {
+      PredictOptions flat = opt;
+      flat.volumes.clear();  // the slice references decode through `cache`'s recipes
+      auto j = predict(nets, vc.cases, flat, &cache);
+      j["volumes"] = volume_answers(j["cases"], vc, opt.volume_aggregate, cfg);
+      return j;
+    }
+  }
+  return predict(nets, cases_in, opt, &cache);
+}
+
+nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases,
+                       const PredictOptions& opt, data::ImageCache* cache_ptr) {
+  const auto& cfg = nets[0]->config();
+  auto& cache = *cache_ptr;
   const bool overlays = !opt.gradcam_dir.empty();
   OverlaySink sink;
   if (overlays)

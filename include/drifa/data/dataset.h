@@ -50,8 +50,10 @@ struct GroupSpec {
 
 // One subfolder per class, images inside (recursively). Classes are the sorted folder names.
 // Throws drifa::Error for a missing folder, no class folders, or a class folder without images.
-// groups: pattern or folders (a column needs a manifest).
-ModalitySet load_class_folders(const std::string& root, const std::string& name, const GroupSpec& groups = {});
+// groups: pattern or folders (a column needs a manifest). volumes: the entries are volumes
+// (data/volume.h: .nii, .nii.gz files and DICOM series folders) instead of images.
+ModalitySet load_class_folders(const std::string& root, const std::string& name, const GroupSpec& groups = {},
+                               bool volumes = false);
 
 struct ManifestSpec {
   std::string csv;

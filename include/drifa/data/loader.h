@@ -16,6 +16,7 @@
 
 #include "drifa/data/image.h"
 #include "drifa/data/transforms.h"
+#include "drifa/data/volume_slices.h"
 
 namespace drifa::data {
 
@@ -38,7 +39,15 @@ struct ImageOptions {
   int min_side = 8;
   DicomOptions dicom;
   int64_t max_pixels = settings::limits::kDefaultImagePixels;  // refused before decoding when larger
+  // Volume modalities' recipes by modality name: a path VOLUME#MODALITY:INDEX (data/volume_slices.h)
+  // of one of them decodes to that slice.
+  std::map<std::string, VolumeOptions> volumes;
+  int64_t max_volume_voxels = settings::limits::kDefaultVolumeVoxels;
 };
+
+// An image path or a volume slice reference, decoded (not yet resized): the one entry point for
+// anything that needs a record's pixels. volumes: a cache of read volumes, or null.
+cv::Mat decode_input(const std::string& path, const ImageOptions& opt, VolumeCache* volumes = nullptr);
 
 // Thread-safe cache of preprocessed (decoded, channel-converted, resized) images by path.
 class ImageCache {
@@ -56,6 +65,7 @@ class ImageCache {
   std::unordered_map<std::string, cv::Mat> map_;
   std::unordered_map<std::string, std::shared_future<cv::Mat>> inflight_;  // one decode per path at a time
   std::atomic<size_t> decodes_{0};
+  VolumeCache volumes_;
 };
 
 // Decodes every path once (filling the cache) on `workers` threads. Returns, per bad file,

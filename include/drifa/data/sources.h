@@ -7,6 +7,7 @@
 //             training pairs are re-drawn every epoch, evaluation scores each task's own
 //             samples exactly once with deterministic partners.
 //   paired    one manifest row per case: an image per modality, a label per task.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,13 @@ struct ModalitySource {
   ManifestSpec manifest;    // used when manifest.csv is set
   std::string test_manifest;
   GroupSpec groups;         // group_column | group_pattern | group_folders
+  // kind = "volume": the sources list volumes (data/volume.h), each cut into slices by `volume`;
+  // every slice belongs to its volume's group (or its patient's: group_patient_id, DICOM PatientID).
+  std::string kind = "image";  // image | volume
+  VolumeOptions volume;
+  std::string mask_folder;     // slices = "mask": MASK_FOLDER/<volume's file name> (a series: <folder name>.nii.gz)
+  bool group_patient_id = false;
+  bool is_volume() const { return kind == "volume"; }
 };
 
 struct DataConfig {
@@ -38,9 +46,10 @@ struct DataConfig {
   bool allow_duplicates = false;
   // Images whose header claims more pixels are refused before they are decoded.
   int64_t max_image_pixels = settings::limits::kDefaultImagePixels;
+  int64_t max_volume_voxels = settings::limits::kDefaultVolumeVoxels;  // refused before reading when larger
   DicomOptions dicom;
 
-  ImageOptions image_options() const { return {image_size, channels, min_side, dicom, max_image_pixels}; }
+  ImageOptions image_options() const;
   nlohmann::json to_json() const;
   // The [data] table, through the settings validator; base: folder that relative paths are
   // taken from (the config file's folder).
@@ -79,6 +88,16 @@ struct PreparedData {
   // one path per modality and one label per task in every case), labels within their class lists.
   static PreparedData from_json(const nlohmann::json& j, const std::string& source);
 };
+
+// {modality: recipe} of the volume modalities ("" when none): the model file's drifa.volumes.
+std::string volume_recipes_json(const DataConfig& cfg);
+// Reads that metadata back through the recipe validator; source names the model file.
+std::map<std::string, VolumeOptions> volume_recipes_from_json(const std::string& text, int channels, const std::string& source);
+
+// A volume modality's volumes (records: the volume paths) as slice records: each volume's selected
+// slices (data/volume_slices.h references), labelled and grouped as the volume. Reads every
+// volume's header (and a mask volume where slices = "mask").
+ModalitySet expand_volume_slices(const ModalitySet& volumes, const ModalitySource& src, int64_t max_voxels);
 
 // Reads, aligns, splits. Does not decode (see verify_prepared).
 PreparedData prepare_data(const DataConfig& cfg, uint64_t seed);

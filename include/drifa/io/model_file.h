@@ -15,6 +15,9 @@ inline constexpr const char* kCalibrationKey = "drifa.calibration";
 // "paired" or "unpaired": how the training data paired its modalities. An unpaired model's
 // missing modalities are marginalised over partners (inputs/partners.h), a paired one's absent.
 inline constexpr const char* kPairingKey = "drifa.pairing";
+// Volume modalities' recipes, {modality: recipe} as JSON (data/volume_slices.h): how `predict` cuts
+// a volume into the slices the model was trained on.
+inline constexpr const char* kVolumesKey = "drifa.volumes";
 
 // Canonical state: parameters and buffers, BN num_batches_tracked left out (spec section 6).
 NamedTensors model_state(const torch::nn::Module& module);

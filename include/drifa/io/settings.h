@@ -33,7 +33,7 @@ namespace limits {
 inline constexpr IntRange kModalities{2, 64};
 inline constexpr IntRange kTasks{1, 64};
 inline constexpr IntRange kClasses{2, 10000};        // per task
-inline constexpr IntRange kInChannels{1, 4};
+inline constexpr IntRange kInChannels{1, 5};  // 5: a volume's 2.5D stack of five slices
 inline constexpr IntRange kImageSize{16, 2048};      // the network's input side
 inline constexpr IntRange kStages{2, 64};
 inline constexpr IntRange kWidth{1, 4096};           // channels of one stage
@@ -54,6 +54,11 @@ inline constexpr IntRange kMinSide{1, 4096};
 inline constexpr IntRange kWorkers{0, 1024};          // further capped at a multiple of the cores
 inline constexpr IntRange kImagePixels{1, 1ll << 30};  // data.max_image_pixels
 inline constexpr int64_t kDefaultImagePixels = 64ll << 20;  // 8192 x 8192
+inline constexpr IntRange kVolumeVoxels{1, 1ll << 32};  // data.max_volume_voxels
+inline constexpr int64_t kDefaultVolumeVoxels = 256ll << 20;  // 1 GiB as float voxels
+inline constexpr RealRange kPercentile{0.0, 100.0};
+inline constexpr RealRange kSpacingMm{0.0, 100.0};            // in_plane_spacing (0 = the slice's finer spacing)
+inline constexpr IntRange kSliceStep{1, 100000};               // every, central
 inline constexpr RealRange kWindow{-1e9, 1e9};
 inline constexpr RealRange kWindowWidth{0.0, 1e9, true, false};
 inline constexpr RealRange kRotation{0.0, 180.0};

@@ -6,6 +6,7 @@
 // marginalised over K bank partners, and only the tasks of the given modalities are predicted;
 // for a paired model it is absent (drifa_net.h) and every task is predicted.
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,12 @@ struct PredictOptions {
   // An unpaired model whose bank is not at hand (a bare model file): a case without every
   // modality is refused instead of being run with zeros.
   bool unpaired_without_bank = false;
+  // Volume modalities' recipes (the model's drifa.volumes): a case whose entry for one of them is
+  // a volume (.nii, .nii.gz, a DICOM series folder) is predicted slice by slice, and the slices'
+  // answers combine by volume_aggregate (mean | max) into one per volume ("volumes" in the JSON).
+  std::map<std::string, data::VolumeOptions> volumes;
+  int64_t max_volume_voxels = settings::limits::kDefaultVolumeVoxels;
+  std::string volume_aggregate = "mean";
 };
 
 // What predict needs, opened from a model file, a training run folder or an ensemble folder:
@@ -46,6 +53,7 @@ struct Predictor {
   std::optional<calibration::Calibration> calibration;
   std::optional<inputs::PartnerBank> bank;
   std::string pairing;  // "paired", "unpaired", or "unknown" (a model file saved before it was recorded)
+  std::map<std::string, data::VolumeOptions> volumes;  // volume modalities' recipes (run config or model metadata)
 };
 Predictor open_predictor(const std::string& path, torch::Device device, const std::string& partners_from = "");
 
@@ -93,6 +101,26 @@ nlohmann::json predict_envelope(size_t models, const PredictOptions& opt, nlohma
 // cannot be used. Cases are predicted in batches of cases with the same modalities given.
 nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases,
                        const PredictOptions& opt);
+// The same over a cache the caller holds (its options decode the cases' paths); no volume expansion.
+nlohmann::json predict(std::vector<DRIFANet>& nets, const std::vector<std::vector<std::string>>& cases,
+                       const PredictOptions& opt, data::ImageCache* cache);
+
+// Cases holding a volume, cut into one case per selected slice (the case's other entries repeated).
+struct VolumeCases {
+  struct Span {
+    size_t case_index;            // the input case (0-based)
+    std::string modality, volume;
+    std::vector<int64_t> slices;  // the recipe's selected slice indices
+    size_t first = 0;             // its first slice case in `cases`
+  };
+  std::vector<std::vector<std::string>> cases;
+  std::vector<Span> spans;
+};
+VolumeCases expand_volume_cases(const std::vector<std::vector<std::string>>& cases, const ModelConfig& cfg,
+                                const std::map<std::string, data::VolumeOptions>& recipes, int64_t max_voxels);
+// Per volume: the combined answer (aggregate_cases over its slices), its slice cases, and the
+// per-slice curve {task: {class: [probability per slice]}}.
+nlohmann::json volume_answers(const nlohmann::json& cases, const VolumeCases& v, const std::string& how, const ModelConfig& cfg);
 
 // Cases from a CSV with one column per modality (named as the model's modalities); relative
 // paths are taken from the CSV's folder; an empty cell is a modality not given.
