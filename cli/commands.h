@@ -21,5 +21,6 @@ void register_gradcam(CLI::App& app, GlobalFlags& g);
 void register_tsne(CLI::App& app, GlobalFlags& g);
 void register_report(CLI::App& app, GlobalFlags& g);
 void register_serve(CLI::App& app, GlobalFlags& g);
+void register_volume(CLI::App& app, GlobalFlags& g);
 
 }  // namespace drifa::cli

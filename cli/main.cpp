@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   drifa::cli::register_tsne(app, g);
   drifa::cli::register_report(app, g);
   drifa::cli::register_serve(app, g);
+  drifa::cli::register_volume(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

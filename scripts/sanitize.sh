@@ -17,6 +17,7 @@ if [ "${1:-}" = "--all" ]; then
   ctest -j"$(nproc)" --output-on-failure
 else
   cmake --build . -j"$(nproc)" --target drifa drifa_parser_tests \
-    fuzz_safetensors fuzz_csv fuzz_settings_toml fuzz_settings_json fuzz_run_files fuzz_image fuzz_dicom fuzz_serve_request
+    fuzz_safetensors fuzz_csv fuzz_settings_toml fuzz_settings_json fuzz_run_files fuzz_image fuzz_dicom fuzz_serve_request \
+    fuzz_nifti fuzz_dicom_series
   ctest -j"$(nproc)" -L sanitize --output-on-failure
 fi

@@ -14,6 +14,8 @@
 #include "drifa/data/volume.h"
 #include "drifa/data/volume_slices.h"
 #include "drifa/error.h"
+#include "drifa/serve/service.h"
+#include "drifa/uncertainty/predict.h"
 #include "test_helpers.h"
 
 namespace fs = std::filesystem;
@@ -396,6 +398,41 @@ TEST(VolumeCli, TrainOnVolumesAndPredictAHeldOutVolume) {
   const auto p2 = test::read_json(dir / "p2.json");
   EXPECT_EQ(p2["volumes"][0]["slices"], vol["slices"]);
   EXPECT_NEAR(p2["volumes"][0]["tasks"]["mri"]["probabilities"]["superior"].get<double>(), mean, 1e-5);
+  // serve: the same volume as a NIfTI upload gives the same answer (deterministic passes).
+  {
+    serve::ServiceOptions so;
+    so.passes = 0;
+    serve::Service svc(uncertainty::open_predictor(dir / "run", torch::kCPU), so);
+    serve::PredictRequest req;
+    req.files.push_back({"mri", "held_out.nii.gz", test::read_bytes(dir / "held_out.nii.gz")});
+    const auto a = svc.predict(req);
+    ASSERT_EQ(a["volumes"].size(), 1u) << a.dump(1);
+    EXPECT_EQ(a["volumes"][0]["slices"], vol["slices"]);
+    EXPECT_EQ(a["cases"].size(), 4u);
+    EXPECT_NEAR(a["volumes"][0]["tasks"]["mri"]["probabilities"]["superior"].get<double>(), mean, 1e-5);
+    serve::PredictRequest bad;
+    bad.files.push_back({"mri", "scan.nii.gz", std::string("\x1f\x8bnot really gzip", 18)});
+    try {
+      svc.predict(bad);
+      ADD_FAILURE() << "a corrupt upload was accepted";
+    } catch (const serve::RequestError& e) {
+      EXPECT_EQ(e.status(), 400);
+      EXPECT_NE(std::string(e.what()).find("scan.nii.gz"), std::string::npos) << e.what();
+      EXPECT_EQ(std::string(e.what()).find("drifa-serve-"), std::string::npos) << e.what();
+    }
+  }
+  // Grad-CAM on the volume's slices, and the report's per-slice curves of the test volumes.
+  r = test::run(test::cli() + " predict " + (dir / "run") + " -T 0 -i mri=" + (dir / "held_out.nii.gz") + " --gradcam " + (dir / "cam") +
+                " -o " + (dir / "p3.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  size_t overlays = 0;
+  for (const auto& e : fs::directory_iterator(dir / "cam")) overlays += e.path().extension() == ".png" && fs::file_size(e.path()) > 100;
+  EXPECT_GE(overlays, 4u);
+  r = test::run(test::cli() + " report " + (dir / "run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto html = test::read_bytes(dir / "run/report.html");
+  EXPECT_NE(html.find("Volumes: probability along the slice axis"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir / "run/plots/volume_curve_0.png"));
   // A broken volume is a clear error naming it, and exits non-zero.
   test::write_bytes(dir / "bad.nii.gz", "garbage");
   r = test::run(test::cli() + " predict " + (dir / "run") + " -T 0 -i mri=" + (dir / "bad.nii.gz"));

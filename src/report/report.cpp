@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "drifa/data/csv.h"
+#include "drifa/data/volume_slices.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
@@ -438,6 +439,66 @@ void section_uq(Builder& b) {
   }
 }
 
+// Volume modalities: the true class's probability along the slice axis for a few test volumes
+// (predictions.csv, whose paths are slice references).
+void section_volumes(Builder& b, const std::string& run) {
+  namespace rf = training::run_files;
+  const auto csv_path = rf::path(run, rf::kPredictions);
+  if (!fs::exists(csv_path)) return;
+  const auto folder = training::RunFolder::open(run);
+  bool any = false;
+  for (const auto& m : folder.cfg.data.modalities) any = any || m.is_volume();
+  if (!any) return;
+  const auto csv = data::read_csv(csv_path);
+  const int task_col = csv.column("task", csv_path), true_col = csv.column("true_label", csv_path);
+  b.html << "<h2>Volumes: probability along the slice axis</h2><p>The true class's probability for each slice of up to four "
+            "test volumes per task (<code>predictions.csv</code>; slice index in the recipe's axis, LPS+ order).</p><div class=row>";
+  for (size_t t = 0; t < folder.data.tasks.size(); ++t) {
+    const auto& task = folder.data.tasks[t];
+    const bool volume_task = std::any_of(folder.cfg.data.modalities.begin(), folder.cfg.data.modalities.end(),
+                                         [&](const data::ModalitySource& m) { return m.name == task && m.is_volume(); });
+    if (!volume_task) continue;
+    const int path_col = csv.column("path_" + task, csv_path);
+    std::map<std::string, Series> curves;  // per volume
+    std::vector<std::string> order;
+    for (const auto& row : csv.rows) {
+      if (row[size_t(task_col)] != task) continue;
+      const auto ref = data::parse_slice_ref(row[size_t(path_col)]);
+      if (!ref) continue;
+      const auto& classes = folder.data.classes[t];
+      const auto k = std::find(classes.begin(), classes.end(), row[size_t(true_col)]) - classes.begin();
+      const int prob_col = csv.column("prob_" + std::to_string(k), csv_path);
+      if (!curves.count(ref->volume)) {
+        if (order.size() == 4) continue;
+        order.push_back(ref->volume);
+        curves[ref->volume] = {fs::path(ref->volume).filename().string() + " (" + row[size_t(true_col)] + ")", {}, {}, "linespoints"};
+      }
+      curves[ref->volume].x.push_back(double(ref->index));
+      curves[ref->volume].y.push_back(std::stod(row[size_t(prob_col)]));
+    }
+    if (order.empty()) continue;
+    Plot p;
+    p.title = task + ": P(true class) per slice";
+    p.xlabel = "slice";
+    p.ylabel = "probability";
+    p.yrange = std::make_pair(0.0, 1.0);
+    for (const auto& v : order) {
+      auto s = curves[v];
+      std::vector<size_t> idx(s.x.size());
+      for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+      std::sort(idx.begin(), idx.end(), [&](size_t a, size_t c) { return s.x[a] < s.x[c]; });
+      Series sorted{s.title, {}, {}, s.style};
+      for (auto i : idx) {
+        sorted.x.push_back(s.x[i]);
+        sorted.y.push_back(s.y[i]);
+      }
+      p.series.push_back(sorted);
+    }
+    b.html << b.plot(p, "volume_curve_" + std::to_string(t));
+  }
+  b.html << "</div>";
+}
+
 void section_gradcam(Builder& b) {
   namespace rf = training::run_files;
   b.html << "<h2>Grad-CAM</h2>";
@@ -516,6 +577,7 @@ std::vector<std::string> write_report(const std::string& dir, const std::string&
   } else {
     section_metrics(b, runs[0]);
     section_inputs(b, runs[0]);
+    section_volumes(b, runs[0]);
     section_uq(b);
     section_gradcam(b);
     section_tsne(b);

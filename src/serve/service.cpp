@@ -1,6 +1,12 @@
 #include "drifa/serve/service.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <set>
 
@@ -9,8 +15,12 @@
 
 #include "drifa/calibration/calibration.h"
 #include "drifa/data/transforms.h"
+#include "drifa/data/volume.h"
+#include "drifa/data/volume_slices.h"
 #include "drifa/io/base64.h"
 #include "drifa/io/settings.h"
+
+namespace fs = std::filesystem;
 
 namespace drifa::serve {
 
@@ -137,18 +147,7 @@ uncertainty::CaseImages Service::request_images(const PredictRequest& r, bool ke
   return uncertainty::decode_case(bytes, names, cfg, io, keep_decoded);
 }
 
-nlohmann::json Service::predict(const PredictRequest& r) {
-  const auto& cfg = predictor_.nets[0]->config();
-  auto job = std::make_shared<Job>();
-  try {
-    job->options = request_options(r, job->gradcam);
-    job->images = request_images(r, job->gradcam);
-    uncertainty::check_case(job->images, cfg, job->options, "request");
-  } catch (const RequestError&) {
-    throw;
-  } catch (const Error& e) {
-    throw RequestError(400, e.what());
-  }
+std::future<nlohmann::json> Service::submit(const std::shared_ptr<Job>& job) {
   // Jobs that can share a batch: the same modalities given and the same options.
   std::string key;
   for (bool g : job->images.pattern()) key += g ? '1' : '0';
@@ -162,6 +161,10 @@ nlohmann::json Service::predict(const PredictRequest& r) {
   if (!batcher_.submit(job))
     throw RequestError(503, "the server is busy: " + std::to_string(opt_.batch.queue) +
                                 " requests are already waiting (--queue); retry later");
+  return answer;
+}
+
+nlohmann::json Service::wait(const std::shared_ptr<Job>& job, std::future<nlohmann::json>& answer) {
   if (answer.wait_until(job->deadline) != std::future_status::ready)
     throw RequestError(503, "no answer within " + settings::show(opt_.timeout_s) + " s (--timeout); the server is overloaded");
   try {
@@ -171,6 +174,120 @@ nlohmann::json Service::predict(const PredictRequest& r) {
   } catch (const std::exception& e) {
     throw RequestError(500, std::string("the model failed on this request: ") + e.what());
   }
+}
+
+nlohmann::json Service::predict(const PredictRequest& r) {
+  for (const auto& u : r.files)
+    if (predictor_.volumes.count(u.field)) return predict_volume(r, u);
+  const auto& cfg = predictor_.nets[0]->config();
+  auto job = std::make_shared<Job>();
+  try {
+    job->options = request_options(r, job->gradcam);
+    job->images = request_images(r, job->gradcam);
+    uncertainty::check_case(job->images, cfg, job->options, "request");
+  } catch (const RequestError&) {
+    throw;
+  } catch (const Error& e) {
+    throw RequestError(400, e.what());
+  }
+  auto answer = submit(job);
+  return wait(job, answer);
+}
+
+namespace {
+// An uploaded volume as a file for ITK, removed when the request is done.
+struct TempVolume {
+  std::string path;
+  explicit TempVolume(const std::string& bytes) {
+    static std::atomic<uint64_t> counter{0};
+    const bool gz = bytes.size() >= 2 && static_cast<unsigned char>(bytes[0]) == 0x1f && static_cast<unsigned char>(bytes[1]) == 0x8b;
+    path = (fs::temp_directory_path() / ("drifa-serve-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) +
+                                         (gz ? ".nii.gz" : ".nii"))).string();
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!out) throw RequestError(500, "cannot store the uploaded volume for reading");
+  }
+  ~TempVolume() {
+    std::error_code ec;
+    fs::remove(path, ec);
+  }
+};
+}  // namespace
+
+nlohmann::json Service::predict_volume(const PredictRequest& r, const Upload& volume) {
+  const auto& cfg = predictor_.nets[0]->config();
+  const auto& recipe = predictor_.volumes.at(volume.field);
+  const std::string name = upload_name(volume);
+  uncertainty::PredictOptions options;
+  bool gradcam = false;
+  uncertainty::CaseImages base;
+  std::vector<int64_t> slices;
+  std::vector<cv::Mat> inputs;
+  int64_t m = 0;
+  while (cfg.modality_name(m) != volume.field) ++m;
+  try {
+    options = request_options(r, gradcam);
+    if (gradcam) throw RequestError(400, name + ": Grad-CAM overlays are not drawn for volume uploads; use drifa predict --gradcam");
+    PredictRequest rest = r;
+    rest.files.erase(std::remove_if(rest.files.begin(), rest.files.end(), [&](const Upload& u) { return u.field == volume.field; }),
+                     rest.files.end());
+    if (rest.files.empty()) {
+      base.names.assign(size_t(cfg.modalities), "");
+      base.images.resize(size_t(cfg.modalities));
+      base.decoded.resize(size_t(cfg.modalities));
+    } else {
+      base = request_images(rest, false);
+    }
+    if (volume.bytes.empty()) throw RequestError(400, name + ": empty file");
+    if (recipe.slices == "mask") throw RequestError(400, name + ": the model's recipe selects slices by a mask, which an upload has not");
+    TempVolume file(volume.bytes);
+    data::Volume v;
+    try {
+      v = data::read_volume(file.path, opt_.max_volume_voxels);
+    } catch (const Error& e) {  // messages name the temporary file: name the upload instead
+      std::string what = e.what();
+      for (auto at = what.find(file.path); at != std::string::npos; at = what.find(file.path, at + name.size()))
+        what.replace(at, file.path.size(), name);
+      throw RequestError(400, what);
+    }
+    data::normalise_intensity(v, recipe);
+    slices = data::select_slices(v.info, recipe, nullptr, name);
+    for (int64_t k : slices)
+      inputs.push_back(data::preprocess(data::extract_slice(v, recipe, k, name), int(cfg.image_size), int(cfg.in_channels), 1, name));
+  } catch (const RequestError&) {
+    throw;
+  } catch (const Error& e) {
+    throw RequestError(400, e.what());
+  }
+  // The slices go through the batcher as cases of their own, a batch's worth at a time.
+  const size_t wave = size_t(std::max(1, std::min(opt_.batch.max_batch, opt_.batch.queue)));
+  nlohmann::json cases = nlohmann::json::array(), envelope;
+  for (size_t first = 0; first < inputs.size(); first += wave) {
+    std::vector<std::shared_ptr<Job>> jobs;
+    std::vector<std::future<nlohmann::json>> answers;
+    for (size_t i = first; i < std::min(inputs.size(), first + wave); ++i) {
+      auto job = std::make_shared<Job>();
+      job->options = options;
+      job->images = base;
+      job->images.names[size_t(m)] = name + " slice " + std::to_string(slices[i]);
+      job->images.images[size_t(m)] = data::to_tensor(inputs[i]);
+      if (i == 0) uncertainty::check_case(job->images, cfg, job->options, "request");
+      answers.push_back(submit(job));
+      jobs.push_back(job);
+    }
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      auto j = wait(jobs[i], answers[i]);
+      auto c = j["cases"][0];
+      c["case"] = first + i + 1;
+      cases.push_back(std::move(c));
+      if (envelope.is_null()) envelope = std::move(j);
+    }
+  }
+  uncertainty::VolumeCases vc;
+  vc.spans.push_back({0, volume.field, name, slices, 0});
+  envelope["cases"] = cases;
+  envelope["volumes"] = uncertainty::volume_answers(cases, vc, "mean", cfg);
+  return envelope;
 }
 
 void Service::run_batch(std::vector<Batcher::JobPtr>& batch) {

@@ -7,6 +7,8 @@
 // equals `drifa predict` of the same images with the same options (seed, passes, alpha, score),
 // whatever it shares a batch with.
 #include <cstdint>
+#include <future>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,6 +53,7 @@ struct ServiceOptions {
   uint64_t seed = 0;
   int64_t partners = inputs::kDefaultPartners;
   int64_t max_image_pixels = 16ll << 20;  // per uploaded image, checked from its header before decoding
+  int64_t max_volume_voxels = settings::limits::kDefaultVolumeVoxels;  // per uploaded NIfTI volume, from its header
   data::DicomOptions dicom;
   torch::Device device = torch::kCPU;
 };
@@ -77,6 +80,11 @@ class Service {
   void run_batch(std::vector<Batcher::JobPtr>& batch);
   uncertainty::PredictOptions request_options(const PredictRequest& r, bool& gradcam) const;
   uncertainty::CaseImages request_images(const PredictRequest& r, bool keep_decoded) const;
+  // A NIfTI upload for a volume modality (the model's drifa.volumes): its slices are submitted as
+  // cases of their own and combine (mean) into "volumes", as drifa predict does.
+  nlohmann::json predict_volume(const PredictRequest& r, const Upload& volume);
+  std::future<nlohmann::json> submit(const std::shared_ptr<Job>& job);
+  nlohmann::json wait(const std::shared_ptr<Job>& job, std::future<nlohmann::json>& answer);
 
   uncertainty::Predictor predictor_;
   ServiceOptions opt_;
