@@ -82,6 +82,14 @@ def main():
     for name, template, seed in (("human", "ch2bet.nii.gz", 1), ("macaque", "inia19-t1-brain.nii.gz", 2)):
         if not os.path.isdir(os.path.join(data, name)):
             run(["/usr/bin/python3", ORACLE, "make-dataset", TEMPLATES + template, os.path.join(data, name), str(a.per_class), str(seed), "40", "8"])
+    # One volume per class and modality never seen by training: predict answers for it at the end.
+    held = os.path.join(a.out, "held_out")
+    if not os.path.isdir(held):
+        os.makedirs(held)
+        for name in ("human", "macaque"):
+            for cls in ("superior", "inferior"):
+                first = sorted(os.listdir(os.path.join(data, name, cls)))[0]
+                os.rename(os.path.join(data, name, cls, first), os.path.join(held, "%s_%s_%s" % (name, cls, first)))
     volumes = sorted(os.path.join(r, f) for r, _, fs in os.walk(data) for f in fs if f.endswith(".nii.gz"))
     # Read cost: every volume of the study, then two full-size templates.
     out, secs = run([a.drifa, "volume", "--threads", str(a.threads), "-o", os.path.join(a.out, "read.json")] + volumes)
@@ -110,7 +118,16 @@ def main():
         m = json.load(open(os.path.join(run_dir, "metrics.json")))
         for task, t in m["tasks"].items():
             g = t.get("group_level", {})
-            rows.append((stack, task, t.get("n", ""), fmt(t, "accuracy"), g.get("groups", ""), fmt(g, "accuracy") if g else "", "%.0f" % rate))
+            rows.append((stack, task, t.get("samples", ""), fmt(t, "accuracy"), g.get("groups", ""), fmt(g, "accuracy") if g else "", "%.0f" % rate))
+        for f in sorted(os.listdir(held)):
+            name, cls = f.split("_")[:2]
+            out_json = os.path.join(a.out, "predict_stack%d_%s.json" % (stack, f.replace(".nii.gz", "")))
+            run([a.drifa, "predict", run_dir, "--threads", str(a.threads), "-T", "0", "-i", "%s=%s" % (name, os.path.join(held, f)), "-o", out_json])
+            v = json.load(open(out_json))["volumes"][0]
+            t = v["tasks"][name]
+            print("predict (stack %d) held-out %s: true %s, predicted %s (p = %.3f over %d slices; per-slice P(%s): %s)"
+                  % (stack, f, cls, t["class"], t["probability"], len(v["slices"]), cls,
+                     " ".join("%.2f" % p for p in v["curve"][name][cls])))
     print("\n| stack | task | test slices | slice accuracy [95%, cluster bootstrap] | test volumes | volume accuracy (mean of slices) [95%] | training samples/s |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:

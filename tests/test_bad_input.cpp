@@ -296,7 +296,7 @@ TEST(BadInput, TomlRunConfigs) {
        "give exactly one of train", f},
       {"paired and unpaired both", toml(base + "[data.paired]\nmanifest = \"m.csv\"\nimages = [\"x\", \"y\"]\nlabels = [\"l\"]\n"), "not both", f},
       {"paired without labels", toml("[data.paired]\nmanifest = \"m.csv\"\nimages = [\"x\", \"y\"]\n"), "data.paired.labels: missing", f},
-      {"channels 2", toml("[data]\nchannels = 2\n"), "data.channels: found 2, allowed 1 or 3", f},
+      {"channels 2", toml("[data]\nchannels = 2\n"), "data.channels: found 2, allowed 1, 3, or 5", f},
       {"val_fraction 1", toml("[data]\nval_fraction = 1.0\n"), "data.val_fraction: found 1, allowed a finite number in (0, 1)", f},
       {"window width without center", toml("[data]\nwindow_width = 400\n"), "data.window_center: missing", f},
       {"zero window width", toml("[data]\nwindow_center = 40\nwindow_width = 0\n"), "data.window_width: found 0", f},

@@ -710,8 +710,15 @@ TEST_F(Serve, ConnectionCapsAnswer503AndTheDeadlineCutsTricklingClients) {
     EXPECT_TRUE(closed);
     ::close(fd);
   }
-  // Room again: a normal client is served.
+  // Room again: a normal client is served. The server frees a slot when it sees the close, which
+  // may lag our close() by a moment on a loaded machine: a 503 until then is counted below.
+  int early_503 = 0;
   auto res = server.client(5).Get("/healthz");
+  for (int i = 0; i < 40 && res && res->status == 503; ++i) {
+    ++early_503;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    res = server.client(5).Get("/healthz");
+  }
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   // A client that sends one header byte every 200 ms (each byte restarts an idle timeout) is cut
@@ -737,8 +744,8 @@ TEST_F(Serve, ConnectionCapsAnswer503AndTheDeadlineCutsTricklingClients) {
   ::close(trickle);
   res = server.client(5).Get("/metrics");
   ASSERT_TRUE(res);
-  EXPECT_NE(res->body.find("drifa_requests_total{route=\"other\",code=\"503\"} 2"), std::string::npos)
-      << "the two refused connections are counted\n" << res->body;
+  EXPECT_NE(res->body.find("drifa_requests_total{route=\"other\",code=\"503\"} " + std::to_string(2 + early_503)), std::string::npos)
+      << "the two refused connections (and " << early_503 << " early retries) are counted\n" << res->body;
   EXPECT_NE(res->body.find("drifa_requests_total{route=\"other\",code=\"408\"} 21"), std::string::npos)
       << "the 20 slow and the trickling connection cut at the deadline are counted\n" << res->body;
   EXPECT_EQ(server.terminate(), 0);

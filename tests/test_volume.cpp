@@ -439,3 +439,66 @@ TEST(VolumeCli, TrainOnVolumesAndPredictAHeldOutVolume) {
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("bad.nii.gz"), std::string::npos) << r.output;
 }
+
+// stack = 5: five adjacent slices as five input channels, through augmentation and training.
+TEST(VolumeCli, FiveSliceStacksTrainWithAugmentation) {
+  test::TempDir dir;
+  oracle("make-dataset " + kTemplates + "ch2bet.nii.gz " + (dir / "a") + " 3 3 24 6");
+  oracle("make-dataset " + kTemplates + "inia19-t1-brain.nii.gz " + (dir / "b") + " 3 4 24 6");
+  std::string mods;
+  for (const char* m : {"a", "b"})
+    mods += std::string("[[data.modality]]\nname = \"") + m + "\"\ntrain = \"" + (dir / m) +
+            "\"\nkind = \"volume\"\nstack = 5\nslices = \"every\"\nevery = 2\nintensity = \"minmax\"\n";
+  test::write_bytes(dir / "run.toml", "seed = 2\n[model]\nwidths = \"tiny\"\n[data]\nimage_size = 16\nchannels = 5\n" + mods +
+                                          "[augment]\nrotation = 15\ntranslate = 2\nbrightness = [0.9, 1.1]\n[train]\nepochs = 1\nbatch_size = 4\n");
+  auto r = test::run(test::cli() + " train -q -c " + (dir / "run.toml") + " -o " + (dir / "run"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  // The model takes five channels (safetensors: 8-byte header length, JSON header, drifa.config metadata).
+  const auto bytes = test::read_bytes(dir / "run/best.safetensors");
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  EXPECT_EQ(nlohmann::json::parse(header["__metadata__"]["drifa.config"].get<std::string>())["in_channels"], 5);
+  EXPECT_TRUE(header["__metadata__"].contains("drifa.volumes"));
+  const auto split = test::read_json(dir / "run/split.json");
+  EXPECT_EQ(split["train"][0].size() + split["val"][0].size() + split["test"][0].size(), 6u * 3u);  // 6 volumes x slices 0, 2, 4
+}
+
+// Several volumes of one patient: a manifest column, or the series' PatientID tag, names the
+// patient, and no patient's slices land in two parts.
+TEST(Volume, PatientsGroupTheirVolumesFromAManifestOrThePatientIDTag) {
+  test::TempDir dir;
+  oracle("write-series " + kTemplates + "JHU-WhiteMatter-labels-2mm.nii.gz " + (dir / "proto"));
+  // Six series in class folders, four patients: P1 (two in a), P2 (a), P3 (two in b), P4 (b).
+  const std::vector<std::pair<std::string, std::string>> series = {{"data/a/s1", "P1"}, {"data/a/s2", "P1"}, {"data/a/s3", "P2"},
+                                                                   {"data/b/s4", "P3"}, {"data/b/s5", "P3"}, {"data/b/s6", "P4"}};
+  std::string csv = "path,label,patient\n";
+  for (const auto& [rel, patient] : series) {
+    fs::create_directories(dir / rel);
+    fs::copy(dir / "proto", dir / rel, fs::copy_options::recursive);
+    auto r = test::run(std::string(DRIFA_PYTHON) + " -c \"import pydicom, glob\nfor f in glob.glob('" + (dir / rel) +
+                       "/*.dcm'):\n d = pydicom.dcmread(f); d.PatientID = '" + patient + "'; d.save_as(f)\"");
+    ASSERT_EQ(r.status, 0) << r.output;
+    csv += rel + "," + rel.substr(5, 1) + "," + patient + "\n";
+  }
+  test::write_bytes(dir / "volumes.csv", csv);
+  auto prepare = [&](const std::string& source_keys) {
+    auto j = nlohmann::json::parse("{\"modality\": [{\"name\": \"mri\", \"kind\": \"volume\", \"slices\": \"central\", \"central\": 3, " +
+                                   source_keys + "}, {\"name\": \"mri2\", \"kind\": \"volume\", \"train\": \"" + (dir / "data") + "\"}]}");
+    return prepare_data(DataConfig::from_json(settings::Table(j, "run.toml", "data"), dir.path().string()), 11);
+  };
+  for (const std::string keys : {"\"manifest\": \"" + (dir / "volumes.csv") + "\", \"group_column\": \"patient\"",
+                                 "\"train\": \"" + (dir / "data") + "\", \"group_patient_id\": true"}) {
+    const auto d = prepare(keys);
+    std::map<std::string, std::set<std::string>> parts;
+    size_t slices = 0;
+    for (const auto& part : d.parts())
+      for (const auto& rec : part.sets[0].records) {
+        parts[rec.group].insert(part.name);
+        ++slices;
+      }
+    EXPECT_EQ(slices, 6u * 3u) << keys;
+    EXPECT_EQ(parts.size(), 4u) << keys;  // four patients, not six volumes
+    for (const auto& [g, p] : parts) EXPECT_EQ(p.size(), 1u) << g << " in two parts (" << keys << ")";
+  }
+}

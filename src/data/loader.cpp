@@ -18,6 +18,15 @@ cv::Mat decode_input(const std::string& path, const ImageOptions& opt, VolumeCac
   return decode_image(path, opt.dicom, opt.max_pixels);
 }
 
+cv::Mat decode_for_display(const std::string& path, const ImageOptions& opt) {
+  cv::Mat m = decode_input(path, opt);
+  const auto ref = parse_slice_ref(path);
+  if (!ref || !opt.volumes.count(ref->modality) || m.channels() == 1) return m;
+  cv::Mat centre;
+  cv::extractChannel(m, centre, m.channels() / 2);
+  return centre;
+}
+
 cv::Mat ImageCache::get(const std::string& path) {
   std::promise<cv::Mat> promise;
   {

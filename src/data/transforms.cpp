@@ -1,5 +1,7 @@
 #include "drifa/data/transforms.h"
 
+#include <functional>
+
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
@@ -34,15 +36,32 @@ AugmentConfig AugmentConfig::from_json(const nlohmann::json& j, const std::strin
   return a;
 }
 
+namespace {
+// OpenCV's resize, warpAffine and scalar arithmetic take at most four channels; a volume's stack
+// of five goes through them a channel at a time.
+cv::Mat per_channel_group(const cv::Mat& img, const std::function<cv::Mat(const cv::Mat&)>& f) {
+  if (img.channels() <= 4) return f(img);
+  std::vector<cv::Mat> planes;
+  cv::split(img, planes);
+  for (auto& p : planes) p = f(p);
+  cv::Mat out;
+  cv::merge(planes, out);
+  return out;
+}
+}  // namespace
+
 cv::Mat preprocess(const cv::Mat& decoded, int size, int channels, int min_side, const std::string& source) {
   if (decoded.rows < min_side || decoded.cols < min_side)
     throw Error(source + ": image too small (" + std::to_string(decoded.cols) + "x" + std::to_string(decoded.rows) +
                 ", at least " + std::to_string(min_side) + "x" + std::to_string(min_side) + " needed)");
-  cv::Mat img = to_channels(decoded, channels), out;
+  cv::Mat img = to_channels(decoded, channels);
   if (img.rows == size && img.cols == size) return img.clone();
   const bool shrink = img.rows > size || img.cols > size;
-  cv::resize(img, out, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
-  return out;
+  return per_channel_group(img, [&](const cv::Mat& x) {
+    cv::Mat out;
+    cv::resize(x, out, cv::Size(size, size), 0, 0, shrink ? cv::INTER_AREA : cv::INTER_LINEAR);
+    return out;
+  });
 }
 
 cv::Mat augment(const cv::Mat& img, const AugmentConfig& a, std::mt19937_64& rng) {
@@ -52,29 +71,32 @@ cv::Mat augment(const cv::Mat& img, const AugmentConfig& a, std::mt19937_64& rng
   const double bright = a.brightness_lo + (a.brightness_hi - a.brightness_lo) * u01(rng);
   const bool hf = a.hflip && u01(rng) < 0.5, vf = a.vflip && u01(rng) < 0.5;
   // `img` is the cached image: every step writes a new buffer and never touches it.
-  cv::Mat out = img;
-  if (angle != 0 || tx != 0 || ty != 0) {
-    cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(img.cols / 2.0f - 0.5f, img.rows / 2.0f - 0.5f), angle, 1.0);
-    m.at<double>(0, 2) += tx;
-    m.at<double>(1, 2) += ty;
-    cv::Mat warped;
-    // Keras ImageDataGenerator fills with the nearest pixel by default.
-    cv::warpAffine(img, warped, m, img.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
-    out = warped;
-  }
-  if (bright != 1.0) {
-    cv::Mat scaled;
-    out.convertTo(scaled, -1, bright);
-    cv::min(scaled, 1.0, scaled);
-    out = scaled;
-  }
-  for (int axis : {hf ? 1 : -2, vf ? 0 : -2}) {
-    if (axis == -2) continue;
-    cv::Mat flipped;
-    cv::flip(out, flipped, axis);
-    out = flipped;
-  }
-  return out;
+  // Five-channel stacks go a channel at a time, with the same draws for every channel.
+  return per_channel_group(img, [&](const cv::Mat& img) {
+    cv::Mat out = img;
+    if (angle != 0 || tx != 0 || ty != 0) {
+      cv::Mat m = cv::getRotationMatrix2D(cv::Point2f(img.cols / 2.0f - 0.5f, img.rows / 2.0f - 0.5f), angle, 1.0);
+      m.at<double>(0, 2) += tx;
+      m.at<double>(1, 2) += ty;
+      cv::Mat warped;
+      // Keras ImageDataGenerator fills with the nearest pixel by default.
+      cv::warpAffine(img, warped, m, img.size(), cv::INTER_LINEAR, cv::BORDER_REPLICATE);
+      out = warped;
+    }
+    if (bright != 1.0) {
+      cv::Mat scaled;
+      out.convertTo(scaled, -1, bright);
+      cv::min(scaled, 1.0, scaled);
+      out = scaled;
+    }
+    for (int axis : {hf ? 1 : -2, vf ? 0 : -2}) {
+      if (axis == -2) continue;
+      cv::Mat flipped;
+      cv::flip(out, flipped, axis);
+      out = flipped;
+    }
+    return out;
+  });
 }
 
 torch::Tensor to_tensor(const cv::Mat& img) {

@@ -11,6 +11,26 @@
 #include <sstream>
 
 #include <gdcmReader.h>
+// Debian's ITK 5.2 generated its compiler detection for GCC only and stops at "Unsupported
+// compiler" under clang (the sanitizer and fuzz build). Clang implements the GNU dialect ITK
+// asks about: let the detection header see the GCC that built ITK, once, then restore the macros.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wbuiltin-macro-redefined"
+#pragma push_macro("__clang__")
+#pragma push_macro("__GNUC__")
+#pragma push_macro("__GNUC_MINOR__")
+#undef __clang__
+#undef __GNUC__
+#undef __GNUC_MINOR__
+#define __GNUC__ 12
+#define __GNUC_MINOR__ 2
+#include <itk_compiler_detection.h>
+#pragma pop_macro("__GNUC_MINOR__")
+#pragma pop_macro("__GNUC__")
+#pragma pop_macro("__clang__")
+#pragma clang diagnostic pop
+#endif
 #include <itkGDCMImageIO.h>
 #include <itkImage.h>
 #include <itkImageFileReader.h>

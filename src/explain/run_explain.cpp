@@ -12,6 +12,7 @@
 
 #include "drifa/data/csv.h"
 #include "drifa/data/image.h"
+#include "drifa/data/loader.h"
 #include "drifa/data/synth.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
@@ -120,7 +121,7 @@ nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::
         if (it == chosen.end()) continue;
         const std::string stem = std::to_string(it->second) + "_" + safe(cfg.task_name(t)) + "_" +
                                  safe(cfg.modality_name(go.modality));
-        const cv::Mat original = data::decode_image(img_path, run.cfg.data.dicom);
+        const cv::Mat original = data::decode_for_display(img_path, run.cfg.data.image_options());  // an image or a volume slice
         data::write_image((fs::path(out_dir) / (stem + ".png")).string(), overlay(original, g.map[r]));
         auto raw = g.raw[r].contiguous();
         cv::Mat rawm(static_cast<int>(raw.size(0)), static_cast<int>(raw.size(1)), CV_32F, raw.data_ptr<float>());

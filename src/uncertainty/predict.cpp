@@ -234,7 +234,7 @@ CaseImages load_case(const std::vector<std::string>& paths, const ModelConfig& c
     const bool slice = ref && cache.options().volumes.count(ref->modality);
     if (!fs::exists(slice ? ref->volume : paths[m])) throw Error((slice ? ref->volume : paths[m]) + ": no such " + (slice ? "volume" : "image"));
     c.images[m] = data::to_tensor(cache.get(paths[m]));
-    if (keep_decoded) c.decoded[m] = data::decode_input(paths[m], cache.options());
+    if (keep_decoded) c.decoded[m] = data::decode_for_display(paths[m], cache.options());
   }
   return c;
 }

@@ -48,6 +48,8 @@ struct ImageOptions {
 // An image path or a volume slice reference, decoded (not yet resized): the one entry point for
 // anything that needs a record's pixels. volumes: a cache of read volumes, or null.
 cv::Mat decode_input(const std::string& path, const ImageOptions& opt, VolumeCache* volumes = nullptr);
+// The same for drawing on (Grad-CAM overlays): a 2.5D slice shows its centre slice alone.
+cv::Mat decode_for_display(const std::string& path, const ImageOptions& opt);
 
 // Thread-safe cache of preprocessed (decoded, channel-converted, resized) images by path.
 class ImageCache {
