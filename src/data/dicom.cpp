@@ -1,12 +1,6 @@
 #include "drifa/data/dicom.h"
 
-#include <sys/types.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <csignal>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -16,6 +10,7 @@
 #include <gdcmImageReader.h>
 
 #include "drifa/data/dicom_structure.h"
+#include "drifa/data/isolated.h"
 #include "drifa/error.h"
 
 namespace drifa::data {
@@ -136,18 +131,6 @@ cv::Mat decode_with_gdcm(const std::string& bytes, const std::string& path, cons
   return out;
 }
 
-bool write_all(int fd, const void* data, size_t n) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return true;
-}
-
 }  // namespace
 
 cv::Mat decode_dicom_bytes(const std::string& bytes, const std::string& path, const DicomOptions& opt, int64_t max_pixels) {
@@ -156,63 +139,22 @@ cv::Mat decode_dicom_bytes(const std::string& bytes, const std::string& path, co
   // declared length and zero-fill it).
   const int64_t declared = check_dicom_structure(bytes, path).pixel_data_length;
   if (declared < 0) throw Error(path + ": DICOM file without pixel data (no image)");
-  // Debian's GDCM keeps its assert()s, and many fire on malformed values (fuzzing found them),
-  // aborting the process: a training run would die on one bad file. So GDCM runs in a child
-  // process, which sends back the decoded image or the error; if it dies, the file is refused.
-  int fds[2];
-  if (::pipe(fds) != 0) throw Error(path + ": cannot decode DICOM (no pipe: " + std::strerror(errno) + ")");
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(fds[0]);
-    ::close(fds[1]);
-    throw Error(path + ": cannot decode DICOM (fork failed: " + std::strerror(errno) + ")");
-  }
-  if (pid == 0) {  // child: decode, send [ok, rows, cols, type, size] + pixels or the message, exit
-    ::close(fds[0]);
-    // Die quietly on an assertion or crash (the parent reports it), not through inherited handlers.
-    for (int sig : {SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL}) std::signal(sig, SIG_DFL);
-    int64_t head[5] = {0, 0, 0, 0, 0};
-    std::string payload;
-    cv::Mat m;
-    try {
-      m = decode_with_gdcm(bytes, path, opt, max_pixels, declared);
-      head[0] = 1;
-      head[1] = m.rows;
-      head[2] = m.cols;
-      head[3] = m.type();
-      head[4] = static_cast<int64_t>(m.total() * m.elemSize());
-    } catch (const std::exception& e) {
-      payload = e.what();
-      head[4] = static_cast<int64_t>(payload.size());
-    }
-    const bool ok = write_all(fds[1], head, sizeof head) &&
-                    (head[0] ? write_all(fds[1], m.data, static_cast<size_t>(head[4])) : write_all(fds[1], payload.data(), payload.size()));
-    ::_exit(ok ? 0 : 3);
-  }
-  ::close(fds[1]);
-  std::string got;
-  char buf[1 << 16];
-  for (;;) {
-    const ssize_t r = ::read(fds[0], buf, sizeof buf);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got.append(buf, static_cast<size_t>(r));
-  }
-  ::close(fds[0]);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  int64_t head[5];
-  const bool complete = WIFEXITED(status) && WEXITSTATUS(status) == 0 && got.size() >= sizeof head;
-  if (complete) std::memcpy(head, got.data(), sizeof head);
-  if (!complete || head[4] < 0 || got.size() != sizeof head + static_cast<size_t>(head[4]))
-    throw Error(path + ": malformed DICOM: the DICOM decoder (GDCM) " +
-                (WIFSIGNALED(status) ? "stopped on it (signal " + std::to_string(WTERMSIG(status)) + ", an internal assertion or crash)"
-                                     : std::string("did not finish")));
-  if (!head[0]) throw Error(got.substr(sizeof head));
-  cv::Mat out(static_cast<int>(head[1]), static_cast<int>(head[2]), static_cast<int>(head[3]));
-  if (static_cast<int64_t>(out.total() * out.elemSize()) != head[4]) throw Error(path + ": DICOM decoder returned an inconsistent image");
-  std::memcpy(out.data, got.data() + sizeof head, static_cast<size_t>(head[4]));
+  // GDCM may abort on malformed values: it runs in a child process (data/isolated.h).
+  const std::string got = run_isolated(
+      [&] {
+        const cv::Mat m = decode_with_gdcm(bytes, path, opt, max_pixels, declared);
+        const int64_t head[3] = {m.rows, m.cols, m.type()};
+        std::string out(reinterpret_cast<const char*>(head), sizeof head);
+        out.append(reinterpret_cast<const char*>(m.data), m.total() * m.elemSize());
+        return out;
+      },
+      path + ": malformed DICOM: the DICOM decoder (GDCM)");
+  int64_t head[3];
+  if (got.size() < sizeof head) throw Error(path + ": DICOM decoder returned an inconsistent image");
+  std::memcpy(head, got.data(), sizeof head);
+  cv::Mat out(static_cast<int>(head[0]), static_cast<int>(head[1]), static_cast<int>(head[2]));
+  if (out.total() * out.elemSize() != got.size() - sizeof head) throw Error(path + ": DICOM decoder returned an inconsistent image");
+  std::memcpy(out.data, got.data() + sizeof head, got.size() - sizeof head);
   return out;
 }
 

@@ -40,6 +40,7 @@
 
 #include "drifa/data/dicom_structure.h"
 #include "drifa/data/image.h"
+#include "drifa/data/isolated.h"
 #include "drifa/error.h"
 #include "drifa/io/settings.h"
 
@@ -480,8 +481,9 @@ VolumeInfo read_volume_info(const std::string& path, int64_t max_voxels, const s
   return nifti_info(path, max_voxels, io);
 }
 
-Volume read_volume(const std::string& path, int64_t max_voxels, const std::string& series) {
-  VolumeInfo info = read_volume_info(path, max_voxels, series);
+namespace {
+
+Volume read_with_itk(const std::string& path, VolumeInfo info) {
   Image3::Pointer img;
   try {
     if (info.format == "dicom") {
@@ -514,6 +516,38 @@ Volume read_volume(const std::string& path, int64_t max_voxels, const std::strin
   } catch (const itk::ExceptionObject& e) {
     throw Error(path + ": cannot reorient the volume (" + itk_message(e) + ")");
   }
+}
+
+}  // namespace
+
+Volume read_volume(const std::string& path, int64_t max_voxels, const std::string& series) {
+  VolumeInfo info = read_volume_info(path, max_voxels, series);
+  if (info.format != "dicom") return read_with_itk(path, std::move(info));
+  // GDCM, under ITK's series reader, asserts on some malformed values (SamplesPerPixel > 4, found
+  // by fuzz_dicom_series): the series is read in a child process (data/isolated.h).
+  const std::string got = run_isolated(
+      [&] {
+        const Volume v = read_with_itk(path, info);
+        std::string out(reinterpret_cast<const char*>(v.info.size.data()), sizeof v.info.size);
+        out.append(reinterpret_cast<const char*>(v.info.spacing.data()), sizeof v.info.spacing);
+        out.append(v.info.file_orientation.substr(0, 3));
+        out.append(reinterpret_cast<const char*>(v.voxels.data()), v.voxels.size() * sizeof(float));
+        return out;
+      },
+      path + ": malformed DICOM series: the DICOM reader (ITK, GDCM)");
+  Volume v;
+  v.info = std::move(info);
+  const size_t head = sizeof v.info.size + sizeof v.info.spacing + 3;
+  if (got.size() < head) throw Error(path + ": the DICOM reader returned an inconsistent volume");
+  std::memcpy(v.info.size.data(), got.data(), sizeof v.info.size);
+  std::memcpy(v.info.spacing.data(), got.data() + sizeof v.info.size, sizeof v.info.spacing);
+  v.info.file_orientation = got.substr(sizeof v.info.size + sizeof v.info.spacing, 3);
+  const size_t n = (got.size() - head) / sizeof(float);
+  if (n * sizeof(float) != got.size() - head || static_cast<long double>(n) != static_cast<long double>(v.info.size[0]) * v.info.size[1] * v.info.size[2])
+    throw Error(path + ": the DICOM reader returned an inconsistent volume");
+  v.voxels.resize(n);
+  std::memcpy(v.voxels.data(), got.data() + head, n * sizeof(float));
+  return v;
 }
 
 }  // namespace drifa::data
