@@ -4,8 +4,7 @@
   /usr/bin/python3 bench/volume_study.py build/drifa OUT [--threads 2] [--per-class 24] [--epochs 20]
 
 Data: two volume modalities cut from Debian's mricron-data brain templates, a human T1 (ch2bet,
-the Colin brain) and a macaque T1 (inia19-t1-brain); per modality, NIfTI crops of 40 x 40 x 8
-voxels from the upper ("superior") or lower ("inferior") third of the brain, with intensity
+the Colin brain) and a macaque T1 (inia19-t1-brain); per modality, NIfTI crops (SIDE x SIDE x 8, default 64) from the upper ("superior") or lower ("inferior") third of the brain, with intensity
 jitter and noise, each written in one of six orientations (tests/python/volume_oracle.py
 make-dataset). Every slice of a volume is one group: no volume spans training, validation and
 test. The two runs differ only in stack = 1 (one slice, grey) or stack = 3 (the slice and its
@@ -36,7 +35,7 @@ def run(cmd):
 def config(out, data, stack, epochs, threads_seed):
     return f"""seed = {threads_seed}
 [model]
-widths = "demo"
+widths = [16, 16, 32, 32, 64, 64, 128, 128]  # the demo widths
 bn_momentum = 0.1
 [data]
 image_size = 32
@@ -60,6 +59,7 @@ translate = 2
 [train]
 epochs = {epochs}
 batch_size = 16
+early_stop_patience = 10
 """
 
 
@@ -77,11 +77,12 @@ def main():
     ap.add_argument("--per-class", type=int, default=24)
     ap.add_argument("--epochs", type=int, default=20)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--side", type=int, default=64, help="crop side in voxels (8 slices deep)")
     a = ap.parse_args()
     data = os.path.join(a.out, "data")
     for name, template, seed in (("human", "ch2bet.nii.gz", 1), ("macaque", "inia19-t1-brain.nii.gz", 2)):
         if not os.path.isdir(os.path.join(data, name)):
-            run(["/usr/bin/python3", ORACLE, "make-dataset", TEMPLATES + template, os.path.join(data, name), str(a.per_class), str(seed), "40", "8"])
+            run(["/usr/bin/python3", ORACLE, "make-dataset", TEMPLATES + template, os.path.join(data, name), str(a.per_class), str(seed), str(a.side), "8"])
     # One volume per class and modality never seen by training: predict answers for it at the end.
     held = os.path.join(a.out, "held_out")
     if not os.path.isdir(held):
