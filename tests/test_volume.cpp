@@ -209,6 +209,14 @@ TEST(Volume, BadNiftiFilesAreRefusedBeforeAllocation) {
   std::memcpy(zero.data() + 80, &z, 4);
   test::write_bytes(dir / "zero.nii", zero + std::string(4 * 4 * 4 * 2, '\0'));
   EXPECT_NE(error_of(dir / "zero.nii").find("pixdim[1]"), std::string::npos) << error_of(dir / "zero.nii");
+  // A NaN in a used sform: refused from the header (ITK would abort in its SVD).
+  auto nan_sform = nifti1_header({4, 4, 4});
+  const int16_t one = 1;
+  const float nan = std::nanf("");
+  std::memcpy(nan_sform.data() + 254, &one, 2);
+  std::memcpy(nan_sform.data() + 280 + 4 * 5, &nan, 4);
+  test::write_bytes(dir / "nan.nii", nan_sform + std::string(4 * 4 * 4 * 2, '\0'));
+  EXPECT_NE(error_of(dir / "nan.nii").find("sform (srow_x/y/z) holds NaN"), std::string::npos) << error_of(dir / "nan.nii");
   // A valid one reads, with the header's sizes.
   test::write_bytes(dir / "ok.nii", small + std::string(10 * 10 * 10 * 2, '\0'));
   EXPECT_EQ(read_volume(dir / "ok.nii", kMax).voxels.size(), 1000u);

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include <gdcmReader.h>
+#include <nlohmann/json.hpp>
 // Debian's ITK 5.2 generated its compiler detection for GCC only and stops at "Unsupported
 // compiler" under clang (the sanitizer and fuzz build). Clang implements the GNU dialect ITK
 // asks about: let the detection header see the GCC that built ITK, once, then restore the macros.
@@ -310,6 +311,34 @@ Series scan_series(const std::string& dir, const std::string& want, int64_t max_
   return out;
 }
 
+// scan_series in a child process: GDCM asserts inside its header reader on some malformed meta
+// groups even after the structure walk (found by fuzz_dicom_series). The series comes back as JSON.
+Series scan_series_isolated(const std::string& dir, const std::string& want, int64_t max_voxels) {
+  const std::string got = run_isolated(
+      [&] {
+        const Series s = scan_series(dir, want, max_voxels);
+        nlohmann::json j{{"direction", s.direction}, {"spacing", s.spacing}, {"slices", nlohmann::json::array()}};
+        for (const auto& t : s.slices)
+          j["slices"].push_back({{"file", t.file}, {"series", t.series}, {"patient", t.patient}, {"rows", t.rows}, {"cols", t.cols}});
+        return j.dump();
+      },
+      dir + ": malformed DICOM series: the DICOM header reader (GDCM)");
+  const auto j = nlohmann::json::parse(got);
+  Series s;
+  s.direction = j["direction"].get<Direction>();
+  s.spacing = j["spacing"].get<std::array<double, 3>>();
+  for (const auto& t : j["slices"]) {
+    SliceTags st;
+    st.file = t["file"];
+    st.series = t["series"];
+    st.patient = t["patient"];
+    st.rows = t["rows"];
+    st.cols = t["cols"];
+    s.slices.push_back(std::move(st));
+  }
+  return s;
+}
+
 Direction direction_of(const Image3::DirectionType& d) {
   Direction o{};
   for (int r = 0; r < 3; ++r)
@@ -347,7 +376,7 @@ std::string itk_message(const itk::ExceptionObject& e) {
   return s;
 }
 
-VolumeInfo nifti_info(const std::string& path, int64_t max_voxels, itk::NiftiImageIO::Pointer& io) {
+VolumeInfo nifti_info(const std::string& path, int64_t max_voxels, bool isolate) {
   std::error_code ec;
   const bool gz = ends_with(path, ".gz");
   const auto size = fs::file_size(path, ec);
@@ -373,24 +402,37 @@ VolumeInfo nifti_info(const std::string& path, int64_t max_voxels, itk::NiftiIma
       throw Error(path + ": truncated NIfTI: " + std::to_string(got) + " bytes after decompression, the header's image needs " +
                   std::to_string(need));
   }
-  io = itk::NiftiImageIO::New();
-  io->SetFileName(path);
-  try {
-    io->ReadImageInformation();
-  } catch (const itk::ExceptionObject& e) {
-    throw Error(path + ": invalid NIfTI header (" + itk_message(e) + ")");
-  }
-  std::array<int64_t, 3> sz{1, 1, 1};
-  std::array<double, 3> sp{1, 1, 1};
-  Direction d{};
-  for (int r = 0; r < 3; ++r) d[r][r] = 1;
-  const unsigned dims = std::min(3u, io->GetNumberOfDimensions());
-  for (unsigned a = 0; a < dims; ++a) {
-    sz[a] = static_cast<int64_t>(io->GetDimensions(a));
-    sp[a] = io->GetSpacing(a);
-    const auto dir = io->GetDirection(a);
-    for (int r = 0; r < 3; ++r) d[r][a] = r < int(dir.size()) ? dir[r] : 0.0;
-  }
+  // ITK's header reading may abort on values the check above does not foresee: in a child process.
+  struct Geometry {
+    std::array<int64_t, 3> sz{1, 1, 1};
+    std::array<double, 3> sp{1, 1, 1};
+    Direction d{};
+  } g;
+  const auto read_header = [&] {
+        auto io = itk::NiftiImageIO::New();
+        io->SetFileName(path);
+        try {
+          io->ReadImageInformation();
+        } catch (const itk::ExceptionObject& e) {
+          throw Error(path + ": invalid NIfTI header (" + itk_message(e) + ")");
+        }
+        Geometry r;
+        for (int k = 0; k < 3; ++k) r.d[k][k] = 1;
+        const unsigned dims = std::min(3u, io->GetNumberOfDimensions());
+        for (unsigned a = 0; a < dims; ++a) {
+          r.sz[a] = static_cast<int64_t>(io->GetDimensions(a));
+          r.sp[a] = io->GetSpacing(a);
+          const auto dir = io->GetDirection(a);
+          for (int k = 0; k < 3; ++k) r.d[k][a] = k < int(dir.size()) ? dir[k] : 0.0;
+        }
+        return std::string(reinterpret_cast<const char*>(&r), sizeof r);
+      };
+  const std::string got = isolate ? run_isolated(read_header, path + ": malformed NIfTI: the NIfTI reader (ITK)") : read_header();
+  if (got.size() != sizeof g) throw Error(path + ": the NIfTI reader returned an inconsistent header");
+  std::memcpy(&g, got.data(), sizeof g);
+  const auto& sz = g.sz;
+  const auto& sp = g.sp;
+  const auto& d = g.d;
   VolumeInfo info;
   info.format = "nifti";
   fill_canonical(info, closest_axes(d, path), sz, sp);
@@ -439,6 +481,19 @@ int64_t check_nifti_header(const std::string& h, int64_t file_bytes, int64_t max
     for (int i = 0; i < 8; ++i) pixdim[i] = read_at<float>(h, 76 + 4 * i, swap);
     vox_offset = read_at<float>(h, 108, swap);
   }
+  // The orientation ITK takes from the header: NaN or infinity there aborts ITK (a vnl assert in its
+  // SVD, found by fuzz_nifti). Checked when its code says it is used.
+  {
+    const int qcode = v2 ? read_at<int32_t>(h, 344, swap) : read_at<int16_t>(h, 252, swap);
+    const int scode = v2 ? read_at<int32_t>(h, 348, swap) : read_at<int16_t>(h, 254, swap);
+    auto field = [&](size_t i1, size_t i2) { return v2 ? read_at<double>(h, i2, swap) : double(read_at<float>(h, i1, swap)); };
+    if (qcode > 0)
+      for (int i = 0; i < 6; ++i)  // quatern_b, c, d, qoffset_x, y, z
+        if (!std::isfinite(field(256 + 4 * size_t(i), 352 + 8 * size_t(i)))) bad("qform (quatern/qoffset) holds NaN or infinity");
+    if (scode > 0)
+      for (int i = 0; i < 12; ++i)  // srow_x, srow_y, srow_z
+        if (!std::isfinite(field(280 + 4 * size_t(i), 400 + 8 * size_t(i)))) bad("sform (srow_x/y/z) holds NaN or infinity");
+  }
   if (dim[0] < 2 || dim[0] > 7) bad("dim[0] is " + std::to_string(dim[0]) + ", expected 2 to 7");
   for (int i = 1; i <= dim[0]; ++i)
     if (dim[i] < 1) bad("dim[" + std::to_string(i) + "] is " + std::to_string(dim[i]) + ", expected at least 1");
@@ -447,6 +502,7 @@ int64_t check_nifti_header(const std::string& h, int64_t file_bytes, int64_t max
   const int64_t bytes = bytes_of(datatype);
   if (bytes == 0) bad("datatype " + std::to_string(datatype) + " is not a real scalar type (complex and RGB are not read)");
   if (bitpix != bytes * 8) bad("bitpix " + std::to_string(bitpix) + " disagrees with datatype " + std::to_string(datatype));
+  if (!std::isfinite(pixdim[0])) bad("pixdim[0] (qfac) is not finite");
   for (int i = 1; i <= std::min<int64_t>(3, dim[0]); ++i)
     if (!std::isfinite(pixdim[i]) || pixdim[i] == 0)
       bad("pixdim[" + std::to_string(i) + "] is " + std::to_string(pixdim[i]) + ", expected a finite non-zero spacing");
@@ -461,10 +517,12 @@ int64_t check_nifti_header(const std::string& h, int64_t file_bytes, int64_t max
   return need;
 }
 
-VolumeInfo read_volume_info(const std::string& path, int64_t max_voxels, const std::string& series) {
+namespace {
+// isolate: ITK and GDCM run in child processes; false inside a child that read_volume started.
+VolumeInfo volume_info(const std::string& path, int64_t max_voxels, const std::string& series, bool isolate) {
   std::error_code ec;
   if (fs::is_directory(path, ec)) {
-    const Series s = scan_series(path, series, max_voxels);
+    const Series s = isolate ? scan_series_isolated(path, series, max_voxels) : scan_series(path, series, max_voxels);
     VolumeInfo info;
     info.format = "dicom";
     info.series_uid = s.slices.front().series;
@@ -477,8 +535,12 @@ VolumeInfo read_volume_info(const std::string& path, int64_t max_voxels, const s
   if (!fs::exists(path, ec)) throw Error(path + ": no such file or folder");
   if (!ends_with(path, ".nii") && !ends_with(path, ".nii.gz"))
     throw Error(path + ": not a volume (expected a .nii or .nii.gz file, or a folder holding one DICOM series)");
-  itk::NiftiImageIO::Pointer io;
-  return nifti_info(path, max_voxels, io);
+  return nifti_info(path, max_voxels, isolate);
+}
+}  // namespace
+
+VolumeInfo read_volume_info(const std::string& path, int64_t max_voxels, const std::string& series) {
+  return volume_info(path, max_voxels, series, true);
 }
 
 namespace {
@@ -521,32 +583,51 @@ Volume read_with_itk(const std::string& path, VolumeInfo info) {
 }  // namespace
 
 Volume read_volume(const std::string& path, int64_t max_voxels, const std::string& series) {
-  VolumeInfo info = read_volume_info(path, max_voxels, series);
-  if (info.format != "dicom") return read_with_itk(path, std::move(info));
-  // GDCM, under ITK's series reader, asserts on some malformed values (SamplesPerPixel > 4, found
-  // by fuzz_dicom_series): the series is read in a child process (data/isolated.h).
+  // ITK aborts on some malformed values (GDCM's asserts under the series reader and in its header
+  // reader, vnl's finite-matrix assert under the NIfTI reader; found by fuzz_dicom_series and
+  // fuzz_nifti): header and voxels are read in one child process (data/isolated.h) and come back
+  // as [JSON length][geometry JSON][float voxels].
+  std::error_code ec;
+  const bool is_series = fs::is_directory(path, ec);
   const std::string got = run_isolated(
       [&] {
-        const Volume v = read_with_itk(path, info);
-        std::string out(reinterpret_cast<const char*>(v.info.size.data()), sizeof v.info.size);
-        out.append(reinterpret_cast<const char*>(v.info.spacing.data()), sizeof v.info.spacing);
-        out.append(v.info.file_orientation.substr(0, 3));
+        const Volume v = read_with_itk(path, volume_info(path, max_voxels, series, false));
+        const auto& i = v.info;
+        const std::string j = nlohmann::json{{"size", i.size},
+                                             {"spacing", i.spacing},
+                                             {"file_orientation", i.file_orientation},
+                                             {"format", i.format},
+                                             {"patient_id", i.patient_id},
+                                             {"series_uid", i.series_uid},
+                                             {"files", i.files}}
+                                  .dump();
+        const uint64_t n = j.size();
+        std::string out(reinterpret_cast<const char*>(&n), sizeof n);
+        out += j;
         out.append(reinterpret_cast<const char*>(v.voxels.data()), v.voxels.size() * sizeof(float));
         return out;
       },
-      path + ": malformed DICOM series: the DICOM reader (ITK, GDCM)");
+      path + ": malformed volume: the volume reader (ITK" + (is_series ? ", GDCM)" : ")"));
+  auto inconsistent = [&] { return Error(path + ": the volume reader returned an inconsistent volume"); };
+  uint64_t n = 0;
+  if (got.size() < sizeof n) throw inconsistent();
+  std::memcpy(&n, got.data(), sizeof n);
+  if (n > got.size() - sizeof n) throw inconsistent();
+  const auto j = nlohmann::json::parse(got.substr(sizeof n, n));
   Volume v;
-  v.info = std::move(info);
-  const size_t head = sizeof v.info.size + sizeof v.info.spacing + 3;
-  if (got.size() < head) throw Error(path + ": the DICOM reader returned an inconsistent volume");
-  std::memcpy(v.info.size.data(), got.data(), sizeof v.info.size);
-  std::memcpy(v.info.spacing.data(), got.data() + sizeof v.info.size, sizeof v.info.spacing);
-  v.info.file_orientation = got.substr(sizeof v.info.size + sizeof v.info.spacing, 3);
-  const size_t n = (got.size() - head) / sizeof(float);
-  if (n * sizeof(float) != got.size() - head || static_cast<long double>(n) != static_cast<long double>(v.info.size[0]) * v.info.size[1] * v.info.size[2])
-    throw Error(path + ": the DICOM reader returned an inconsistent volume");
-  v.voxels.resize(n);
-  std::memcpy(v.voxels.data(), got.data() + head, n * sizeof(float));
+  v.info.size = j["size"].get<std::array<int64_t, 3>>();
+  v.info.spacing = j["spacing"].get<std::array<double, 3>>();
+  v.info.file_orientation = j["file_orientation"];
+  v.info.format = j["format"];
+  v.info.patient_id = j["patient_id"];
+  v.info.series_uid = j["series_uid"];
+  v.info.files = j["files"].get<std::vector<std::string>>();
+  const size_t head = sizeof n + n, count = (got.size() - head) / sizeof(float);
+  if (count * sizeof(float) != got.size() - head ||
+      static_cast<long double>(count) != static_cast<long double>(v.info.size[0]) * v.info.size[1] * v.info.size[2])
+    throw inconsistent();
+  v.voxels.resize(count);
+  std::memcpy(v.voxels.data(), got.data() + head, count * sizeof(float));
   return v;
 }
 
