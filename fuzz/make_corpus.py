@@ -236,6 +236,45 @@ def make_serve_requests():
     out("fuzz_serve_request", "truncated", sep.join([f("a", "x.png", rgb[: len(rgb) // 2]), f("b", "x.dcm", b"DICM")]))
 
 
+def make_volumes():
+    """NIfTI files (int16 with a slope, float32 gzip, NIfTI-2) and a three-slice DICOM series (its files
+    joined by DRIFA-FILE, fuzz_dicom_series' format), from nibabel and tests/python/volume_oracle.py."""
+    import subprocess
+    import tempfile
+
+    import nibabel as nib
+    import numpy as np
+    import pydicom
+
+    a = np.arange(8 * 6 * 4, dtype=np.int16).reshape(8, 6, 4)
+    aff = np.diag([1.5, 1.0, 2.0, 1.0])
+    aff[:3, 3] = [-5, 3, 7]
+    d = os.path.join(HERE, "corpus", "fuzz_nifti")
+    os.makedirs(d, exist_ok=True)
+    im = nib.Nifti1Image(a, aff)
+    im.header.set_slope_inter(0.5, 10)
+    nib.save(im, os.path.join(d, "small_int16.nii"))
+    nib.save(nib.Nifti1Image(a.astype(np.float32)[:, ::-1, :], aff), os.path.join(d, "small_f32.nii.gz"))
+    nib.save(nib.Nifti2Image(a.astype(np.uint8), aff), os.path.join(d, "small_v2.nii"))
+    tmp = tempfile.mkdtemp()
+    subprocess.check_call(["/usr/bin/python3", os.path.join(ROOT, "tests", "python", "volume_oracle.py"), "write-series",
+                           "/usr/share/mricron/templates/JHU-WhiteMatter-labels-2mm.nii.gz", os.path.join(tmp, "s")])
+    slices = [pydicom.dcmread(os.path.join(tmp, "s", f)) for f in sorted(os.listdir(os.path.join(tmp, "s")))]
+    slices.sort(key=lambda x: float(x.ImagePositionPatient[0]))
+    parts = []
+    for x in slices[:3]:
+        arr = x.pixel_array[:8, :8].copy()
+        x.Rows, x.Columns = 8, 8
+        x.PixelData = arr.tobytes()
+        p = os.path.join(tmp, "t.dcm")
+        x.save_as(p)
+        with open(p, "rb") as f:
+            parts.append(f.read())
+    shutil.rmtree(tmp)
+    out("fuzz_dicom_series", "three_slices", b"DRIFA-FILE".join(parts))
+    out("fuzz_dicom_series", "reversed", b"DRIFA-FILE".join(parts[::-1]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--drifa", default=os.path.join(ROOT, "build", "drifa"))
@@ -251,6 +290,7 @@ def main():
     make_dicoms()
     make_settings(os.path.abspath(a.drifa))
     make_serve_requests()
+    make_volumes()
     n = sum(len(fs) for _, _, fs in os.walk(os.path.join(HERE, "corpus")))
     print("wrote %d seed files under fuzz/corpus" % n)
 
