@@ -3,7 +3,8 @@
 //
 // model/       the network of the spec: HIFA + CLIA = MFA, MIFA (MGIFA + MLIFA), RRA, branches, DRIFANet;
 //              the fused pooling kernels the attention blocks end in (spatial_stats)
-// data/        decoding (images, DICOM), data sources (folders, CSV, paired) and their groups
+// data/        decoding (images, DICOM), volumes (NIfTI, DICOM series) and their slices, data sources
+//              (folders, CSV, paired) and their groups
 //              (patients, lesions), grouped splits and pairing, the leakage and data checks,
 //              transforms and augmentation, the cached parallel loader, synthetic demo data
 // training/    run configuration, checkpoints, the resumable trainer
@@ -18,11 +19,14 @@
 #include "drifa/data/dataset.h"
 #include "drifa/data/dicom.h"
 #include "drifa/data/image.h"
+#include "drifa/data/isolated.h"
 #include "drifa/data/loader.h"
 #include "drifa/data/sources.h"
 #include "drifa/data/split.h"
 #include "drifa/data/synth.h"
 #include "drifa/data/transforms.h"
+#include "drifa/data/volume.h"
+#include "drifa/data/volume_slices.h"
 #include "drifa/error.h"
 #include "drifa/evaluation/aggregate.h"
 #include "drifa/evaluation/evaluator.h"
