@@ -21,7 +21,7 @@ void register_volume(CLI::App& app, GlobalFlags& g) {
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("volume", "geometry and read cost of volumes (.nii, .nii.gz, DICOM series folders) as DRIFA reads them");
   cmd->add_option("volumes", o->paths, "NIfTI files or DICOM series folders")->required();
-  cmd->add_option("--series", o->series, "the SeriesInstanceUID to read from a folder holding several");
+  cmd->add_option("--series", o->series, "from a folder holding several series: a SeriesInstanceUID, or largest (the most files)");
   cmd->add_option("--max-voxels", o->max_voxels, "refuse larger volumes before reading them")->check(bounded(settings::limits::kVolumeVoxels));
   cmd->add_option("-o,--out", o->out, "also write the table as JSON here");
   cmd->callback([o, &g] {

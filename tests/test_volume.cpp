@@ -168,7 +168,16 @@ TEST(Volume, BadSeriesAreRefusedNamingTheFiles) {
   const auto msg = error_of(two);
   EXPECT_NE(msg.find("2 series in one folder"), std::string::npos) << msg;
   EXPECT_NE(msg.find("1.2.3.4 (1 files)"), std::string::npos) << msg;
-  EXPECT_EQ(read_volume(two, kMax, "1.2.3.4").info.size[0] * 0 + 1, 1);  // the chosen one-file series reads
+  EXPECT_EQ(read_volume(two, kMax, "1.2.3.4").info.size[0], 1);   // the chosen one-file series (sagittal: i across slices)
+  // "largest" takes the other 19 files, which now miss the moved slice: a gap, named.
+  EXPECT_NE(test::error_message<Error>([&] { read_volume(two, kMax, "largest"); }).find("uneven slice spacing"), std::string::npos);
+  EXPECT_NE(msg.find("series = \"UID\" or \"largest\""), std::string::npos) << msg;
+  // A localizer beside the scan (another series, another orientation): "largest" reads the scan.
+  auto loc = fresh("loc");
+  fs::copy_file(loc + "/im005.dcm", loc + "/localizer.dcm");
+  pyset(loc + "/localizer.dcm", "d.SeriesInstanceUID = '1.2.3.5'; d.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]");
+  EXPECT_NE(error_of(loc).find("2 series in one folder"), std::string::npos);
+  EXPECT_EQ(read_volume(loc, kMax, "largest").info.size[0], 20);
   // A file that is not DICOM, and a cut one.
   auto junk = fresh("junk");
   test::write_bytes(junk + "/notes.dcm", "not a dicom file at all");

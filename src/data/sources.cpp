@@ -287,7 +287,7 @@ ModalitySet expand_volume_slices(const ModalitySet& volumes, const ModalitySourc
   out.name = volumes.name;
   out.classes = volumes.classes;
   for (const auto& r : volumes.records) {
-    const VolumeInfo info = read_volume_info(r.path, max_voxels);
+    const VolumeInfo info = read_volume_info(r.path, max_voxels, src.volume.series);
     std::string group = r.group;
     if (src.group_patient_id) {
       if (info.format != "dicom") throw Error(r.path + ": group_patient_id needs DICOM series (a NIfTI file has no PatientID)");

@@ -247,7 +247,10 @@ Series scan_series(const std::string& dir, const std::string& want, int64_t max_
     by_series[t.series].push_back(std::move(t));
   }
   std::vector<SliceTags> chosen;
-  if (!want.empty()) {
+  if (want == "largest") {  // the most files; a tie goes to the smallest UID (map order)
+    for (const auto& [uid, v] : by_series)
+      if (v.size() > chosen.size()) chosen = v;
+  } else if (!want.empty()) {
     auto it = by_series.find(want);
     if (it == by_series.end()) {
       std::string list;
@@ -259,7 +262,7 @@ Series scan_series(const std::string& dir, const std::string& want, int64_t max_
     std::string list;
     for (const auto& [uid, v] : by_series) list += (list.empty() ? "" : ", ") + (uid.empty() ? "(no SeriesInstanceUID)" : uid) + " (" + std::to_string(v.size()) + " files)";
     throw Error(dir + ": " + std::to_string(by_series.size()) + " series in one folder: " + list +
-                "; choose one with series = \"UID\" (manifest column 'series') or give each its own folder");
+                "; choose one with the modality's series = \"UID\" or \"largest\", or give each its own folder");
   } else {
     chosen = by_series.begin()->second;
   }

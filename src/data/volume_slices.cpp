@@ -77,6 +77,7 @@ VolumeOptions read_volume_options(settings::Table& m, int channels) {
   v.in_plane_spacing = m.real("in_plane_spacing", 0, L::kSpacingMm);
   v.stack = static_cast<int>(m.integer("stack", 1, {1, 5}));
   if (v.stack % 2 == 0) m.fail("stack", "found " + std::to_string(v.stack) + ", allowed 1, 3 or 5");
+  v.series = m.string("series", "", false);
   if (v.stack > 1 && v.stack != channels)
     m.fail("stack", "found " + std::to_string(v.stack) + " adjacent slices as channels, but the input has " + std::to_string(channels) +
                         " channels; set data.channels = " + std::to_string(v.stack));
@@ -87,6 +88,7 @@ nlohmann::json to_json(const VolumeOptions& v) {
   nlohmann::json j{{"axis", v.axis}, {"slices", v.slices}, {"intensity", v.intensity}, {"in_plane_spacing", v.in_plane_spacing}, {"stack", v.stack}};
   if (v.slices == "every") j["every"] = v.every;
   if (v.slices == "central") j["central"] = v.central;
+  if (!v.series.empty()) j["series"] = v.series;
   if (v.intensity == "percentile") j["percentiles"] = {v.percentile_lo, v.percentile_hi};
   if (v.intensity == "window") {
     j["window_center"] = v.window_center;
@@ -236,7 +238,7 @@ std::shared_ptr<const Volume> VolumeCache::get(const std::string& volume, const 
     for (auto& e : lru_)
       if (e.first == key) return e.second;
   }
-  auto v = std::make_shared<Volume>(read_volume(volume, max_voxels));
+  auto v = std::make_shared<Volume>(read_volume(volume, max_voxels, opt.series));
   normalise_intensity(*v, opt);
   std::lock_guard<std::mutex> lock(mu_);
   ++reads_;
@@ -254,7 +256,7 @@ cv::Mat decode_slice(const SliceRef& ref, const std::map<std::string, VolumeOpti
   if (cache) {
     v = cache->get(ref.volume, ref.modality, it->second, max_voxels);
   } else {
-    auto own = std::make_shared<Volume>(read_volume(ref.volume, max_voxels));
+    auto own = std::make_shared<Volume>(read_volume(ref.volume, max_voxels, it->second.series));
     normalise_intensity(*own, it->second);
     v = own;
   }

@@ -392,7 +392,7 @@ VolumeCases expand_volume_cases(const std::vector<std::vector<std::string>>& cas
     const auto& volume = cases[c][*vm];
     const auto& recipe = recipes.at(name);
     if (recipe.slices == "mask") throw Error(volume + ": the model's recipe selects slices by a mask; predict takes no mask yet");
-    VolumeCases::Span span{c, name, volume, data::select_slices(data::read_volume_info(volume, max_voxels), recipe, nullptr, volume),
+    VolumeCases::Span span{c, name, volume, data::select_slices(data::read_volume_info(volume, max_voxels, recipe.series), recipe, nullptr, volume),
                            out.cases.size()};
     for (int64_t k : span.slices) {
       auto sc = cases[c];

@@ -36,7 +36,8 @@ bool is_volume_path(const std::string& path);
 
 // Header only (DICOM: every file's header): size, spacing, orientation. Refuses a volume of
 // more than max_voxels before anything is allocated. series: the SeriesInstanceUID to read
-// from a folder holding several ("" = the folder must hold one; else the error lists them).
+// from a folder holding several, or "largest" (the most files); "" = the folder must hold one,
+// else the error lists them.
 VolumeInfo read_volume_info(const std::string& path, int64_t max_voxels, const std::string& series = "");
 Volume read_volume(const std::string& path, int64_t max_voxels, const std::string& series = "");
 

@@ -37,10 +37,13 @@ struct VolumeOptions {
   double window_center = 40, window_width = 80;  // intensity = window
   double in_plane_spacing = 0;      // mm; 0 = the finer of the slice's two spacings (square pixels)
   int stack = 1;                    // 1 | 3 | 5 adjacent slices as channels; edges repeat the end slice
+  // A DICOM folder holding several series (a localizer beside the scan): "" = refuse it, listing
+  // them; "largest" = the series with the most files; else a SeriesInstanceUID.
+  std::string series;
 };
 
 // The recipe's keys (axis, slices, every, central, intensity, percentiles, window_center,
-// window_width, in_plane_spacing, stack), through the settings validator: the [[data.modality]]
+// window_width, in_plane_spacing, stack, series), through the settings validator: the [[data.modality]]
 // table of a volume modality, and the model file's drifa.volumes metadata. channels: the
 // network's input channels, which a stack > 1 must equal.
 VolumeOptions read_volume_options(settings::Table& t, int channels);
