@@ -32,8 +32,18 @@ def run(cmd):
     return r.stdout, time.time() - t0
 
 
-def config(out, data, stack, epochs, threads_seed):
-    return f"""seed = {threads_seed}
+MODALITIES = ("human", "macaque")
+
+
+def config(out, data, stack, epochs, seed):
+    modalities = "".join(f"""[[data.modality]]
+name = "{name}"
+train = "{data}/{name}"
+kind = "volume"
+intensity = "percentile"
+stack = {stack}
+""" for name in MODALITIES)
+    return f"""seed = {seed}
 [model]
 widths = [16, 16, 32, 32, 64, 64, 128, 128]  # the demo widths
 bn_momentum = 0.1
@@ -41,19 +51,7 @@ bn_momentum = 0.1
 image_size = 32
 channels = 3
 workers = 2
-[[data.modality]]
-name = "human"
-train = "{data}/human"
-kind = "volume"
-intensity = "percentile"
-stack = {stack}
-[[data.modality]]
-name = "macaque"
-train = "{data}/macaque"
-kind = "volume"
-intensity = "percentile"
-stack = {stack}
-[augment]
+{modalities}[augment]
 rotation = 10
 translate = 2
 [train]
@@ -87,7 +85,7 @@ def main():
     held = os.path.join(a.out, "held_out")
     if not os.path.isdir(held):
         os.makedirs(held)
-        for name in ("human", "macaque"):
+        for name in MODALITIES:
             for cls in ("superior", "inferior"):
                 first = sorted(os.listdir(os.path.join(data, name, cls)))[0]
                 os.rename(os.path.join(data, name, cls, first), os.path.join(held, "%s_%s_%s" % (name, cls, first)))

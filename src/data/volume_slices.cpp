@@ -187,6 +187,12 @@ void normalise_intensity(Volume& v, const VolumeOptions& opt) {
   for (auto& x : v.voxels) x = range > 0 ? static_cast<float>(std::clamp((x - lo) / range, 0.0, 1.0)) : 0.0f;
 }
 
+Volume read_normalised(const std::string& volume, const VolumeOptions& opt, int64_t max_voxels) {
+  Volume v = read_volume(volume, max_voxels, opt.series);
+  normalise_intensity(v, opt);
+  return v;
+}
+
 cv::Mat extract_slice(const Volume& v, const VolumeOptions& opt, int64_t index, const std::string& source) {
   const int a = axis_index(opt.axis);
   const int64_t n = v.info.size[a];
@@ -238,10 +244,8 @@ std::shared_ptr<const Volume> VolumeCache::get(const std::string& volume, const 
     for (auto& e : lru_)
       if (e.first == key) return e.second;
   }
-  auto v = std::make_shared<Volume>(read_volume(volume, max_voxels, opt.series));
-  normalise_intensity(*v, opt);
+  std::shared_ptr<const Volume> v = std::make_shared<Volume>(read_normalised(volume, opt, max_voxels));
   std::lock_guard<std::mutex> lock(mu_);
-  ++reads_;
   lru_.emplace_front(key, v);
   while (lru_.size() > capacity_) lru_.pop_back();
   loading_.erase(key);
@@ -252,15 +256,8 @@ cv::Mat decode_slice(const SliceRef& ref, const std::map<std::string, VolumeOpti
   const std::string source = slice_ref(ref.volume, ref.modality, ref.index);
   auto it = recipes.find(ref.modality);
   if (it == recipes.end()) throw Error(source + ": a slice of modality '" + ref.modality + "', which is not a volume modality here");
-  std::shared_ptr<const Volume> v;
-  if (cache) {
-    v = cache->get(ref.volume, ref.modality, it->second, max_voxels);
-  } else {
-    auto own = std::make_shared<Volume>(read_volume(ref.volume, max_voxels, it->second.series));
-    normalise_intensity(*own, it->second);
-    v = own;
-  }
-  return extract_slice(*v, it->second, ref.index, source);
+  if (cache) return extract_slice(*cache->get(ref.volume, ref.modality, it->second, max_voxels), it->second, ref.index, source);
+  return extract_slice(read_normalised(ref.volume, it->second, max_voxels), it->second, ref.index, source);
 }
 
 }  // namespace drifa::data

@@ -243,14 +243,13 @@ nlohmann::json Service::predict_volume(const PredictRequest& r, const Upload& vo
     TempVolume file(volume.bytes);
     data::Volume v;
     try {
-      v = data::read_volume(file.path, opt_.max_volume_voxels);
+      v = data::read_normalised(file.path, recipe, opt_.max_volume_voxels);
     } catch (const Error& e) {  // messages name the temporary file: name the upload instead
       std::string what = e.what();
       for (auto at = what.find(file.path); at != std::string::npos; at = what.find(file.path, at + name.size()))
         what.replace(at, file.path.size(), name);
       throw RequestError(400, what);
     }
-    data::normalise_intensity(v, recipe);
     slices = data::select_slices(v.info, recipe, nullptr, name);
     for (int64_t k : slices)
       inputs.push_back(data::preprocess(data::extract_slice(v, recipe, k, name), int(cfg.image_size), int(cfg.in_channels), 1, name));

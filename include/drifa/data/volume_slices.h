@@ -66,6 +66,8 @@ std::optional<SliceRef> parse_slice_ref(const std::string& path);
 
 // Voxel values -> [0, 1] by the recipe's intensity mapping, over the whole volume.
 void normalise_intensity(Volume& v, const VolumeOptions& opt);
+// read_volume (with the recipe's series choice), then normalise_intensity: what slices are cut from.
+Volume read_normalised(const std::string& volume, const VolumeOptions& opt, int64_t max_voxels);
 
 // One slice (CV_32FC1, or CV_32FC(stack)) of a normalised volume: oriented for display (see
 // above), resampled in-plane to the recipe's spacing and padded to a square with zeros.
@@ -78,14 +80,12 @@ class VolumeCache {
   explicit VolumeCache(size_t capacity = 4) : capacity_(capacity) {}
   std::shared_ptr<const Volume> get(const std::string& volume, const std::string& modality, const VolumeOptions& opt,
                                     int64_t max_voxels);
-  size_t reads() const { return reads_; }
 
  private:
   size_t capacity_;
   std::mutex mu_;
   std::list<std::pair<std::string, std::shared_ptr<const Volume>>> lru_;
   std::map<std::string, std::shared_ptr<std::mutex>> loading_;
-  size_t reads_ = 0;
 };
 
 // The slice a reference names, decoded by its modality's recipe. Throws drifa::Error naming the
