@@ -25,7 +25,7 @@
 #include "drifa/runtime/memory.h"
 #include "drifa/runtime/precision.h"
 #include "drifa/runtime/threads.h"
-#include "drifa/uncertainty/mc_sampler.h"
+#include "drifa/inference/mc_sampler.h"
 #ifndef DRIFA_CORE_ONLY
 #include "drifa/data/sources.h"
 #include "drifa/training/run_config.h"
@@ -164,7 +164,7 @@ int run(int argc, char** argv) {
       std::vector<torch::Tensor> out;
       for (int k = 0; k < models; ++k) {
         if (fast && channels_last) drifa::use_channels_last(*nets[k]);
-        drifa::uncertainty::MCOptions o;
+        drifa::inference::MCOptions o;
         o.passes = passes;
         o.seed = static_cast<uint64_t>(k);
         o.share_prefix = fast;
@@ -175,7 +175,7 @@ int run(int argc, char** argv) {
           for (auto& x : data) xs.push_back(fast && channels_last ? drifa::to_channels_last(x.narrow(0, b0, n)) : x.narrow(0, b0, n));
           std::vector<int64_t> ids;
           for (int64_t i = 0; i < n; ++i) ids.push_back(b0 + i);
-          out.push_back(drifa::uncertainty::mc_sample(nets[k], xs, ids, o)[0]);
+          out.push_back(drifa::inference::mc_sample(nets[k], xs, ids, o)[0]);
         }
         if (fast && channels_last)
           for (auto& p : nets[k]->parameters()) p.set_data(p.contiguous());
@@ -211,17 +211,17 @@ int run(int argc, char** argv) {
     torch::NoGradGuard ng;
     net->set_mode(drifa::Mode::Eval);
     auto ref = net->forward(xs);
-    drifa::uncertainty::MCOptions mo;
+    drifa::inference::MCOptions mo;
     mo.passes = 4;
     std::vector<int64_t> ids;
     for (int64_t i = 0; i < batch; ++i) ids.push_back(i);
-    auto mc_ref = drifa::uncertainty::mc_sample(net, xs, ids, mo);
+    auto mc_ref = drifa::inference::mc_sample(net, xs, ids, mo);
     net->to(dev);
     std::vector<torch::Tensor> dx;
     for (auto& x : xs) dx.push_back(x.to(dev));
     net->set_mode(drifa::Mode::Eval);
     auto got = net->forward(dx);
-    auto mc_got = drifa::uncertainty::mc_sample(net, dx, ids, mo);
+    auto mc_got = drifa::inference::mc_sample(net, dx, ids, mo);
     double worst = 0, scale = 0, mc_worst = 0;
     for (size_t t = 0; t < ref.logits.size(); ++t) {
       worst = std::max(worst, (got.logits[t].cpu() - ref.logits[t]).abs().max().item<double>());

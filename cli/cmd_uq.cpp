@@ -8,6 +8,7 @@
 
 #include "commands.h"
 #include "drifa/error.h"
+#include "drifa/inference/method.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/model_file.h"
@@ -42,7 +43,8 @@ void print_uq(const nlohmann::json& j) {
               << std::left << std::setw(24) << "method" << std::right << std::setw(26) << "accuracy [95% CI]" << std::setw(9)
               << "bal.acc" << std::setw(9) << "macro F1" << std::setw(7) << "T" << std::setw(16) << "NLL raw>cal" << std::setw(16)
               << "ECE raw>cal" << std::setw(8) << "Brier" << std::setw(8) << "AURC" << std::setw(13) << "errAUROC(H)" << "\n";
-    for (const auto& m : calibration::methods()) {
+    for (const auto* method : inference::methods()) {
+      const auto m = method->name();
       if (!it.value().contains(m) || !it.value()[m].contains("metrics")) continue;
       const auto& s = it.value()[m];
       std::string acc = num(s["metrics"]["accuracy"]);
@@ -67,7 +69,8 @@ void print_uq(const nlohmann::json& j) {
       }
     }
     bool header = false;
-    for (const auto& m : calibration::methods()) {
+    for (const auto* method : inference::methods()) {
+      const auto m = method->name();
       if (!it.value().contains(m) || !it.value()[m].contains("conformal")) continue;
       for (auto a = it.value()[m]["conformal"].begin(); a != it.value()[m]["conformal"].end(); ++a)
         for (auto sc = a.value().begin(); sc != a.value().end(); ++sc) {
@@ -166,7 +169,8 @@ void register_calibrate(CLI::App& app, GlobalFlags& g) {
               << std::left << std::setw(16) << "task" << std::setw(24) << "method" << std::right << std::setw(9) << "samples"
               << std::setw(8) << "T" << std::setw(18) << "NLL before>after" << std::setw(18) << "ECE before>after" << "\n";
     for (const auto& [task, by_method] : c.tasks)
-      for (const auto& m : calibration::methods()) {
+      for (const auto* method : inference::methods()) {
+      const auto m = method->name();
         auto it = by_method.find(m);
         if (it == by_method.end()) continue;
         const auto& f = it->second;

@@ -18,6 +18,7 @@
 #include "drifa/evaluation/bootstrap.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/data/sources.h"
+#include "drifa/inference/method.h"
 #include "drifa/io/model_file.h"
 #include "drifa/io/safetensors.h"
 #include "drifa/training/run_files.h"
@@ -223,10 +224,10 @@ TEST(Calibration, RecordRoundTripsAndRefusesBadValues) {
   bad = c.to_json();
   bad["tasks"]["derm"]["mc"]["scores"]["aps"].erase(0);
   EXPECT_THROW(calibration::Calibration::from_json(bad, "calibration.json"), Error);
-  EXPECT_EQ(calibration::method_for(1, 0), "deterministic");
-  EXPECT_EQ(calibration::method_for(1, 30), "mc");
-  EXPECT_EQ(calibration::method_for(5, 0), "ensemble_deterministic");
-  EXPECT_EQ(calibration::method_for(5, 30), "ensemble");
+  EXPECT_EQ(inference::method_for({1, 0, 0}).name(), "deterministic");
+  EXPECT_EQ(inference::method_for({1, 30, 0}).name(), "mc");
+  EXPECT_EQ(inference::method_for({5, 0, 0}).name(), "ensemble_deterministic");
+  EXPECT_EQ(inference::method_for({5, 30, 0}).name(), "ensemble");
 }
 
 TEST(Bootstrap, IntervalsCoverThePopulationValueAtAboutTheNominalRate) {

@@ -11,7 +11,7 @@
 #include "drifa/drifa.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/inputs/presence.h"
-#include "drifa/uncertainty/mc_sampler.h"
+#include "drifa/inference/mc_sampler.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -55,7 +55,7 @@ double max_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Te
 
 std::vector<at::Generator> rngs(int64_t batch, uint64_t seed) {
   std::vector<at::Generator> g;
-  for (int64_t r = 0; r < batch; ++r) g.push_back(uncertainty::pass_generator(seed, r, 0));
+  for (int64_t r = 0; r < batch; ++r) g.push_back(inference::pass_generator(seed, r, 0));
   return g;
 }
 

@@ -13,7 +13,7 @@
 #include "drifa/explain/tsne.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/layout.h"
-#include "drifa/uncertainty/mc_sampler.h"
+#include "drifa/inference/mc_sampler.h"
 #include "drifa/uncertainty/measures.h"
 #include "test_helpers.h"
 
@@ -72,9 +72,9 @@ TEST(MonteCarlo, PassesDifferAndTheirMeanSettles) {
   torch::manual_seed(1);
   DRIFANet net(tiny_config());
   auto x = inputs(4, 2);
-  uncertainty::MCOptions o;
+  inference::MCOptions o;
   o.passes = 400;
-  auto p = uncertainty::mc_sample(net, x, ids(4), o)[0];  // [400, 4, 3]
+  auto p = inference::mc_sample(net, x, ids(4), o)[0];  // [400, 4, 3]
   ASSERT_EQ(p.sizes(), (std::vector<int64_t>{400, 4, 3}));
   EXPECT_NEAR(p.sum(2).sub(1).abs().max().item<double>(), 0.0, 1e-5);
   // single passes differ ...
@@ -101,26 +101,26 @@ TEST(MonteCarlo, SharedPrefixAndGroupedPassesEqualTheNaiveLoop) {
   std::vector<torch::Tensor> stats_before;
   for (const auto& b : net->buffers()) stats_before.push_back(b.clone());
   auto x = inputs(5, 4);
-  uncertainty::MCOptions naive;
+  inference::MCOptions naive;
   naive.passes = 12;
   naive.seed = 77;
   naive.share_prefix = false;
-  const auto ref = uncertainty::mc_sample(net, x, ids(5), naive);
+  const auto ref = inference::mc_sample(net, x, ids(5), naive);
   for (int rows : {5, 20, 1000}) {  // one pass per call, four passes per call, all twelve in one call
     auto fast = naive;
     fast.share_prefix = true;
     fast.rows_per_call = rows;
-    EXPECT_LT(max_diff(ref, uncertainty::mc_sample(net, x, ids(5), fast)), 1e-5) << "rows per call " << rows;
+    EXPECT_LT(max_diff(ref, inference::mc_sample(net, x, ids(5), fast)), 1e-5) << "rows per call " << rows;
   }
   // A sample's masks depend on its id, not on its batch: sample 3 alone equals row 3 of the batch.
   std::vector<torch::Tensor> one = {x[0].narrow(0, 3, 1), x[1].narrow(0, 3, 1)};
-  auto alone = uncertainty::mc_sample(net, one, {3}, naive);
+  auto alone = inference::mc_sample(net, one, {3}, naive);
   EXPECT_LT((alone[1].squeeze(1) - ref[1].select(1, 3)).abs().max().item<double>(), 1e-5);
   // The same seed repeats exactly; another seed draws other masks.
-  EXPECT_EQ(max_diff(ref, uncertainty::mc_sample(net, x, ids(5), naive)), 0.0);
+  EXPECT_EQ(max_diff(ref, inference::mc_sample(net, x, ids(5), naive)), 0.0);
   auto other = naive;
   other.seed = 78;
-  EXPECT_GT(max_diff(ref, uncertainty::mc_sample(net, x, ids(5), other)), 1e-4);
+  EXPECT_GT(max_diff(ref, inference::mc_sample(net, x, ids(5), other)), 1e-4);
   // MC sampling never touches BN running statistics, and the mode is restored.
   auto after = net->buffers();
   for (size_t i = 0; i < after.size(); ++i) EXPECT_TRUE(after[i].equal(stats_before[i]));
@@ -319,9 +319,9 @@ TEST(Layout, ChannelsLastGivesThePlainOutputsAndGradients) {
   }
   EXPECT_LT(worst, 1e-4);
   // and Monte Carlo probabilities through the shared-prefix path
-  uncertainty::MCOptions o;
+  inference::MCOptions o;
   o.passes = 5;
-  EXPECT_LT(max_diff(uncertainty::mc_sample(plain, x, ids(6), o), uncertainty::mc_sample(fast, xc, ids(6), o)), 1e-5);
+  EXPECT_LT(max_diff(inference::mc_sample(plain, x, ids(6), o), inference::mc_sample(fast, xc, ids(6), o)), 1e-5);
 }
 
 // bfloat16 autocast keeps 8 bits of mantissa: the stated tolerance is on probabilities, where a

@@ -11,21 +11,12 @@
 #include "drifa/calibration/temperature.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
+#include "drifa/inference/method.h"
 #include "drifa/io/model_file.h"
 #include "drifa/io/settings.h"
 #include "drifa/uncertainty/measures.h"
 
 namespace drifa::calibration {
-
-const std::vector<std::string>& methods() {
-  static const std::vector<std::string> m = {"deterministic", "mc", "ensemble_deterministic", "ensemble"};
-  return m;
-}
-
-std::string method_for(int64_t models, int64_t passes) {
-  if (models > 1) return passes > 0 ? "ensemble" : "ensemble_deterministic";
-  return passes > 0 ? "mc" : "deterministic";
-}
 
 std::vector<double> part_draws(uint64_t seed, Part part, const std::vector<int64_t>& ids) {
   return uniform_draws(data::mix_seed(seed, static_cast<uint64_t>(part)), ids);
@@ -157,7 +148,8 @@ Calibration Calibration::from_json(const nlohmann::json& j, const std::string& s
   for (const auto& task : task_names) {
     settings::check_name(source, "tasks", task);
     auto tt = tasks.table(task.c_str());
-    for (const auto& method : methods()) {
+    for (const auto* m_ : inference::methods()) {
+      const auto method = m_->name();
       if (!tt.has(method.c_str())) continue;
       auto mt = tt.table(method.c_str());
       mt.require({"temperature", "samples", "scores"});

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "drifa/inference/method.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/model_file.h"
@@ -42,7 +43,7 @@ Calibration calibrate_run(const std::string& dir, const CalibrateOptions& opt) {
     Calibration own = c;
     for (auto& [task, by_method] : own.tasks)
       for (auto it = by_method.begin(); it != by_method.end();)
-        it = it->first == "deterministic" || it->first == "mc" ? std::next(it) : by_method.erase(it);
+        it = inference::find_method(it->first)->one_model() ? std::next(it) : by_method.erase(it);
     const auto best = e.run.best_model();
     auto loaded = io::load_model(best);
     auto meta = loaded.metadata;

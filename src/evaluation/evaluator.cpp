@@ -11,7 +11,7 @@
 #include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
-#include "drifa/runtime/autocast.h"
+#include "drifa/inference/inferer.h"
 
 namespace drifa::evaluation {
 
@@ -35,36 +35,26 @@ EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, d
                     const EvalOptions& opt) {
   const auto& cfg = net->config();
   const size_t T = static_cast<size_t>(cfg.tasks());
-  const Mode before = net->mode();
-  if (before == Mode::Train) net->set_mode(Mode::Eval);
   data::LoaderOptions lo;
   lo.batch_size = opt.batch_size;
   lo.workers = opt.workers;
   data::BatchLoader loader(examples, cache, lo);
   std::vector<std::vector<torch::Tensor>> probs(T), labels(T), info(T), sd(T);
-  opt.plan.check(cfg);
-  {
-    torch::NoGradGuard ng;
-    AutocastGuard ac(opt.bf16, opt.device);
-    data::Batch b;
-    while (loader.next(b)) {
-      for (auto& x : b.inputs) x = x.to(opt.device);
-      const auto e = inputs::expand(b.inputs, inputs::kept_modalities(b.labels, opt.plan, cfg.modalities), opt.plan);
-      auto r = net->forward(e.inputs);
-      for (size_t t = 0; t < T; ++t) {
-        const double temp = opt.temperatures.empty() ? 1.0 : opt.temperatures[t];
-        const auto p = inputs::by_case(torch::softmax(r.logits[t].to(torch::kFloat32) / temp, 1).cpu(), e.per_case);  // [B, K, C]
-        probs[t].push_back(p.mean(1));
-        labels[t].push_back(b.labels[t]);
-        if (opt.plan.marginalising()) {
-          const auto s = inputs::partner_spread(p.unsqueeze(0));
-          info[t].push_back(s.information);
-          sd[t].push_back(s.sd);
-        }
+  inference::Inferer inferer(net, {opt.device, opt.bf16, opt.temperatures, opt.plan});
+  data::Batch b;
+  while (loader.next(b)) {
+    const auto pass = inferer.batch(b);
+    for (size_t t = 0; t < T; ++t) {
+      const auto p = inputs::by_case(pass.probs[t], pass.per_case);  // [B, K, C]
+      probs[t].push_back(p.mean(1));
+      labels[t].push_back(b.labels[t]);
+      if (opt.plan.marginalising()) {
+        const auto s = inputs::partner_spread(p.unsqueeze(0));
+        info[t].push_back(s.information);
+        sd[t].push_back(s.sd);
       }
     }
   }
-  if (before == Mode::Train) net->set_mode(Mode::Train);
   EvalResult res;
   res.loss = 0;
   res.aggregate = opt.aggregate;

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include "drifa/error.h"
+#include "drifa/inference/inferer.h"
 
 namespace drifa::explain {
 
@@ -23,13 +24,10 @@ GradCAM grad_cam(DRIFANet& net, const std::vector<torch::Tensor>& inputs, const 
   if (!inputs.at(static_cast<size_t>(opt.modality)).defined())
     throw Error("Grad-CAM: modality " + cfg.modality_name(opt.modality) + " is absent; there is no map to explain");
   torch::AutoGradMode grad_on(true);
-  ForwardOptions fo;
-  fo.keep_stages = true;
-  ForwardResult r;
-  {
-    ModeGuard eval(net, Mode::Eval);
-    r = net->forward(inputs, fo);
-  }
+  torch::Device device = torch::kCPU;
+  for (const auto& x : inputs)
+    if (x.defined()) device = x.device();
+  const ForwardResult r = inference::Inferer(net, {device}).with_stages(inputs);
   const auto& A = r.stages[static_cast<size_t>(stage)][static_cast<size_t>(opt.modality)];
   auto logits = r.logits[static_cast<size_t>(opt.task)];
   GradCAM g;

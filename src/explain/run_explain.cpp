@@ -15,6 +15,7 @@
 #include "drifa/data/loader.h"
 #include "drifa/data/synth.h"
 #include "drifa/error.h"
+#include "drifa/inference/inferer.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/settings.h"
@@ -167,15 +168,14 @@ nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::Ima
   data::BatchLoader loader(examples, cache, lo);
   std::vector<torch::Tensor> feats, labels_all(static_cast<size_t>(cfg.tasks()));
   std::vector<std::vector<torch::Tensor>> labels(static_cast<size_t>(cfg.tasks()));
-  {
-    ModeGuard eval(net, Mode::Eval);
-    torch::NoGradGuard ng;
-    data::Batch b;
-    while (loader.next(b)) {
-      for (auto& x : b.inputs) x = x.to(opt.device);
-      feats.push_back(net->forward(b.inputs).features.to(torch::kFloat64).cpu());
-      for (size_t t = 0; t < labels.size(); ++t) labels[t].push_back(b.labels[t]);
-    }
+  inference::InferOptions io;
+  io.device = opt.device;
+  io.features = true;
+  inference::Inferer inferer(net, io);
+  data::Batch b;
+  while (loader.next(b)) {
+    feats.push_back(inferer.batch(b).features);
+    for (size_t t = 0; t < labels.size(); ++t) labels[t].push_back(b.labels[t]);
   }
   const auto F = torch::cat(feats);
   nlohmann::json out = {{"part", opt.part}, {"embeddings", nlohmann::json::object()}};

@@ -11,6 +11,7 @@
 #include "drifa/data/csv.h"
 #include "drifa/data/volume_slices.h"
 #include "drifa/error.h"
+#include "drifa/inference/method.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/config_file.h"
@@ -248,7 +249,8 @@ void section_inputs(Builder& b, const std::string& run) {
 // and the worst class's coverage (class-conditional coverage is not guaranteed).
 void section_conformal(Builder& b, const nlohmann::json& task) {
   std::vector<std::vector<std::string>> rows;
-  for (const char* m : {"deterministic", "mc", "ensemble_deterministic", "ensemble"}) {
+  for (const auto* method : inference::methods()) {
+    const auto m = method->name();
     if (!task.contains(m) || !task[m].contains("conformal")) continue;
     for (auto a = task[m]["conformal"].begin(); a != task[m]["conformal"].end(); ++a)
       for (auto sc = a.value().begin(); sc != a.value().end(); ++sc) {
@@ -340,7 +342,8 @@ void section_uq(Builder& b) {
   for (auto it = j["tasks"].begin(); it != j["tasks"].end(); ++it) {
     std::vector<std::vector<std::string>> rows;
     std::string final_method;
-    for (const char* m : {"deterministic", "mc", "ensemble_deterministic", "ensemble"}) {
+    for (const auto* method : inference::methods()) {
+    const auto m = method->name();
       if (!it.value().contains(m) || !it.value()[m].contains("metrics")) continue;
       final_method = m;
       const auto& s = it.value()[m];

@@ -7,6 +7,7 @@
 
 #include "drifa/data/csv.h"
 #include "drifa/error.h"
+#include "drifa/inference/method.h"
 #include "drifa/io/config_file.h"
 #include "drifa/io/settings.h"
 
@@ -305,7 +306,9 @@ nlohmann::json read_uq(const std::string& dir) {
   if (!tasks.is_object()) top.fail("tasks", "found " + settings::show(tasks) + ", allowed a table with one entry per task");
   for (auto it = tasks.begin(); it != tasks.end(); ++it) {
     Table task(it.value(), file, "tasks." + it.key());
-    for (const char* m : {"deterministic", "mc", "ensemble_deterministic", "ensemble"}) {
+    for (const auto* method : inference::methods()) {
+      const auto name = method->name();
+      const char* m = name.c_str();
       if (!task.has(m)) continue;
       Table s = task.table(m);
       s.require({"metrics", "nll", "brier", "ece", "aurc", "selective", "error_auroc", "reliability"});

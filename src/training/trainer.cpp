@@ -12,6 +12,7 @@
 #include "drifa/calibration/calibration.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
+#include "drifa/inference/method.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/config_file.h"
@@ -465,11 +466,10 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   if (opt.calibrated)
     if (const auto cal = calibration::model_calibration(loaded.metadata, model_path))
       for (int64_t t = 0; t < mc.tasks(); ++t) {
-        const auto* m = cal->find(mc.task_name(t), "deterministic");
+        const auto* m = cal->find(mc.task_name(t), inference::method_for({1, 0, 0}).name());
         temperatures.push_back(m ? m->temperature : 1.0);
       }
-  net->to(device);
-  net->set_mode(Mode::Eval);
+  net->to(device);  // the inferer puts it in Eval mode
   std::optional<data::ImageCache> own;
   if (!cache) cache = &own.emplace(cfg.data.image_options());
   const auto examples = run.examples(part);

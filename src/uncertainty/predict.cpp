@@ -15,6 +15,8 @@
 #include "drifa/error.h"
 #include "drifa/evaluation/aggregate.h"
 #include "drifa/explain/gradcam.h"
+#include "drifa/inference/inferer.h"
+#include "drifa/inference/method.h"
 #include "drifa/io/model_file.h"
 #include "drifa/training/ensemble.h"
 #include "drifa/training/run_files.h"
@@ -109,22 +111,20 @@ std::string modality_list(const ModelConfig& cfg) {
 
 // Per task [S, R, K_t]: every model's deterministic pass or MC passes (S) for each of the R rows
 // of the batch; row_ids seed each row's Monte Carlo masks.
-std::vector<torch::Tensor> batch_samples(std::vector<DRIFANet>& nets, const std::vector<torch::Tensor>& inputs,
+std::vector<torch::Tensor> batch_samples(std::vector<DRIFANet>& nets, const std::vector<torch::Tensor>& inputs, int64_t per_case,
                                          const std::vector<int64_t>& row_ids, const PredictOptions& opt) {
   const auto& cfg = nets[0]->config();
   std::vector<std::vector<torch::Tensor>> samples(static_cast<size_t>(cfg.tasks()));
   for (size_t k = 0; k < nets.size(); ++k) {
+    inference::Inferer inferer(nets[k], {opt.device, opt.mc.bf16, {}, {}});
     if (opt.mc.passes > 0) {
-      MCOptions mo = opt.mc;
+      inference::MCOptions mo = opt.mc;
       mo.seed = data::mix_seed(opt.mc.seed, k);
-      auto p = mc_sample(nets[k], inputs, row_ids, mo);
+      auto p = inferer.mc(inferer.prepare(inputs, per_case, row_ids), mo);
       for (size_t t = 0; t < p.size(); ++t) samples[t].push_back(p[t]);
     } else {
-      ModeGuard eval(nets[k], Mode::Eval);
-      torch::NoGradGuard ng;
-      auto r = nets[k]->forward(inputs);
-      for (size_t t = 0; t < r.logits.size(); ++t)
-        samples[t].push_back(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu().unsqueeze(0));
+      const auto pass = inferer.rows(inputs, per_case, row_ids);
+      for (size_t t = 0; t < pass.probs.size(); ++t) samples[t].push_back(pass.probs[t].unsqueeze(0));
     }
   }
   std::vector<torch::Tensor> out;
@@ -143,7 +143,7 @@ std::vector<torch::Tensor> rows(const std::vector<torch::Tensor>& x, int64_t fir
 // pred: the predicted class.
 nlohmann::json task_json(const ModelConfig& cfg, int64_t t, const torch::Tensor& raw, int64_t id, int64_t models,
                          const PredictOptions& opt, int64_t& pred) {
-  const auto method = calibration::method_for(models, opt.mc.passes);
+  const auto method = inference::method_for({models, opt.mc.passes, 0}).name();
   const auto* cal = opt.calibration ? opt.calibration->find(cfg.task_name(t), method) : nullptr;
   const auto tempered = cal ? calibration::calibrate(raw, cal) : raw;
   const auto m = sample_measures(tempered.reshape({-1, 1, tempered.size(2)}));
@@ -307,7 +307,7 @@ std::vector<nlohmann::json> predict_cases(std::vector<DRIFANet>& nets, const std
   std::vector<int64_t> row_ids;  // partner row j of case id c draws as sample c * P + j
   for (auto id : ids)
     for (int64_t j = 0; j < P; ++j) row_ids.push_back(id * P + j);
-  const auto samples = batch_samples(nets, e.inputs, row_ids, opt);
+  const auto samples = batch_samples(nets, e.inputs, P, row_ids, opt);
 
   const nlohmann::json inputs_json = {{"given", jg},
                                       {"absent", plan.marginalising() ? nlohmann::json::array() : jm},

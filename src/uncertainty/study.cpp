@@ -12,7 +12,8 @@
 #include "drifa/error.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/io/atomic_file.h"
-#include "drifa/runtime/autocast.h"
+#include "drifa/inference/inferer.h"
+#include "drifa/inference/method.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/uncertainty/measures.h"
 
@@ -40,43 +41,26 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
                loader.batches(), opt.quiet);
   data::Batch b;
   size_t step = 0;
+  std::vector<inference::Inferer> inferers;
+  for (auto& n : nets) inferers.emplace_back(n, inference::InferOptions{opt.device, opt.mc.bf16, {}, opt.plan});
   while (loader.next(b)) {
-    for (auto& x : b.inputs) x = x.to(opt.device);
-    const auto e = inputs::expand(b.inputs, inputs::kept_modalities(b.labels, opt.plan, cfg.modalities), opt.plan);
-    const int64_t P = e.per_case;
-    // Partner row j of example i draws its masks as sample i * P + j.
-    std::vector<int64_t> ids;
-    for (auto i : b.indices)
-      for (int64_t j = 0; j < P; ++j) ids.push_back(static_cast<int64_t>(i) * P + j);
     for (size_t t = 0; t < T; ++t) labels[t].push_back(b.labels[t]);
     for (size_t k = 0; k < K; ++k) {
-      MCOptions mo = opt.mc;
-      mo.seed = data::mix_seed(opt.mc.seed, static_cast<uint64_t>(k));
-      // The deterministic pass and (with share_prefix) the MC passes share one prefix.
-      std::vector<torch::Tensor> h;
-      {
-        ModeGuard eval(nets[k], Mode::Eval);
-        torch::NoGradGuard ng;
-        AutocastGuard ac(opt.mc.bf16, opt.device);
-        ForwardResult r;
-        if (mo.share_prefix) {
-          h = nets[k]->prefix(e.inputs);
-          r = nets[k]->suffix(h);
-        } else {
-          r = nets[k]->forward(e.inputs);
-        }
-        for (size_t t = 0; t < T; ++t) {
-          const auto p = inputs::by_case(torch::softmax(r.logits[t].to(torch::kFloat32), 1).cpu(), P);  // [B, P, C]
-          det[k][t].push_back(p.mean(1));
-          if (k == 0 && opt.plan.marginalising()) {
-            const auto sp = inputs::partner_spread(p.unsqueeze(0));
-            info[t].push_back(sp.information);
-            sd[t].push_back(sp.sd);
-          }
+      const auto pass = inferers[k].batch(b);
+      const int64_t P = pass.per_case;
+      for (size_t t = 0; t < T; ++t) {
+        const auto p = inputs::by_case(pass.probs[t], P);  // [B, P, C]
+        det[k][t].push_back(p.mean(1));
+        if (k == 0 && opt.plan.marginalising()) {
+          const auto sp = inputs::partner_spread(p.unsqueeze(0));
+          info[t].push_back(sp.information);
+          sd[t].push_back(sp.sd);
         }
       }
+      inference::MCOptions mo = opt.mc;
+      mo.seed = data::mix_seed(opt.mc.seed, static_cast<uint64_t>(k));
       const auto t0 = std::chrono::steady_clock::now();
-      auto p = mo.share_prefix ? mc_sample_from_prefix(nets[k], h, ids, mo) : mc_sample(nets[k], e.inputs, ids, mo);
+      auto p = inferers[k].mc(pass, mo);
       s.mc_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       // [passes, B * P, C] -> [passes, B, C]: each pass averaged over the partners
       for (size_t t = 0; t < T; ++t) mc[k][t].push_back(p[t].view({p[t].size(0), -1, P, p[t].size(2)}).mean(2));
@@ -101,17 +85,24 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
   return s;
 }
 
+inference::TaskSamples task_samples(const StudySamples& s, size_t t) {
+  inference::TaskSamples ts;
+  for (const auto& m : s.deterministic) ts.deterministic.push_back(m[t]);
+  for (const auto& m : s.mc) ts.mc.push_back(m[t]);
+  for (const auto& [name, per_model] : s.own)
+    for (const auto& m : per_model) ts.own[name].push_back(m[t]);
+  return ts;
+}
+
+inference::Counts StudySamples::counts() const {
+  return {static_cast<int64_t>(mc.size()), mc.empty() || mc[0].empty() ? 0 : mc[0][0].size(0), views};
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> method_samples(const StudySamples& s, size_t t) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  out.emplace_back("deterministic", s.deterministic[0][t].unsqueeze(0));
-  out.emplace_back("mc", s.mc[0][t]);
-  if (s.mc.size() > 1) {
-    std::vector<torch::Tensor> d, e;
-    for (const auto& m : s.deterministic) d.push_back(m[t]);
-    for (const auto& m : s.mc) e.push_back(m[t]);
-    out.emplace_back("ensemble_deterministic", torch::stack(d));
-    out.emplace_back("ensemble", torch::cat(e, 0));
-  }
+  const auto ts = task_samples(s, t);
+  for (const auto* m : inference::methods())
+    if (m->available(s.counts())) out.emplace_back(m->name(), m->samples(ts));
   return out;
 }
 

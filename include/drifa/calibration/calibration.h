@@ -17,11 +17,6 @@
 
 namespace drifa::calibration {
 
-// The predictive methods of the uncertainty study (spec section 7), in order.
-const std::vector<std::string>& methods();
-// The method a prediction uses: models x passes (0 passes: deterministic).
-std::string method_for(int64_t models, int64_t passes);
-
 // Which stream of uniform draws a part of the data uses (aps_randomized's u).
 enum class Part : uint64_t { Calibration = 3, Test = 4, Predict = 5 };
 std::vector<double> part_draws(uint64_t seed, Part part, const std::vector<int64_t>& ids);

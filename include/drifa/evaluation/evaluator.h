@@ -44,7 +44,7 @@ struct EvalResult {
   std::string aggregate = "mean";
 };
 
-// Deterministic evaluation (Mode::Eval) unless the model is already in another mode.
+// Deterministic evaluation (Mode::Eval, through inference::Inferer).
 EvalResult evaluate(DRIFANet& net, const std::vector<data::Example>& examples, data::ImageCache& cache,
                     const EvalOptions& opt);
 

@@ -18,12 +18,12 @@
 #include "drifa/data/loader.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/model/drifa_net.h"
-#include "drifa/uncertainty/mc_sampler.h"
+#include "drifa/inference/method.h"
 
 namespace drifa::uncertainty {
 
 struct PredictOptions {
-  MCOptions mc;                // passes = 0: deterministic (Eval mode) only
+  inference::MCOptions mc;                // passes = 0: deterministic (Eval mode) only
   torch::Device device = torch::kCPU;
   data::DicomOptions dicom;
   std::string gradcam_dir;     // non-empty: a Grad-CAM overlay per case, task and modality goes here

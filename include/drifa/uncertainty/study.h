@@ -2,6 +2,7 @@
 // The uncertainty study of spec section 7 over a test set: K models (an ensemble), T Monte
 // Carlo passes each, compared with one deterministic model, one model's MC passes and the
 // ensemble without MC, so the gain of each step is visible.
+#include <map>
 #include <string>
 #include <vector>
 
@@ -12,12 +13,12 @@
 #include "drifa/evaluation/bootstrap.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/model/drifa_net.h"
-#include "drifa/uncertainty/mc_sampler.h"
+#include "drifa/inference/method.h"
 
 namespace drifa::uncertainty {
 
 struct StudyOptions {
-  MCOptions mc;  // passes, seed, shared prefix or naive loop
+  inference::MCOptions mc;  // passes, seed, shared prefix or naive loop
   int batch_size = 32, workers = 2;
   torch::Device device = torch::kCPU;
   std::vector<double> coverages = {1.0, 0.9, 0.8, 0.7, 0.5};
@@ -34,6 +35,10 @@ struct StudySamples {
   double mc_seconds = 0;                                  // time spent in the MC passes
   // With partners: per task [N], model 0's deterministic partner spread (inputs::partner_spread).
   std::vector<torch::Tensor> partner_information, partner_sd;
+  // Draws of methods of their own (test-time augmentation): name -> [model][task] [S, N, K].
+  std::map<std::string, std::vector<std::vector<torch::Tensor>>> own;
+  int64_t views = 0;  // test-time augmentation views drawn
+  inference::Counts counts() const;
 };
 
 // Every model over the examples: one deterministic pass and opt.mc.passes MC passes each; model
@@ -41,8 +46,8 @@ struct StudySamples {
 StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::Example>& examples,
                            data::ImageCache& cache, const StudyOptions& opt);
 
-// Per task, the samples [S, N, K] of each method: deterministic (model 0), mc (model 0, T
-// passes), and with K > 1 ensemble_deterministic (K models) and ensemble (K x T).
+// Per task, the samples [S, N, K] of each predictive method available for what was drawn
+// (inference/method.h), in the registry's order.
 std::vector<std::pair<std::string, torch::Tensor>> method_samples(const StudySamples& s, size_t task);
 
 struct SummaryOptions {

@@ -13,7 +13,7 @@
 
 #include "drifa/model/drifa_net.h"
 
-namespace drifa::uncertainty {
+namespace drifa::inference {
 
 struct MCOptions {
   int passes = 30;
@@ -37,4 +37,4 @@ std::vector<torch::Tensor> mc_sample_from_prefix(DRIFANet& net, const std::vecto
 // The generator of one sample's masks in one pass.
 at::Generator pass_generator(uint64_t seed, int64_t id, int64_t pass);
 
-}  // namespace drifa::uncertainty
+}  // namespace drifa::inference

@@ -1,4 +1,4 @@
-#include "drifa/uncertainty/mc_sampler.h"
+#include "drifa/inference/mc_sampler.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -7,7 +7,7 @@
 #include "drifa/error.h"
 #include "drifa/runtime/autocast.h"
 
-namespace drifa::uncertainty {
+namespace drifa::inference {
 
 at::Generator pass_generator(uint64_t seed, int64_t id, int64_t pass) {
   return at::detail::createCPUGenerator(data::mix_seed(seed, 0x3C, static_cast<uint64_t>(id), static_cast<uint64_t>(pass)));
@@ -94,4 +94,4 @@ std::vector<torch::Tensor> mc_sample(DRIFANet& net, const std::vector<torch::Ten
   return concat(out);
 }
 
-}  // namespace drifa::uncertainty
+}  // namespace drifa::inference
