@@ -29,6 +29,8 @@ void register_serve(CLI::App& app, GlobalFlags& g) {
       ->check(bounded(settings::RealRange{0.0, 86400.0, true, false}));
   cmd->add_option("-T,--passes", s.service.passes, "Monte Carlo passes when a request does not say (0 = deterministic)")
       ->check(bounded(settings::limits::kPasses));
+  cmd->add_option("--tta", s.service.views, "test-time augmentation views when a request does not say (0: off; a request's tta field)")
+      ->check(bounded(settings::limits::kViews));
   cmd->add_option("--max-passes", s.service.max_passes, "the most Monte Carlo passes a request may ask for")
       ->check(bounded(settings::limits::kPasses));
   cmd->add_option("--seed", s.service.seed, "Monte Carlo seed when a request does not say");

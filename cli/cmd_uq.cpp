@@ -127,18 +127,25 @@ void register_ensemble(CLI::App& app, GlobalFlags& g) {
 
 // The Monte Carlo sampling flags shared by calibrate and uq.
 struct StudyFlags {
-  int passes = 30, batch_size = 32;
+  int passes = 30, batch_size = 32, views = 0;
+  bool views_mc = false;
   uint64_t seed = 0;
 };
 void add_study_flags(CLI::App* cmd, StudyFlags& f) {
   cmd->add_option("-T,--passes", f.passes, "Monte Carlo passes per model")->check(bounded(settings::IntRange{1, settings::limits::kPasses.hi}));
   cmd->add_option("--seed", f.seed, "fixes the dropout masks (and the randomised APS draws)");
   cmd->add_option("--batch-size", f.batch_size)->check(bounded(settings::limits::kBatchSize));
+  cmd->add_option("--tta", f.views, "also test-time augmentation: this many views per case (flips and 90-degree turns as the run "
+                  "config's [tta] allows each modality; default hflip)")->check(bounded(settings::limits::kViews));
+  cmd->add_flag("--tta-mc", f.views_mc, "with --tta: also every view x the Monte Carlo passes (method tta_mc)");
 }
 uncertainty::StudyOptions study_options(const StudyFlags& f, const GlobalFlags& g, torch::Device device) {
   uncertainty::StudyOptions so;
   so.mc.passes = f.passes;
   so.mc.seed = f.seed;
+  so.draw.tta.views = f.views;
+  so.draw.tta.mc = f.views_mc;
+  if (f.views_mc && f.views == 0) throw Error("--tta-mc needs --tta VIEWS");
   so.batch_size = f.batch_size;
   so.device = device;
   so.quiet = g.quiet;
@@ -254,7 +261,7 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
   struct Opts {
     std::string models, cases_csv, out, gradcam, partners_from, group_column, aggregate = "mean";
     std::vector<std::string> images;
-    int passes = 30;
+    int passes = 30, views = 0;
     int64_t partners = inputs::kDefaultPartners;
     uint64_t seed = 0;
     bool no_calibration = false;
@@ -271,6 +278,8 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
                   "with --cases: the CSV column naming each case's patient, lesion or volume; adds one answer per group (\"groups\")");
   cmd->add_option("--aggregate", o->aggregate, "how a group's cases (and a volume's slices) combine: mean | max (default mean)");
   cmd->add_option("-T,--passes", o->passes, "Monte Carlo passes per model (0 = deterministic)")->check(bounded(settings::limits::kPasses));
+  cmd->add_option("--tta", o->views, "test-time augmentation: this many views per case (x the passes, if any; the run config's "
+                  "[tta] says which flips and turns each modality allows, default hflip)")->check(bounded(settings::limits::kViews));
   cmd->add_option("--partners", o->partners, "unpaired models: partners averaged over for each modality not given")
       ->check(bounded(settings::limits::kPartners));
   cmd->add_option("--partners-from", o->partners_from, "the run folder whose partner bank a bare unpaired model file uses");
@@ -293,6 +302,8 @@ void register_predict(CLI::App& app, GlobalFlags& g) {
     uncertainty::PredictOptions po;
     po.mc.passes = o->passes;
     po.mc.seed = o->seed;
+    po.tta.views = o->views;
+    po.tta.transforms = p.tta_transforms;
     po.device = pick_device(g.device);
     po.gradcam_dir = o->gradcam;
     po.bank = p.bank ? &*p.bank : nullptr;

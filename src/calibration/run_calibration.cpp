@@ -20,8 +20,10 @@ Calibration calibrate_run(const std::string& dir, const CalibrateOptions& opt) {
   auto e = training::open_ensemble(dir, opt.study.device);
   const auto examples = e.run.examples(opt.part);
   data::ImageCache cache(e.run.cfg.data.image_options());
-  const auto s = uncertainty::sample_models(e.nets, examples, cache, opt.study);
   const auto& cfg = e.nets[0]->config();
+  auto study = opt.study;
+  study.draw.tta.transforms = e.run.cfg.tta_transforms(cfg);
+  const auto s = uncertainty::sample_models(e.nets, examples, cache, study);
   Calibration c;
   c.part = opt.part;
   c.models = static_cast<int64_t>(e.nets.size());

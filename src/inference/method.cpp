@@ -9,10 +9,13 @@ const PredictiveMethod& deterministic_method();
 const PredictiveMethod& mc_dropout_method();
 const PredictiveMethod& ensemble_method();
 const PredictiveMethod& ensemble_mc_method();
+const PredictiveMethod& tta_method();
+const PredictiveMethod& tta_mc_method();
 
 const std::vector<const PredictiveMethod*>& methods() {
   static const std::vector<const PredictiveMethod*> all = {&deterministic_method(), &mc_dropout_method(), &ensemble_method(),
-                                                           &ensemble_mc_method()};
+                                                           &ensemble_mc_method(), &tta_method(),
+                                                           &tta_mc_method()};
   return all;
 }
 

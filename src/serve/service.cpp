@@ -65,6 +65,7 @@ void check(const ServiceOptions& opt, const std::string& source) {
   settings::check_real(source, "timeout", opt.timeout_s, {0.0, 86400.0, true, false});
   settings::check_integer(source, "max_passes", opt.max_passes, settings::limits::kPasses);
   settings::check_integer(source, "passes", opt.passes, {0, opt.max_passes});
+  settings::check_integer(source, "tta", opt.views, settings::limits::kViews);
   settings::check_integer(source, "partners", opt.partners, settings::limits::kPartners);
   settings::check_integer(source, "max_image_pixels", opt.max_image_pixels, settings::limits::kImagePixels);
 }
@@ -101,6 +102,8 @@ uncertainty::PredictOptions Service::request_options(const PredictRequest& r, bo
   po.device = opt_.device;
   po.dicom = opt_.dicom;
   po.mc.passes = static_cast<int>(t.integer("passes", opt_.passes, {0, opt_.max_passes}));
+  po.tta.views = t.integer("tta", opt_.views, settings::limits::kViews);
+  po.tta.transforms = predictor_.tta_transforms;
   po.mc.seed = static_cast<uint64_t>(t.integer("seed", static_cast<int64_t>(opt_.seed), settings::limits::kSeed));
   po.partners = t.integer("partners", opt_.partners, settings::limits::kPartners);
   gradcam = t.boolean("gradcam", false);
@@ -151,7 +154,8 @@ std::future<nlohmann::json> Service::submit(const std::shared_ptr<Job>& job) {
   // Jobs that can share a batch: the same modalities given and the same options.
   std::string key;
   for (bool g : job->images.pattern()) key += g ? '1' : '0';
-  key += "|" + std::to_string(job->options.mc.passes) + "|" + std::to_string(job->options.mc.seed) + "|" +
+  key += "|" + std::to_string(job->options.mc.passes) + "|" + std::to_string(job->options.tta.views) + "|" +
+         std::to_string(job->options.mc.seed) + "|" +
          std::to_string(job->options.partners) + "|" + std::to_string(job->gradcam) + "|" +
          std::to_string(job->options.calibration != nullptr) + "|" + std::to_string(job->options.alpha) + "|" +
          calibration::score_name(job->options.score);
@@ -332,6 +336,8 @@ nlohmann::json Service::model_info() const {
       for (const auto& [method, fit] : methods) cal["temperatures"][task][method] = fit.temperature;
   }
   const bool missing_ok = predictor_.pairing == "paired" || predictor_.bank.has_value();
+  nlohmann::json defaults = {{"passes", opt_.passes}, {"seed", opt_.seed}, {"partners", opt_.partners}};
+  if (opt_.views > 0) defaults["tta"] = opt_.views;  // test-time augmentation
   return {{"modalities", mods},
           {"tasks", tasks},
           {"pairing", predictor_.pairing},
@@ -341,7 +347,7 @@ nlohmann::json Service::model_info() const {
           {"calibration", cal},
           {"partner_bank", predictor_.bank ? nlohmann::json({{"size", predictor_.bank->size()}, {"seed", predictor_.bank->seed}})
                                            : nlohmann::json(nullptr)},
-          {"defaults", {{"passes", opt_.passes}, {"seed", opt_.seed}, {"partners", opt_.partners}}},
+          {"defaults", defaults},
           {"limits", {{"max_passes", opt_.max_passes}, {"max_batch", opt_.batch.max_batch}, {"max_wait_ms", opt_.batch.max_wait_ms},
                       {"queue", opt_.batch.queue}, {"timeout_s", opt_.timeout_s}, {"max_image_pixels", opt_.max_image_pixels}}}};
 }

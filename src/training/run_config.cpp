@@ -113,7 +113,7 @@ void TrainConfig::validate(const std::string& source) const {
 RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base, const std::string& source) {
   namespace L = settings::limits;
   settings::Table t(j, source);
-  for (const char* k : {"model", "data", "train", "augment", "evaluate"}) t.allow(k);
+  for (const char* k : {"model", "data", "train", "augment", "evaluate", "tta"}) t.allow(k);
   RunConfig r;
   r.seed = static_cast<uint64_t>(t.integer("seed", 0, L::kSeed));
   r.member = static_cast<int>(t.integer("member", 0, L::kMember));
@@ -139,8 +139,32 @@ RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base,
     r.aggregate = e.choice("aggregate", r.aggregate, {"mean", "max", "none"});
     e.finish();
   }
+  if (t.has("tta")) {
+    const auto& raw = t.raw("tta");
+    if (!raw.is_object()) throw Error(source + ": tta: found " + settings::show(raw) + ", allowed a table of modality = transforms");
+    auto tt = t.table("tta");
+    for (auto it = raw.begin(); it != raw.end(); ++it) {
+      settings::check_name(source, "tta", it.key());
+      r.tta[it.key()] = tt.choice(it.key().c_str(), "hflip", {"none", "hflip", "flips", "dihedral"});
+    }
+    tt.finish();
+  }
   t.finish();
   return r;
+}
+
+std::vector<std::string> RunConfig::tta_transforms(const ModelConfig& cfg) const {
+  for (const auto& [name, how] : tta) {
+    bool known = false;
+    for (int64_t m = 0; m < cfg.modalities; ++m) known = known || cfg.modality_name(m) == name;
+    if (!known) throw Error("run config: tta." + name + ": no such modality");
+  }
+  std::vector<std::string> out;
+  for (int64_t m = 0; m < cfg.modalities; ++m) {
+    const auto it = tta.find(cfg.modality_name(m));
+    out.push_back(it == tta.end() ? "hflip" : it->second);
+  }
+  return out;
 }
 
 RunConfig RunConfig::from_toml(const std::string& path) {
@@ -151,6 +175,7 @@ nlohmann::json RunConfig::to_json() const {
   nlohmann::json j = {{"seed", seed}, {"model", model}, {"data", data.to_json()}, {"train", train.to_json()}, {"augment", augment.to_json()}};
   if (member != 0) j["member"] = member;
   if (aggregate != "mean") j["evaluate"] = {{"aggregate", aggregate}};  // older runs' config.json stays equal
+  if (!tta.empty()) j["tta"] = tta;
   return j;
 }
 

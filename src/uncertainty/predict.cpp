@@ -115,11 +115,17 @@ std::vector<torch::Tensor> batch_samples(std::vector<DRIFANet>& nets, const std:
                                          const std::vector<int64_t>& row_ids, const PredictOptions& opt) {
   const auto& cfg = nets[0]->config();
   std::vector<std::vector<torch::Tensor>> samples(static_cast<size_t>(cfg.tasks()));
+  const auto& method = opt.method(static_cast<int64_t>(nets.size()));
   for (size_t k = 0; k < nets.size(); ++k) {
     inference::Inferer inferer(nets[k], {opt.device, opt.mc.bf16, {}, {}});
-    if (opt.mc.passes > 0) {
-      inference::MCOptions mo = opt.mc;
-      mo.seed = data::mix_seed(opt.mc.seed, k);
+    inference::MCOptions mo = opt.mc;
+    mo.seed = data::mix_seed(opt.mc.seed, k);
+    inference::DrawOptions draw{opt.tta, mo};
+    draw.tta.mc = opt.tta.views > 0 && opt.mc.passes > 0;
+    if (method.draws(draw)) {  // test-time augmentation
+      auto p = method.draw(inferer, inferer.rows(inputs, per_case, row_ids), draw);
+      for (size_t t = 0; t < p.size(); ++t) samples[t].push_back(p[t]);
+    } else if (opt.mc.passes > 0) {
       auto p = inferer.mc(inferer.prepare(inputs, per_case, row_ids), mo);
       for (size_t t = 0; t < p.size(); ++t) samples[t].push_back(p[t]);
     } else {
@@ -143,7 +149,7 @@ std::vector<torch::Tensor> rows(const std::vector<torch::Tensor>& x, int64_t fir
 // pred: the predicted class.
 nlohmann::json task_json(const ModelConfig& cfg, int64_t t, const torch::Tensor& raw, int64_t id, int64_t models,
                          const PredictOptions& opt, int64_t& pred) {
-  const auto method = inference::method_for({models, opt.mc.passes, 0}).name();
+  const auto method = opt.method(models).name();
   const auto* cal = opt.calibration ? opt.calibration->find(cfg.task_name(t), method) : nullptr;
   const auto tempered = cal ? calibration::calibrate(raw, cal) : raw;
   const auto m = sample_measures(tempered.reshape({-1, 1, tempered.size(2)}));
@@ -366,6 +372,7 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
   if (run && !run->data.paired) p.bank = run->partner_bank(p.nets[0]->config());
   if (fs::is_directory(path)) {
     p.volumes = run->cfg.data.image_options().volumes;
+    p.tta_transforms = run->cfg.tta_transforms(p.nets[0]->config());
   } else if (auto it = loaded_metadata.find(io::kVolumesKey); it != loaded_metadata.end()) {
     p.volumes = data::volume_recipes_from_json(it->second, int(p.nets[0]->config().in_channels), path);
   }
@@ -436,6 +443,7 @@ nlohmann::json predict_envelope(size_t models, const PredictOptions& opt, nlohma
                       {"calibrated", opt.calibration != nullptr},
                       {"partner_bank", unpaired ? nlohmann::json({{"size", opt.bank->size()}, {"seed", opt.bank->seed}}) : nlohmann::json(nullptr)},
                       {"cases", std::move(cases)}};
+  if (opt.tta.views > 0) j["views"] = opt.tta.views;  // test-time augmentation
   if (opt.calibration) {
     // MC and ensemble fits belong to the pass count they were made with; say both.
     j["calibration"] = {{"part", opt.calibration->part}, {"passes", opt.calibration->passes}, {"models", opt.calibration->models}};

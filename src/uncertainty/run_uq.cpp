@@ -26,6 +26,7 @@ nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
   data::ImageCache cache(e.run.cfg.data.image_options());
   const auto& mc = e.nets[0]->config();
   StudyOptions study = opt.study;
+  study.draw.tta.transforms = e.run.cfg.tta_transforms(mc);
   std::optional<inputs::PartnerBank> bank;
   if (!opt.missing.empty()) study.plan.absent = inputs::parse_absent(opt.missing, mc, "--missing");
   if (opt.partners > 0) {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -35,6 +36,7 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
   std::vector<std::vector<std::vector<torch::Tensor>>> det(K, std::vector<std::vector<torch::Tensor>>(T)),
       mc(K, std::vector<std::vector<torch::Tensor>>(T));
   std::vector<std::vector<torch::Tensor>> labels(T), info(T), sd(T);
+  std::map<std::string, std::vector<std::vector<std::vector<torch::Tensor>>>> own;  // method -> [model][task][batch]
   opt.plan.check(cfg);
   StudySamples s;
   Progress bar("uncertainty (" + std::to_string(K) + " models x " + std::to_string(opt.mc.passes) + " passes)",
@@ -64,6 +66,15 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
       s.mc_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       // [passes, B * P, C] -> [passes, B, C]: each pass averaged over the partners
       for (size_t t = 0; t < T; ++t) mc[k][t].push_back(p[t].view({p[t].size(0), -1, P, p[t].size(2)}).mean(2));
+      for (const auto* method : inference::methods()) {
+        if (!method->draws(opt.draw)) continue;
+        auto& mine = own[method->name()];
+        mine.resize(K, std::vector<std::vector<torch::Tensor>>(T));
+        inference::DrawOptions draw = opt.draw;
+        draw.mc = mo;  // this model's seed
+        const auto d = method->draw(inferers[k], pass, draw);
+        for (size_t t = 0; t < T; ++t) mine[k][t].push_back(d[t].view({d[t].size(0), -1, P, d[t].size(2)}).mean(2));
+      }
     }
     bar.update(++step, b.indices.size(), std::nan(""));
   }
@@ -75,6 +86,13 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
       s.partner_sd.push_back(torch::cat(sd[t]));
     }
   }
+  for (auto& [name, per_model] : own)
+    for (auto& per_task : per_model) {
+      s.own[name].emplace_back();
+      for (auto& batches : per_task) s.own[name].back().push_back(torch::cat(batches, 1));
+    }
+  s.views = opt.draw.tta.views;
+  s.views_mc = opt.draw.tta.mc;
   s.deterministic.resize(K);
   s.mc.resize(K);
   for (size_t k = 0; k < K; ++k)
@@ -95,7 +113,7 @@ inference::TaskSamples task_samples(const StudySamples& s, size_t t) {
 }
 
 inference::Counts StudySamples::counts() const {
-  return {static_cast<int64_t>(mc.size()), mc.empty() || mc[0].empty() ? 0 : mc[0][0].size(0), views};
+  return {static_cast<int64_t>(mc.size()), mc.empty() || mc[0].empty() ? 0 : mc[0][0].size(0), views, views_mc};
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> method_samples(const StudySamples& s, size_t t) {
@@ -139,6 +157,7 @@ nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const Su
     tasks[task] = j;
   }
   nlohmann::json out = {{"models", K}, {"passes", s.mc.empty() ? 0 : s.mc[0][0].size(0)}, {"tasks", tasks}};
+  if (s.views > 0) out["views"] = s.views;  // test-time augmentation
   if (!s.partner_information.empty()) {
     nlohmann::json spread = nlohmann::json::object();
     for (size_t t = 0; t < s.labels.size(); ++t) {
@@ -161,8 +180,11 @@ void write_samples_csv(const std::string& path, const StudySamples& s, const std
   o << evaluation::sample_csv_header(
       cfg, "true_label,predicted_label,correct,predictive_entropy,expected_entropy,mutual_information,spread");
   for (size_t t = 0; t < s.labels.size(); ++t) {
-    const auto methods = method_samples(s, t);
-    const auto& [method, samples] = methods.back();  // the final method: ensemble, else mc
+    // The method predict answers with for these models and passes: ensemble, else mc.
+    const auto c = s.counts();
+    const auto& final_method = inference::method_for({c.models, c.passes, 0, false});
+    const auto method = final_method.name();
+    const auto samples = final_method.samples(task_samples(s, t));
     const auto* mc = cal ? cal->find(cfg.task_name(static_cast<int64_t>(t)), method) : nullptr;
     const auto m = sample_measures(mc ? calibration::calibrate(samples, mc) : samples);
     auto y = s.labels[t].accessor<int64_t, 1>();

@@ -24,6 +24,7 @@ struct TaskSamples {
 // How much was drawn: models, Monte Carlo passes per model, test-time augmentation views.
 struct Counts {
   int64_t models = 1, passes = 0, views = 0;
+  bool views_mc = false;  // each view also gets the Monte Carlo passes
 };
 
 // Test-time augmentation (methods/tta.cpp): T views, each modality transformed only as its
@@ -31,11 +32,13 @@ struct Counts {
 struct TTAOptions {
   int64_t views = 0;                    // 0: off
   std::vector<std::string> transforms;  // per modality: none | hflip | flips | dihedral (empty: hflip each)
+  bool mc = false;                      // also views x Monte Carlo passes (method tta_mc)
 };
 
 // What a method's own draws may use.
 struct DrawOptions {
   TTAOptions tta;
+  MCOptions mc;  // the passes (and this model's seed) of views x passes
 };
 
 class PredictiveMethod {

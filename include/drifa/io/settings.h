@@ -68,6 +68,7 @@ inline constexpr IntRange kSeed{0, INT64_MAX};
 inline constexpr IntRange kMember{0, 100000};
 inline constexpr IntRange kEnsembleMembers{1, 1000};
 inline constexpr IntRange kPasses{0, 10000};           // Monte Carlo passes (0 = deterministic)
+inline constexpr IntRange kViews{0, 8};                // test-time augmentation views (0 = off; the square has 8 symmetries)
 inline constexpr IntRange kTsneIterations{250, 100000};
 inline constexpr RealRange kPerplexity{1.0, 1000.0};
 inline constexpr IntRange kCount{0, 100000};           // overlays, cases shown

@@ -41,7 +41,7 @@ struct Upload {
 
 struct PredictRequest {
   std::vector<Upload> files;  // the modalities given; the others are absent
-  // Options, every one optional: passes, seed, partners, gradcam, alpha, score, calibrated.
+  // Options, every one optional: passes, tta, seed, partners, gradcam, alpha, score, calibrated.
   std::vector<std::pair<std::string, std::string>> fields;
 };
 
@@ -50,6 +50,7 @@ struct ServiceOptions {
   double timeout_s = 60;   // per request, from its submission to its answer
   int passes = 30;         // Monte Carlo passes when a request does not say (0: deterministic)
   int max_passes = 100;    // a request asking for more is refused
+  int views = 0;           // test-time augmentation views when a request does not say (0: off)
   uint64_t seed = 0;
   int64_t partners = inputs::kDefaultPartners;
   int64_t max_image_pixels = 16ll << 20;  // per uploaded image, checked from its header before decoding

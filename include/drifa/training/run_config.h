@@ -2,6 +2,7 @@
 // A training run's settings, read from one TOML file (see examples/) with command-line
 // overrides applied by the CLI. Modalities, tasks and classes come from the data; the [model]
 // table sets the network (widths, dropout, attention).
+#include <map>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,10 @@ struct RunConfig {
   data::AugmentConfig augment;
   // [evaluate] aggregate: group-level metrics from each group's images (evaluation/aggregate.h).
   std::string aggregate = "mean";
+  // [tta] modality = "none" | "hflip" | "flips" | "dihedral": the views test-time augmentation may
+  // show each modality (inference/methods/tta.cpp); a modality not named gets "hflip".
+  std::map<std::string, std::string> tta;
+  std::vector<std::string> tta_transforms(const ModelConfig& cfg) const;  // per modality, in the model's order
 
   static RunConfig from_toml(const std::string& path);
   // base: folder that relative data paths are taken from; source: the file, for messages.

@@ -24,6 +24,12 @@ namespace drifa::uncertainty {
 
 struct PredictOptions {
   inference::MCOptions mc;                // passes = 0: deterministic (Eval mode) only
+  // Test-time augmentation: views > 0 answers with tta (or, with passes, tta_mc: views x passes).
+  inference::TTAOptions tta;
+  // The method that answers for these models (inference::method_for of models, passes, views).
+  const inference::PredictiveMethod& method(int64_t models) const {
+    return inference::method_for({models, mc.passes, tta.views, tta.views > 0 && mc.passes > 0});
+  }
   torch::Device device = torch::kCPU;
   data::DicomOptions dicom;
   std::string gradcam_dir;     // non-empty: a Grad-CAM overlay per case, task and modality goes here
@@ -54,6 +60,7 @@ struct Predictor {
   std::optional<inputs::PartnerBank> bank;
   std::string pairing;  // "paired", "unpaired", or "unknown" (a model file saved before it was recorded)
   std::map<std::string, data::VolumeOptions> volumes;  // volume modalities' recipes (run config or model metadata)
+  std::vector<std::string> tta_transforms;  // per modality (the run config's [tta]; a bare model file: hflip each)
 };
 Predictor open_predictor(const std::string& path, torch::Device device, const std::string& partners_from = "");
 

@@ -19,6 +19,7 @@ namespace drifa::uncertainty {
 
 struct StudyOptions {
   inference::MCOptions mc;  // passes, seed, shared prefix or naive loop
+  inference::DrawOptions draw;  // what methods with draws of their own use (test-time augmentation's views)
   int batch_size = 32, workers = 2;
   torch::Device device = torch::kCPU;
   std::vector<double> coverages = {1.0, 0.9, 0.8, 0.7, 0.5};
@@ -37,7 +38,8 @@ struct StudySamples {
   std::vector<torch::Tensor> partner_information, partner_sd;
   // Draws of methods of their own (test-time augmentation): name -> [model][task] [S, N, K].
   std::map<std::string, std::vector<std::vector<torch::Tensor>>> own;
-  int64_t views = 0;  // test-time augmentation views drawn
+  int64_t views = 0;      // test-time augmentation views drawn
+  bool views_mc = false;  // and Monte Carlo passes of each view
   inference::Counts counts() const;
 };
 
@@ -45,6 +47,9 @@ struct StudySamples {
 // k's masks come from seed mix(opt.mc.seed, k). Images are decoded once for all models.
 StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::Example>& examples,
                            data::ImageCache& cache, const StudyOptions& opt);
+
+// One task's draws, as the predictive methods read them.
+inference::TaskSamples task_samples(const StudySamples& s, size_t task);
 
 // Per task, the samples [S, N, K] of each predictive method available for what was drawn
 // (inference/method.h), in the registry's order.
