@@ -14,7 +14,7 @@
 #include <torch/torch.h>
 
 #include "drifa/io/atomic_file.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/model/attention_kernels.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/model/spatial_stats.h"
@@ -28,7 +28,7 @@
 #include "drifa/inference/mc_sampler.h"
 #ifndef DRIFA_CORE_ONLY
 #include "drifa/data/sources.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 #endif
 
 using Clock = std::chrono::steady_clock;
@@ -106,7 +106,7 @@ int run(int argc, char** argv) {
 #ifndef DRIFA_CORE_ONLY
   if (what == "loader") {
     // The data path alone: one epoch of augmented training batches from the warm cache.
-    auto rc = drifa::training::RunConfig::from_toml(config);
+    auto rc = drifa::runs::RunConfig::from_toml(config);
     auto d = drifa::data::prepare_data(rc.data, rc.seed);
     drifa::data::ImageCache cache(rc.data.image_options());
     std::vector<std::string> warnings;

@@ -10,7 +10,7 @@
 #include "drifa/report/report.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/training/ensemble.h"
-#include "drifa/training/run_files.h"
+#include "drifa/runs/files.h"
 
 namespace fs = std::filesystem;
 
@@ -35,8 +35,8 @@ void register_gradcam(CLI::App& app, GlobalFlags& g) {
     apply_global_flags(g);
     auto go = o->go;
     go.device = pick_device(g.device);
-    auto e = training::open_ensemble(o->dir, go.device);
-    namespace rf = training::run_files;
+    auto e = runs::open_ensemble(o->dir, go.device);
+    namespace rf = runs::files;
     go.uq_samples_csv = rf::path(o->dir, rf::kUqDir, rf::kUqSamples);
     data::ImageCache cache(e.run.cfg.data.image_options());
     const std::string out = o->out.empty() ? rf::path(o->dir, rf::kGradcamDir) : o->out;
@@ -71,9 +71,9 @@ void register_tsne(CLI::App& app, GlobalFlags& g) {
     apply_global_flags(g);
     auto eo = o->eo;
     eo.device = pick_device(g.device);
-    auto e = training::open_ensemble(o->dir, eo.device);
+    auto e = runs::open_ensemble(o->dir, eo.device);
     data::ImageCache cache(e.run.cfg.data.image_options());
-    const std::string out = o->out.empty() ? training::run_files::path(o->dir, training::run_files::kTsneDir) : o->out;
+    const std::string out = o->out.empty() ? runs::files::path(o->dir, runs::files::kTsneDir) : o->out;
     const auto j = explain::tsne_run(e.nets[0], e.run, cache, eo, out);
     if (g.quiet) return;
     for (auto it = j["embeddings"].begin(); it != j["embeddings"].end(); ++it)
@@ -93,7 +93,7 @@ void register_report(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("-o,--out", *out, "HTML file (default DIR/report.html)");
   cmd->callback([dir, out, &g] {
     apply_global_flags(g);
-    const std::string path = out->empty() ? training::run_files::path(*dir, training::run_files::kReport) : *out;
+    const std::string path = out->empty() ? runs::files::path(*dir, runs::files::kReport) : *out;
     const auto missing = report::write_report(*dir, path);
     if (g.quiet) return;
     std::cout << "wrote " << path << "\n";

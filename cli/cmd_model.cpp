@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include "commands.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/model/drifa_net.h"
 #include "drifa/model/summary.h"
 #include "drifa/runtime/precision.h"
@@ -26,7 +26,7 @@ void register_info(CLI::App& app, GlobalFlags& g) {
     io::Metadata meta;
     DRIFANet net{nullptr};
     if (!o->file.empty()) {
-      auto loaded = io::load_model(o->file);
+      auto loaded = runs::load_model(o->file);
       net = loaded.net;
       meta = loaded.metadata;
       cfg = net->config();
@@ -41,7 +41,7 @@ void register_info(CLI::App& app, GlobalFlags& g) {
     std::cout << "parameters of the built model: " << built << (built == s.total_params ? " (matches)" : " (MISMATCH)")
               << "\n";
     for (const auto& [k, v] : meta)
-      if (k != io::kConfigKey) std::cout << "metadata " << k << ": " << v << "\n";
+      if (k != runs::kConfigKey) std::cout << "metadata " << k << ": " << v << "\n";
     std::cout << "threads: " << at::get_num_threads() << "\n";
     std::cout << "processor: " << isa_summary(cpu_features()) << "\n";
     std::cout << "oneDNN kernels: " << onednn_isa() << "\n";
@@ -64,7 +64,7 @@ void register_init(CLI::App& app, GlobalFlags& g) {
     apply_global_flags(g);
     torch::manual_seed(o->seed);
     DRIFANet net(model_config_from(o->model));
-    io::save_model(net, o->out, {{"drifa.seed", std::to_string(o->seed)}});
+    runs::save_model(net, o->out, {{"drifa.seed", std::to_string(o->seed)}});
     if (!g.quiet) std::cout << "wrote " << o->out << " (" << count_parameters(*net) << " parameters)\n";
   });
 }

@@ -115,7 +115,7 @@ void register_check(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--seed", o->seed, "the split's seed (default: the config's)");
   cmd->callback([o, &g] {
     apply_global_flags(g);
-    auto cfg = training::RunConfig::from_toml(o->config);
+    auto cfg = runs::RunConfig::from_toml(o->config);
     if (o->seed) cfg.seed = static_cast<uint64_t>(settings::check_integer("command line", "--seed", *o->seed, settings::limits::kSeed));
     const auto c = data::check_data(cfg.data, cfg.seed);
     std::cout << c.table();
@@ -165,7 +165,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     const auto env = DistributedEnv::from_environment();
     std::unique_ptr<ProcessGroup> group;
     if (env.active()) group = std::make_unique<ProcessGroup>(env, std::chrono::seconds(o->dist_timeout));
-    auto cfg = training::RunConfig::from_toml(o->config);
+    auto cfg = runs::RunConfig::from_toml(o->config);
     // The flags go through the settings validator, as the config file's own values did.
     nlohmann::json train = nlohmann::json::object();
     if (o->epochs) train["epochs"] = *o->epochs;
@@ -175,7 +175,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     if (o->micro_batches) train["micro_batches"] = *o->micro_batches;
     if (o->bf16) train["bf16"] = true;
     if (o->precision) train["precision"] = *o->precision;
-    cfg.train = training::TrainConfig::from_json(train, "command line", cfg.train);
+    cfg.train = runs::TrainConfig::from_json(train, "command line", cfg.train);
     if (o->seed) cfg.seed = static_cast<uint64_t>(settings::check_integer("command line", "--seed", *o->seed, settings::limits::kSeed));
     if (o->workers) cfg.data.workers = static_cast<int>(settings::check_integer("command line", "--workers", *o->workers, settings::limits::kWorkers));
     if (o->skip_bad) cfg.data.skip_bad = true;

@@ -11,11 +11,11 @@
 #include "drifa/inference/method.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/io/atomic_file.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/training/ensemble.h"
-#include "drifa/training/run_files.h"
-#include "drifa/calibration/run_calibration.h"
+#include "drifa/runs/files.h"
+#include "drifa/uncertainty/run_calibration.h"
 #include "drifa/uncertainty/predict.h"
 #include "drifa/uncertainty/run_uq.h"
 
@@ -166,11 +166,11 @@ void register_calibrate(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--score", o->score, "default conformal score: lac | aps | aps_randomized");
   cmd->callback([o, &g] {
     apply_global_flags(g);
-    calibration::CalibrateOptions co;
+    uncertainty::CalibrateOptions co;
     co.study = study_options(o->study, g, pick_device(g.device));
     co.alpha = o->alpha;
     co.score = calibration::parse_score(o->score, "command line: --score");
-    const auto c = calibration::calibrate_run(o->dir, co);
+    const auto c = uncertainty::calibrate_run(o->dir, co);
     if (g.quiet) return;
     std::cout << "\ncalibration on the " << c.part << " part (" << c.models << " model(s), " << c.passes << " passes)\n"
               << std::left << std::setw(16) << "task" << std::setw(24) << "method" << std::right << std::setw(9) << "samples"
@@ -185,7 +185,7 @@ void register_calibrate(CLI::App& app, GlobalFlags& g) {
                   << std::setw(8) << num(f.temperature, 3) << std::setw(18) << num(f.nll_before) + ">" + num(f.nll_after)
                   << std::setw(18) << num(f.ece_before) + ">" + num(f.ece_after) << "\n";
       }
-    std::cout << "wrote " << training::run_files::path(o->dir, training::run_files::kCalibration) << "\n";
+    std::cout << "wrote " << runs::files::path(o->dir, runs::files::kCalibration) << "\n";
   });
 }
 
@@ -228,7 +228,7 @@ void register_uq(CLI::App& app, GlobalFlags& g) {
     const auto j = uncertainty::run_uq(o->dir, uo);
     if (!g.quiet) {
       print_uq(j);
-      const std::string out = o->out.empty() ? training::run_files::path(o->dir, training::run_files::kUqDir) : o->out;
+      const std::string out = o->out.empty() ? runs::files::path(o->dir, runs::files::kUqDir) : o->out;
       std::cout << "\nMC passes took " << std::fixed << std::setprecision(1) << j["mc_seconds"].get<double>() << " s; wrote " << out
                 << "/uq.json and samples.csv\n";
     }

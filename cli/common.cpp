@@ -84,11 +84,11 @@ std::vector<int64_t> parse_int_list(const std::string& s, const std::string& wha
   return out;
 }
 
-training::RunConfig run_config_from(const std::string& path, const std::optional<int>& epochs) {
-  auto cfg = training::RunConfig::from_toml(path);
+runs::RunConfig run_config_from(const std::string& path, const std::optional<int>& epochs) {
+  auto cfg = runs::RunConfig::from_toml(path);
   nlohmann::json train = nlohmann::json::object();
   if (epochs) train["epochs"] = *epochs;
-  cfg.train = training::TrainConfig::from_json(train, "command line", cfg.train);
+  cfg.train = runs::TrainConfig::from_json(train, "command line", cfg.train);
   return cfg;
 }
 

@@ -8,7 +8,7 @@
 
 #include "drifa/io/settings.h"
 #include "drifa/model/config.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 
 namespace drifa::cli {
 
@@ -36,7 +36,7 @@ void add_model_flags(CLI::App& cmd, ModelFlags& f);
 ModelConfig model_config_from(const ModelFlags& f);
 
 // A run config from its TOML file with an optional --epochs override (ensemble, cv).
-training::RunConfig run_config_from(const std::string& path, const std::optional<int>& epochs);
+runs::RunConfig run_config_from(const std::string& path, const std::optional<int>& epochs);
 
 std::vector<int64_t> parse_int_list(const std::string& s, const std::string& what);
 // "0.1,0.05" -> {0.1, 0.05}, each held to r; messages name the flag.

@@ -1,10 +1,10 @@
 // Every run-folder reader: the first byte picks the file, the rest is its content.
 #include "drifa/data/sources.h"
 #include "drifa/io/config_file.h"
-#include "drifa/training/run_files.h"
+#include "drifa/runs/files.h"
 #include "fuzz_common.h"
 
-namespace rf = drifa::training::run_files;
+namespace rf = drifa::runs::files;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

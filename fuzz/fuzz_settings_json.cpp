@@ -3,7 +3,7 @@
 #include "drifa/io/settings.h"
 #include "drifa/model/config.h"
 #include "drifa/training/checkpoint.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 #include "fuzz_common.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -12,9 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto j = drifa::settings::parse_json(std::string(reinterpret_cast<const char*>(data) + 1, size - 1), "fuzz.json");
     switch (data[0] % 5) {
       case 0: drifa::ModelConfig::from_json(j, "fuzz.json"); break;
-      case 1: drifa::training::TrainConfig::from_json(j, "fuzz.json"); break;
+      case 1: drifa::runs::TrainConfig::from_json(j, "fuzz.json"); break;
       case 2: drifa::training::TrainerState::from_json(j, "fuzz.json"); break;
-      case 3: drifa::training::RunConfig::from_json(j, "/nonexistent", "fuzz.json"); break;
+      case 3: drifa::runs::RunConfig::from_json(j, "/nonexistent", "fuzz.json"); break;
       default: drifa::data::AugmentConfig::from_json(j, "fuzz.json"); break;
     }
   });

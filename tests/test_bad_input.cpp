@@ -17,11 +17,11 @@
 #include "drifa/data/sources.h"
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/io/safetensors.h"
-#include "drifa/training/run_config.h"
-#include "drifa/training/run_files.h"
-#include "drifa/training/run_folder.h"
+#include "drifa/runs/run_config.h"
+#include "drifa/runs/files.h"
+#include "drifa/runs/run_folder.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -180,8 +180,8 @@ TEST(BadInput, SafetensorsReader) {
 TEST(BadInput, ModelFiles) {
   TempDir dir;
   DRIFANet net(tiny_model());
-  const auto state = io::model_state(*net);
-  const io::Metadata meta = {{io::kConfigKey, net->config().to_json().dump()}};
+  const auto state = runs::model_state(*net);
+  const io::Metadata meta = {{runs::kConfigKey, net->config().to_json().dump()}};
   int n = 0;
   auto variant = [&](const std::function<void(io::NamedTensors&, io::Metadata&)>& edit) {
     auto s = state;
@@ -190,7 +190,7 @@ TEST(BadInput, ModelFiles) {
     edit(s, m);
     const std::string path = dir / ("m" + std::to_string(n++) + ".safetensors");
     io::save_safetensors(path, s, m);
-    return [path] { io::load_model(path); };
+    return [path] { runs::load_model(path); };
   };
   auto find = [](io::NamedTensors& s, const std::string& suffix) -> torch::Tensor& {
     for (auto& [k, t] : s)
@@ -201,12 +201,12 @@ TEST(BadInput, ModelFiles) {
     return variant([&, key, v](io::NamedTensors&, io::Metadata& m) {
       auto j = net->config().to_json();
       j[key] = v;
-      m[io::kConfigKey] = j.dump();
+      m[runs::kConfigKey] = j.dump();
     });
   };
   const std::string f = "m";  // every path starts with dir/m<N>
   test::write_bytes(dir / "half.safetensors", test::read_bytes([&] {
-    io::save_model(net, dir / "whole.safetensors");
+    runs::save_model(net, dir / "whole.safetensors");
     return dir / "whole.safetensors";
   }()).substr(0, 5000));
   fs::create_directories(dir / "folder.safetensors");
@@ -216,9 +216,9 @@ TEST(BadInput, ModelFiles) {
       {"an infinite weight", variant([&](auto& s, auto&) { find(s, "stem.conv.bias").view(-1)[1] = INFINITY; }), "holds 1 non-finite values", f},
       {"an infinite running mean", variant([&](auto& s, auto&) { find(s, "running_mean").view(-1)[0] = -INFINITY; }), "non-finite", f},
       {"a negative running variance", variant([&](auto& s, auto&) { find(s, "running_var").view(-1)[0] = -0.5; }), "negative entry (-0.5", f},
-      {"no config", variant([](auto&, auto& m) { m.erase(io::kConfigKey); }), "not a DRIFA model file", f},
-      {"config not JSON", variant([](auto&, auto& m) { m[io::kConfigKey] = "{oops"; }), "metadata drifa.config: malformed JSON", f},
-      {"config duplicate key", variant([](auto&, auto& m) { m[io::kConfigKey] = R"({"dropout":0.1,"dropout":0.2})"; }), "duplicate key", f},
+      {"no config", variant([](auto&, auto& m) { m.erase(runs::kConfigKey); }), "not a DRIFA model file", f},
+      {"config not JSON", variant([](auto&, auto& m) { m[runs::kConfigKey] = "{oops"; }), "metadata drifa.config: malformed JSON", f},
+      {"config duplicate key", variant([](auto&, auto& m) { m[runs::kConfigKey] = R"({"dropout":0.1,"dropout":0.2})"; }), "duplicate key", f},
       {"image_size wraps a 32-bit int", config_with("image_size", 4294967328ll), "drifa.config.image_size: found 4294967328", f},
       {"fractional widths", config_with("widths", {8.7, 16.2}), "drifa.config.widths[0]: found 8.7", f},
       {"huge widths", config_with("widths", {200000, 200000}), "drifa.config.widths[0]: found 200000, allowed an integer from 1 to 4096", f},
@@ -232,10 +232,10 @@ TEST(BadInput, ModelFiles) {
       {"extra tensor", variant([](auto& s, auto&) { s.emplace_back("branches.9.x", torch::zeros({1})); }), "does not have: branches.9.x", f},
       {"wrong shape", variant([](auto& s, auto&) { s[0].second = torch::zeros({1, 2}); }), "has shape [1, 2]", f},
       {"integer weights", variant([](auto& s, auto&) { s[0].second = torch::zeros(s[0].second.sizes(), torch::kInt32); }), "not floating point", f},
-      {"truncated file", [&] { io::load_model(dir / "half.safetensors"); }, "truncated", "half.safetensors"},
-      {"a folder as the model", [&] { io::load_model(dir / "folder.safetensors"); }, "it is a folder", "folder.safetensors"},
-      {"a FIFO as the model", [&] { io::load_model(dir / "fifo.safetensors"); }, "not a regular file", "fifo.safetensors"},
-      {"no such file", [&] { io::load_model(dir / "none.safetensors"); }, "no such file", "none.safetensors"},
+      {"truncated file", [&] { runs::load_model(dir / "half.safetensors"); }, "truncated", "half.safetensors"},
+      {"a folder as the model", [&] { runs::load_model(dir / "folder.safetensors"); }, "it is a folder", "folder.safetensors"},
+      {"a FIFO as the model", [&] { runs::load_model(dir / "fifo.safetensors"); }, "not a regular file", "fifo.safetensors"},
+      {"no such file", [&] { runs::load_model(dir / "none.safetensors"); }, "no such file", "none.safetensors"},
   };
   EXPECT_EQ(run_cases(cases), 24);
 }
@@ -249,11 +249,11 @@ TEST(BadInput, TomlRunConfigs) {
   auto toml = [&](const std::string& text) {
     const std::string path = dir / ("c" + std::to_string(n++) + ".toml");
     test::write_bytes(path, text);
-    return [path] { training::RunConfig::from_toml(path); };
+    return [path] { runs::RunConfig::from_toml(path); };
   };
   auto train = [&](const std::string& lines) { return toml(base + "[train]\n" + lines + "\n"); };
   const std::string f = ".toml";
-  EXPECT_NO_THROW(training::RunConfig::from_toml([&] {
+  EXPECT_NO_THROW(runs::RunConfig::from_toml([&] {
     test::write_bytes(dir / "ok.toml", base + "[train]\nepochs = 3\n");
     return dir / "ok.toml";
   }()));
@@ -306,7 +306,7 @@ TEST(BadInput, TomlRunConfigs) {
       {"a date value", toml("seed = 1979-05-27\n"), "a date or time value", f},
       {"dropout 1", toml(base + "[model]\ndropout = 1.0\n"), "model.dropout: found 1, allowed a finite number in [0, 1)", f},
       {"modalities set in [model]", toml(base + "[model]\nmodalities = 3\n"), "model.modalities: unknown key", f},
-      {"a folder as the config", [&] { training::RunConfig::from_toml(dir.path().string()); }, "it is a folder", dir.path().string()},
+      {"a folder as the config", [&] { runs::RunConfig::from_toml(dir.path().string()); }, "it is a folder", dir.path().string()},
   };
   EXPECT_EQ(run_cases(cases), 45);
 }
@@ -472,8 +472,8 @@ TempDir* BadRun::dir_ = nullptr;
 int BadRun::copies_ = 0;
 
 TEST_F(BadRun, RunFileReaders) {
-  namespace rf = training::run_files;
-  auto open = [](const std::string& d) { return [d] { training::RunFolder::open(d); }; };
+  namespace rf = runs::files;
+  auto open = [](const std::string& d) { return [d] { runs::RunFolder::open(d); }; };
   auto report_of = [](const std::string& d, std::function<void(const std::string&)> read) { return [d, read] { read(d); }; };
   auto metrics = [](const std::string& d) { rf::read_metrics(d); };
   auto uq = [](const std::string& d) { rf::read_uq(d); };

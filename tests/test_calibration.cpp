@@ -19,9 +19,9 @@
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/data/sources.h"
 #include "drifa/inference/method.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/io/safetensors.h"
-#include "drifa/training/run_files.h"
+#include "drifa/runs/files.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -369,7 +369,7 @@ TEST(CalibrationCli, CalibrateEvaluateUqPredictAndCrossValidate) {
   r = test::run(cli + " calibrate " + run + " -T 4");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("NLL before>after"), std::string::npos) << r.output;
-  const auto cal = training::run_files::read_calibration(run);
+  const auto cal = runs::files::read_calibration(run);
   ASSERT_TRUE(cal.has_value());
   EXPECT_EQ(cal->passes, 4);
   for (const char* task : {"derm", "mri"})
@@ -379,8 +379,8 @@ TEST(CalibrationCli, CalibrateEvaluateUqPredictAndCrossValidate) {
       EXPECT_EQ(m->samples, 6);  // 20% of 24 training images per modality
       EXPECT_LE(m->nll_after, m->nll_before + 1e-9);
     }
-  const auto meta = io::load_model(run + "/best.safetensors").metadata;
-  const auto own = calibration::model_calibration(meta, "best.safetensors");
+  const auto meta = runs::load_model(run + "/best.safetensors").metadata;
+  const auto own = runs::files::read_model_calibration(meta, "best.safetensors");
   ASSERT_TRUE(own.has_value());
   EXPECT_DOUBLE_EQ(own->find("derm", "deterministic")->temperature, cal->find("derm", "deterministic")->temperature);
 
@@ -416,7 +416,7 @@ TEST(CalibrationCli, CalibrateEvaluateUqPredictAndCrossValidate) {
       EXPECT_LE(c["mean_size"].get<double>(), 3.0);
       EXPECT_EQ(c["per_class"].size(), 3u);
     }
-  EXPECT_NO_THROW(training::run_files::read_uq(run));
+  EXPECT_NO_THROW(runs::files::read_uq(run));
 
   // predict: a prediction set from the calibration, none without it
   const auto img = [&](const char* mod) {

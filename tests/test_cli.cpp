@@ -3,7 +3,7 @@
 
 #include "drifa/drifa.h"
 #include "drifa/runtime/precision.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -111,7 +111,7 @@ TEST(Cli, BadInputsExitNonZeroWithAClearMessage) {
 
 TEST(Cli, ExampleConfigsParse) {
   for (const char* f : {"skin-cervix.toml", "brain-mri-lung-ct.toml", "four-modality.toml", "paired.toml"}) {
-    auto cfg = training::RunConfig::from_toml(std::string(DRIFA_SOURCE_DIR) + "/examples/" + f);
+    auto cfg = runs::RunConfig::from_toml(std::string(DRIFA_SOURCE_DIR) + "/examples/" + f);
     EXPECT_GE(cfg.data.paired ? cfg.data.paired_spec.image_columns.size() : cfg.data.modalities.size(), 2u) << f;
     EXPECT_EQ(cfg.data.image_size, 128) << f;
   }

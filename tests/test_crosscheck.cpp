@@ -31,7 +31,7 @@ double crosscheck(const Case& k) {
   {
     // Non-trivial scales, alphas and BN statistics, so every tensor matters.
     torch::NoGradGuard ng;
-    for (auto& [n, t] : io::model_state(*net)) {
+    for (auto& [n, t] : runs::model_state(*net)) {
       if (n.find("running_var") != std::string::npos || n.find("scale") != std::string::npos ||
           n.find("alpha") != std::string::npos)
         t.copy_(torch::rand_like(t) + 0.5);
@@ -63,7 +63,7 @@ double crosscheck(const Case& k) {
     const auto masked = net->forward(xs, fo);
     for (size_t t = 0; t < masked.logits.size(); ++t) ioset.emplace_back("masked" + std::to_string(t), masked.logits[t]);
   }
-  io::save_model(net, dir / "model.safetensors");
+  runs::save_model(net, dir / "model.safetensors");
   io::save_safetensors(dir / "io.safetensors", ioset);
   auto res = test::run(std::string(DRIFA_PYTHON) + " " + DRIFA_SOURCE_DIR + "/tests/python/crosscheck.py " +
                        (dir / "model.safetensors") + " " + (dir / "io.safetensors"));

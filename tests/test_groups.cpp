@@ -22,7 +22,7 @@
 #include "drifa/evaluation/bootstrap.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/io/settings.h"
-#include "drifa/training/run_files.h"
+#include "drifa/runs/files.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -580,7 +580,7 @@ TEST(GroupsCli, PatientFoldersReachEveryCommand) {
   // calibrate: conformal scores one per validation patient, the count recorded.
   r = test::run(cli + " calibrate " + run + " -T 2");
   ASSERT_EQ(r.status, 0) << r.output;
-  const auto cal = training::run_files::read_calibration(run);
+  const auto cal = runs::files::read_calibration(run);
   ASSERT_TRUE(cal.has_value());
   const auto* m = cal->find("derm", "deterministic");
   ASSERT_NE(m, nullptr);

@@ -10,7 +10,7 @@
 #include "drifa/error.h"
 #include "drifa/inference/inferer.h"
 #include "drifa/inference/method.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -156,21 +156,21 @@ TEST(TestTimeAugmentation, RunConfigSaysWhichViewsEachModalityAllows) {
   const auto cfg_path = test::make_run_config(dir, "epochs = 1\n");
   auto text = test::read_bytes(cfg_path);
   test::write_bytes(dir / "ok.toml", text + "[tta]\nderm = \"dihedral\"\n");
-  auto rc = training::RunConfig::from_toml(dir / "ok.toml");
+  auto rc = runs::RunConfig::from_toml(dir / "ok.toml");
   ModelConfig mc;
   mc.modality_names = {"derm", "mri"};
   EXPECT_EQ(rc.tta_transforms(mc), (std::vector<std::string>{"dihedral", "hflip"}));
   EXPECT_EQ(rc.to_json()["tta"]["derm"], "dihedral");
   test::write_bytes(dir / "bad.toml", text + "[tta]\nderm = \"mirror\"\n");
   try {
-    training::RunConfig::from_toml(dir / "bad.toml");
+    runs::RunConfig::from_toml(dir / "bad.toml");
     ADD_FAILURE() << "a bad transform was accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("tta.derm: found \"mirror\", allowed none | hflip | flips | dihedral"), std::string::npos)
         << e.what();
   }
   test::write_bytes(dir / "unknown.toml", text + "[tta]\nct = \"flips\"\n");
-  EXPECT_THROW(training::RunConfig::from_toml(dir / "unknown.toml").tta_transforms(mc), Error);
+  EXPECT_THROW(runs::RunConfig::from_toml(dir / "unknown.toml").tta_transforms(mc), Error);
 }
 
 // uq, calibrate and predict end to end with --tta on a tiny run.

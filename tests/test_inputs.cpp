@@ -39,7 +39,7 @@ std::vector<torch::Tensor> inputs_for(const ModelConfig& c, int64_t batch, uint6
 void perturb(DRIFANet& net, uint64_t seed) {
   torch::manual_seed(seed);
   torch::NoGradGuard ng;
-  for (auto& [n, t] : io::model_state(*net)) {
+  for (auto& [n, t] : runs::model_state(*net)) {
     if (n.find("running_var") != std::string::npos || n.find("scale") != std::string::npos || n.find("alpha") != std::string::npos)
       t.copy_(torch::rand_like(t) + 0.5);
     else if (n.find("running_mean") != std::string::npos || n.find("bias") != std::string::npos)
@@ -214,7 +214,7 @@ TEST(Partners, MarginalisationEqualsAveragingExplicitPredictions) {
   ASSERT_EQ(r.status, 0) << r.output;
 
   // The bank: seeded training images of each modality at model size.
-  auto mcfg = io::load_model(run + "/best.safetensors").net->config();
+  auto mcfg = runs::load_model(run + "/best.safetensors").net->config();
   const auto bank = inputs::load_partner_bank(run + "/partners.safetensors", mcfg);
   const auto split = test::read_json(run + "/split.json");
   std::set<std::string> train_paths;

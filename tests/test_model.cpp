@@ -31,7 +31,7 @@ std::vector<torch::Tensor> random_inputs(const ModelConfig& c, int64_t batch, ui
 
 std::set<std::string> names_of(const torch::nn::Module& m) {
   std::set<std::string> s;
-  for (const auto& [n, t] : io::model_state(m)) s.insert(n);
+  for (const auto& [n, t] : runs::model_state(m)) s.insert(n);
   return s;
 }
 
@@ -136,7 +136,7 @@ TEST(Model, CanonicalNamesMatchTheSpec) {
   EXPECT_EQ(names_of(*net), want);
 
   // Shapes follow PyTorch: conv [out, in, kh, kw], linear [out, in], scales [1] / [C].
-  auto state = io::model_state(*net);
+  auto state = runs::model_state(*net);
   auto shape = [&](const std::string& n) {
     for (auto& [k, t] : state)
       if (k == n) return t.sizes().vec();

@@ -15,7 +15,7 @@
 #include "drifa/error.h"
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/io/safetensors.h"
 #include "test_helpers.h"
 
@@ -160,8 +160,8 @@ TEST(OneWriter, ACalibrationFittedOnOtherWeightsIsRefused) {
   const auto cal = test::read_json(run_dir + "/calibration.json");
   ASSERT_TRUE(cal.contains("weights")) << cal.dump();
   const auto best = run_dir + "/best.safetensors";
-  auto loaded = io::load_model(best);
-  EXPECT_EQ(cal["weights"], nlohmann::json::array({io::weights_hash(*loaded.net)}));
+  auto loaded = runs::load_model(best);
+  EXPECT_EQ(cal["weights"], nlohmann::json::array({runs::weights_hash(*loaded.net)}));
   r = run(cli() + " uq -q --passes 2 --resamples 0 " + run_dir);
   ASSERT_EQ(r.status, 0) << r.output;
 
@@ -171,9 +171,9 @@ TEST(OneWriter, ACalibrationFittedOnOtherWeightsIsRefused) {
     loaded.net->parameters()[0].add_(0.01);
   }
   auto meta = loaded.metadata;
-  meta.erase(io::kConfigKey);
-  io::save_model(loaded.net, best, meta);
-  EXPECT_NE(io::weights_hash(*io::load_model(best).net), cal["weights"][0].get<std::string>());
+  meta.erase(runs::kConfigKey);
+  runs::save_model(loaded.net, best, meta);
+  EXPECT_NE(runs::weights_hash(*runs::load_model(best).net), cal["weights"][0].get<std::string>());
   r = run(cli() + " uq -q --passes 2 --resamples 0 " + run_dir);
   EXPECT_NE(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("calibration.json: fitted on other model weights than the folder holds now (model 0: " +
@@ -199,17 +199,17 @@ TEST(OneWriter, AWeightsFingerprintDependsOnValuesNotOnMetadata) {
   c.widths = widths_preset("tiny");
   c.image_size = 32;
   auto net = DRIFANet(c);
-  const auto h = io::weights_hash(*net);
+  const auto h = runs::weights_hash(*net);
   EXPECT_EQ(h.size(), 16u);
-  io::save_model(net, tmp / "a.safetensors");
-  io::save_model(net, tmp / "b.safetensors", {{"note", "other metadata"}});
-  EXPECT_EQ(io::weights_hash(*io::load_model(tmp / "a.safetensors").net), h);
-  EXPECT_EQ(io::weights_hash(*io::load_model(tmp / "b.safetensors").net), h);
+  runs::save_model(net, tmp / "a.safetensors");
+  runs::save_model(net, tmp / "b.safetensors", {{"note", "other metadata"}});
+  EXPECT_EQ(runs::weights_hash(*runs::load_model(tmp / "a.safetensors").net), h);
+  EXPECT_EQ(runs::weights_hash(*runs::load_model(tmp / "b.safetensors").net), h);
   {
     torch::NoGradGuard no_grad;
     net->parameters().back().view(-1)[0].add_(1e-6);
   }
-  EXPECT_NE(io::weights_hash(*net), h);
+  EXPECT_NE(runs::weights_hash(*net), h);
 }
 
 }  // namespace

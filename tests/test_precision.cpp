@@ -10,7 +10,7 @@
 
 #include "drifa/error.h"
 #include "drifa/runtime/precision.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 
 using namespace drifa;
 
@@ -85,7 +85,7 @@ TEST(Precision, ThisMachinesFlagsAreReadFromProcCpuinfo) {
 }
 
 TEST(Precision, RunConfigSettingAndItsOlderSpelling) {
-  using training::TrainConfig;
+  using runs::TrainConfig;
   EXPECT_EQ(TrainConfig{}.precision, "auto");  // precision from the hardware by default
   auto c = TrainConfig::from_json({{"precision", "auto"}}, "run.toml", TrainConfig{});
   EXPECT_EQ(c.precision, "auto");

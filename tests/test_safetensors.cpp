@@ -22,7 +22,7 @@ ModelConfig tiny() {
 // that dropped or confused any of them would show.
 void scramble(DRIFANet& net) {
   torch::NoGradGuard ng;
-  for (auto& [n, t] : io::model_state(*net)) t.copy_(torch::rand_like(t) + 0.5);
+  for (auto& [n, t] : runs::model_state(*net)) t.copy_(torch::rand_like(t) + 0.5);
 }
 
 std::string expect_error(const std::function<void()>& f) { return test::error_message<Error>(f); }
@@ -47,13 +47,13 @@ TEST(Safetensors, ModelRoundTripIsBitExact) {
   cfg.class_names = {{"a", "b", "c", "d"}, {}, {"x", "y", "z"}};
   DRIFANet net(cfg);
   scramble(net);
-  io::save_model(net, dir / "m.safetensors", {{"note", "hello"}});
+  runs::save_model(net, dir / "m.safetensors", {{"note", "hello"}});
 
-  auto loaded = io::load_model(dir / "m.safetensors");
+  auto loaded = runs::load_model(dir / "m.safetensors");
   EXPECT_EQ(loaded.net->config().to_json(), cfg.to_json());
   EXPECT_EQ(loaded.metadata.at("note"), "hello");
   EXPECT_EQ(loaded.metadata.at("format"), "pt");
-  auto a = io::model_state(*net), b = io::model_state(*loaded.net);
+  auto a = runs::model_state(*net), b = runs::model_state(*loaded.net);
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].first, b[i].first);
@@ -67,7 +67,7 @@ TEST(Safetensors, ModelRoundTripIsBitExact) {
   torch::NoGradGuard ng;
   EXPECT_TRUE(torch::equal(net->forward(xs).logits[2], loaded.net->forward(xs).logits[2]));
   // Saving again gives the same bytes.
-  io::save_model(loaded.net, dir / "m2.safetensors", {{"note", "hello"}});
+  runs::save_model(loaded.net, dir / "m2.safetensors", {{"note", "hello"}});
   EXPECT_EQ(test::read_bytes(dir / "m.safetensors"), test::read_bytes(dir / "m2.safetensors"));
 }
 
@@ -103,11 +103,11 @@ TEST(Safetensors, EveryDtypeRoundTripsAndHeaderIsAligned) {
 TEST(Safetensors, TruncatedFilesGiveClearErrors) {
   TempDir dir;
   DRIFANet net(tiny());
-  io::save_model(net, dir / "m.safetensors");
+  runs::save_model(net, dir / "m.safetensors");
   const auto bytes = test::read_bytes(dir / "m.safetensors");
   for (size_t cut : {size_t(0), size_t(5), size_t(8), size_t(100), bytes.size() / 2, bytes.size() - 1}) {
     test::write_bytes(dir / "cut.safetensors", bytes.substr(0, cut));
-    auto msg = expect_error([&] { io::load_model(dir / "cut.safetensors"); });
+    auto msg = expect_error([&] { runs::load_model(dir / "cut.safetensors"); });
     EXPECT_NE(msg.find("cut.safetensors"), std::string::npos) << msg;
     EXPECT_TRUE(msg.find("truncated") != std::string::npos || msg.find("larger than the file") != std::string::npos)
         << "cut at " << cut << ": " << msg;
@@ -146,11 +146,11 @@ TEST(Safetensors, MalformedHeadersGiveClearErrors) {
 TEST(ModelFile, WrongNamesShapesAndConfigsGiveClearErrors) {
   TempDir dir;
   DRIFANet net(tiny());
-  auto state = io::model_state(*net);
-  const auto meta = io::Metadata{{io::kConfigKey, net->config().to_json().dump()}};
+  auto state = runs::model_state(*net);
+  const auto meta = io::Metadata{{runs::kConfigKey, net->config().to_json().dump()}};
   auto save_and_load = [&](const io::NamedTensors& ts, const io::Metadata& m) {
     io::save_safetensors(dir / "x.safetensors", ts, m);
-    return expect_error([&] { io::load_model(dir / "x.safetensors"); });
+    return expect_error([&] { runs::load_model(dir / "x.safetensors"); });
   };
   // missing tensor
   auto fewer = state;
@@ -167,29 +167,29 @@ TEST(ModelFile, WrongNamesShapesAndConfigsGiveClearErrors) {
   // no config
   EXPECT_NE(save_and_load(state, {}).find("not a DRIFA model file"), std::string::npos);
   // malformed config JSON and invalid values
-  EXPECT_NE(save_and_load(state, {{io::kConfigKey, "{oops"}}).find("metadata drifa.config: malformed JSON"), std::string::npos);
-  EXPECT_NE(save_and_load(state, {{io::kConfigKey, R"({"modalities":1})"}})
+  EXPECT_NE(save_and_load(state, {{runs::kConfigKey, "{oops"}}).find("metadata drifa.config: malformed JSON"), std::string::npos);
+  EXPECT_NE(save_and_load(state, {{runs::kConfigKey, R"({"modalities":1})"}})
                 .find("x.safetensors: drifa.config.modalities: found 1, allowed an integer from 2 to 64"),
             std::string::npos);
   // a model file for other modalities
   auto other = tiny();
   other.modalities = 3;
-  EXPECT_NE(save_and_load(state, {{io::kConfigKey, other.to_json().dump()}}).find("missing tensors"),
+  EXPECT_NE(save_and_load(state, {{runs::kConfigKey, other.to_json().dump()}}).find("missing tensors"),
             std::string::npos);
 }
 
 TEST(ModelFile, AtomicWriteLeavesNoTemporaryFiles) {
   TempDir dir;
   DRIFANet net(tiny());
-  io::save_model(net, dir / "m.safetensors");
-  io::save_model(net, dir / "m.safetensors");  // overwrite
+  runs::save_model(net, dir / "m.safetensors");
+  runs::save_model(net, dir / "m.safetensors");  // overwrite
   int files = 0;
   for (auto& e : std::filesystem::directory_iterator(dir.path())) {
     ++files;
     EXPECT_EQ(e.path().filename(), "m.safetensors");
   }
   EXPECT_EQ(files, 1);
-  EXPECT_THROW(io::save_model(net, dir / "no/such/folder/m.safetensors"), Error);
+  EXPECT_THROW(runs::save_model(net, dir / "no/such/folder/m.safetensors"), Error);
 }
 
 TEST(Config, InvalidConfigsGiveClearErrors) {

@@ -9,7 +9,7 @@
 #include "drifa/io/settings.h"
 #include "drifa/model/config.h"
 #include "drifa/training/checkpoint.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -84,16 +84,16 @@ TEST(Settings, FlagsAndCodeValuesUseTheSameBounds) {
 }
 
 TEST(Settings, TrainConfigCommandLineOverridesAreValidatedOnTopOfTheFile) {
-  auto file = training::TrainConfig::from_json(nlohmann::json{{"epochs", 7}, {"batch_size", 16}}, "run.toml");
-  auto merged = training::TrainConfig::from_json(nlohmann::json{{"lr", 0.01}}, "command line", file);
+  auto file = runs::TrainConfig::from_json(nlohmann::json{{"epochs", 7}, {"batch_size", 16}}, "run.toml");
+  auto merged = runs::TrainConfig::from_json(nlohmann::json{{"lr", 0.01}}, "command line", file);
   EXPECT_EQ(merged.epochs, 7);
   EXPECT_EQ(merged.batch_size, 16);
   EXPECT_DOUBLE_EQ(merged.lr, 0.01);
-  EXPECT_EQ(error_of([&] { training::TrainConfig::from_json(nlohmann::json{{"epochs", 0}}, "command line", file); }),
+  EXPECT_EQ(error_of([&] { runs::TrainConfig::from_json(nlohmann::json{{"epochs", 0}}, "command line", file); }),
             "command line: train.epochs: found 0, allowed an integer from 1 to 100000");
-  EXPECT_EQ(error_of([&] { training::TrainConfig::from_json(nlohmann::json{{"micro_batches", 32}}, "command line", file); }),
+  EXPECT_EQ(error_of([&] { runs::TrainConfig::from_json(nlohmann::json{{"micro_batches", 32}}, "command line", file); }),
             "command line: train.micro_batches: found 32, allowed at most batch_size (16)");
-  EXPECT_EQ(error_of([&] { training::TrainConfig::from_json(nlohmann::json{{"task_weights", {0, 0}}}, "run.toml"); }),
+  EXPECT_EQ(error_of([&] { runs::TrainConfig::from_json(nlohmann::json{{"task_weights", {0, 0}}}, "run.toml"); }),
             "run.toml: train.task_weights: found all zeros, allowed weights with a positive sum");
 }
 

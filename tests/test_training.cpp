@@ -12,7 +12,7 @@
 #include <thread>
 
 #include "drifa/data/csv.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/io/safetensors.h"
 #include "drifa/runtime/precision.h"
 #include "test_helpers.h"

@@ -11,10 +11,9 @@
 #include "drifa/calibration/temperature.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
+#include "drifa/evaluation/scores.h"
 #include "drifa/inference/method.h"
-#include "drifa/io/model_file.h"
 #include "drifa/io/settings.h"
-#include "drifa/uncertainty/measures.h"
 
 namespace drifa::calibration {
 
@@ -64,12 +63,12 @@ MethodCalibration fit_method(const torch::Tensor& labels_all, const torch::Tenso
   m.samples = labels.size(0);
   const auto before = samples.to(torch::kFloat64).mean(0);
   const auto after = apply_temperature(samples, fit.temperature).mean(0);
-  m.nll_before = uncertainty::nll(labels, before);
-  m.nll_after = uncertainty::nll(labels, after);
-  m.ece_before = uncertainty::reliability(labels, before).ece;
-  m.ece_after = uncertainty::reliability(labels, after).ece;
-  m.brier_before = uncertainty::brier(labels, before);
-  m.brier_after = uncertainty::brier(labels, after);
+  m.nll_before = evaluation::nll(labels, before);
+  m.nll_after = evaluation::nll(labels, after);
+  m.ece_before = evaluation::reliability(labels, before).ece;
+  m.ece_after = evaluation::reliability(labels, after).ece;
+  m.brier_before = evaluation::brier(labels, before);
+  m.brier_after = evaluation::brier(labels, after);
   const auto u = part_draws(seed, Part::Calibration, ids);
   // One image per group when rows share groups (the groups of labelled rows, in row order).
   std::vector<int64_t> chosen;
@@ -216,13 +215,6 @@ nlohmann::json conformal_summary(const MethodCalibration& cal, const torch::Tens
     out[alpha_key(a)] = ja;
   }
   return out;
-}
-
-std::optional<Calibration> model_calibration(const io::Metadata& metadata, const std::string& source) {
-  auto it = metadata.find(io::kCalibrationKey);
-  if (it == metadata.end()) return std::nullopt;
-  const auto where = source + ": metadata " + io::kCalibrationKey;
-  return Calibration::from_json(settings::parse_json(it->second, where), where);
 }
 
 }  // namespace drifa::calibration

@@ -19,8 +19,8 @@
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/settings.h"
-#include "drifa/report/plots.h"
-#include "drifa/training/run_files.h"
+#include "drifa/visual/plots.h"
+#include "drifa/runs/files.h"
 
 namespace fs = std::filesystem;
 
@@ -49,7 +49,7 @@ std::vector<std::pair<size_t, int64_t>> gallery_rows(const std::vector<data::Exa
     if (opt.uq_samples_csv.empty() || !fs::exists(opt.uq_samples_csv))
       throw Error("--select uncertain needs the uncertainty study's samples.csv (run `drifa uq` first)");
     std::map<std::pair<size_t, std::string>, double> ent;
-    for (const auto& r : training::run_files::read_uq_samples(opt.uq_samples_csv))
+    for (const auto& r : runs::files::read_uq_samples(opt.uq_samples_csv))
       ent[{static_cast<size_t>(r.sample), r.task}] = r.predictive_entropy;
     std::stable_sort(rows.begin(), rows.end(), [&](const auto& a, const auto& b) {
       auto ea = ent.find({a.first, cfg.task_name(a.second)}), eb = ent.find({b.first, cfg.task_name(b.second)});
@@ -70,7 +70,7 @@ torch::Tensor load_mask(const std::string& path, int64_t h, int64_t w) {
 
 }  // namespace
 
-nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::ImageCache& cache,
+nlohmann::json gradcam_run(DRIFANet& net, const runs::RunFolder& run, data::ImageCache& cache,
                            const GalleryOptions& opt, const std::string& out_dir) {
   const io::FolderLock lock(out_dir);  // before the work: a second writer is refused at once
   const auto& cfg = net->config();
@@ -153,11 +153,11 @@ nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::
                    {"uniform_mean", uniform / double(scored)},
                    {"pointing_hit_rate", hits / double(scored)},
                    {"pointing_uniform_expectation", uniform / double(scored)}};
-  io::atomic_write_text(training::run_files::path(out_dir, training::run_files::kGradcam), j.dump(2));
+  io::atomic_write_text(runs::files::path(out_dir, runs::files::kGradcam), j.dump(2));
   return j;
 }
 
-nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::ImageCache& cache, const EmbedOptions& opt,
+nlohmann::json tsne_run(DRIFANet& net, const runs::RunFolder& run, data::ImageCache& cache, const EmbedOptions& opt,
                         const std::string& out_dir) {
   const io::FolderLock lock(out_dir);
   const auto& cfg = net->config();
@@ -200,7 +200,7 @@ nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::Ima
       std::ostringstream csv;
       csv.precision(8);
       csv << "sample,x,y,label,path\n";
-      std::map<int64_t, report::Series> by_class;
+      std::map<int64_t, visual::Series> by_class;
       for (int64_t i = 0; i < n; ++i) {
         const int64_t idx = keep[i].item<int64_t>(), lab = yk[i].item<int64_t>();
         const double x = res.embedding[i][0].item<double>(), yv = res.embedding[i][1].item<double>();
@@ -214,20 +214,20 @@ nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::Ima
         s.y.push_back(yv);
       }
       io::atomic_write_text((fs::path(out_dir) / (name + ".csv")).string(), csv.str());
-      report::Plot p;
+      visual::Plot p;
       p.title = "t-SNE of the fused features: " + name + " (" + opt.part + ", trustworthiness " +
                 std::to_string(trust).substr(0, 5) + ")";
       p.xlabel = "t-SNE 1";
       p.ylabel = "t-SNE 2";
       for (auto& [k, s] : by_class) p.series.push_back(s);
-      report::plot_png(p, (fs::path(out_dir) / (name + ".png")).string());
+      visual::plot_png(p, (fs::path(out_dir) / (name + ".png")).string());
       out["embeddings"][name] = {{"task", cfg.task_name(t)}, {"samples", n}, {"perplexity", to.perplexity},
                                  {"kl_divergence", res.kl_divergence}, {"iterations", res.iterations},
                                  {"trustworthiness", trust}, {"neighbours", kn},
                                  {"csv", name + ".csv"}, {"png", name + ".png"}};
     }
   }
-  io::atomic_write_text(training::run_files::path(out_dir, training::run_files::kTsne), out.dump(2));
+  io::atomic_write_text(runs::files::path(out_dir, runs::files::kTsne), out.dump(2));
   return out;
 }
 

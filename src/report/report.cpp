@@ -16,10 +16,10 @@
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/config_file.h"
 #include "drifa/io/base64.h"
-#include "drifa/report/plots.h"
-#include "drifa/training/ensemble.h"
-#include "drifa/training/run_files.h"
-#include "drifa/training/run_folder.h"
+#include "drifa/visual/plots.h"
+#include "drifa/runs/ensemble.h"
+#include "drifa/runs/files.h"
+#include "drifa/runs/run_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -90,9 +90,9 @@ struct Builder {
     html << "<p class=missing>Not run yet: <code>" << esc(command) << "</code></p>";
   }
 
-  std::string plot(const Plot& p, const std::string& name) {
+  std::string plot(const visual::Plot& p, const std::string& name) {
     const auto path = (fs::path(plots) / (name + ".png")).string();
-    plot_png(p, path);
+    visual::plot_png(p, path);
     ++figures;
     return img(path, p.title);
   }
@@ -100,25 +100,25 @@ struct Builder {
 
 void section_curves(Builder& b, const std::vector<std::string>& runs) {
   b.html << "<h2>Training</h2>";
-  Plot loss;
+  visual::Plot loss;
   loss.title = "Loss per epoch";
   loss.xlabel = "epoch";
   loss.ylabel = "loss";
-  Plot acc;
+  visual::Plot acc;
   acc.title = "Validation accuracy per epoch (member 0)";
   acc.xlabel = "epoch";
   acc.ylabel = "accuracy";
   acc.yrange = std::make_pair(0.0, 1.0);
   for (size_t k = 0; k < runs.size(); ++k) {
-    if (!fs::exists(training::run_files::path(runs[k], training::run_files::kLogCsv))) continue;
-    const auto log = training::run_files::read_log_csv(runs[k]);
-    Series tr, va;
+    if (!fs::exists(runs::files::path(runs[k], runs::files::kLogCsv))) continue;
+    const auto log = runs::files::read_log_csv(runs[k]);
+    visual::Series tr, va;
     const std::string who = runs.size() > 1 ? " (member " + std::to_string(k) + ")" : "";
     tr.title = "train" + who;
     va.title = "validation" + who;
     tr.style = va.style = "linespoints pt 7 ps 0.5";
     // A value that was not a number when it was logged (NaN) is left out of its curve.
-    auto add = [](Series& s, double x, double y) {
+    auto add = [](visual::Series& s, double x, double y) {
       if (std::isfinite(y)) {
         s.x.push_back(x);
         s.y.push_back(y);
@@ -134,7 +134,7 @@ void section_curves(Builder& b, const std::vector<std::string>& runs) {
     }
     if (k == 0)
       for (size_t c = 0; c < log.acc_tasks.size(); ++c) {
-        Series s;
+        visual::Series s;
         s.title = log.acc_tasks[c];
         s.style = "linespoints pt 7 ps 0.5";
         for (size_t r = 0; r < log.epoch.size(); ++r) add(s, log.epoch[r], log.val_acc[c][r]);
@@ -151,11 +151,11 @@ void section_curves(Builder& b, const std::vector<std::string>& runs) {
 
 void section_metrics(Builder& b, const std::string& run) {
   b.html << "<h2>Test metrics</h2>";
-  if (!fs::exists(training::run_files::path(run, training::run_files::kMetrics))) {
+  if (!fs::exists(runs::files::path(run, runs::files::kMetrics))) {
     b.not_run("test metrics", "drifa evaluate " + run);
     return;
   }
-  const auto m = training::run_files::read_metrics(run);
+  const auto m = runs::files::read_metrics(run);
   b.html << "<p>Model " << esc(m.value("model", "")) << ", deterministic evaluation on the " << esc(m.value("part", "test"))
          << " split" << (m.value("calibrated", false) ? ", calibrated (temperature per task)" : "")
          << ". In brackets: 95% intervals, "
@@ -206,7 +206,7 @@ void section_metrics(Builder& b, const std::string& run) {
 
 // Predictions from the modalities a case has: the partner runs of metrics.json and missing.json.
 void section_inputs(Builder& b, const std::string& run) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   const auto missing = rf::read_missing(run);
   nlohmann::json partners;
   if (fs::exists(rf::path(run, rf::kMetrics))) partners = rf::read_metrics(run).value("partners", nlohmann::json());
@@ -279,7 +279,7 @@ std::string groups_label(const nlohmann::json& g) {
 }
 
 void section_cv(Builder& b) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   b.html << "<h2>Cross-validation</h2>";
   if (!fs::exists(rf::path(b.dir, rf::kCvMetrics))) {
     b.not_run("cross-validation", "drifa cv -c CONFIG -o " + b.dir);
@@ -325,7 +325,7 @@ void section_cv(Builder& b) {
 }
 
 void section_uq(Builder& b) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   b.html << "<h2>Uncertainty</h2>";
   if (!fs::exists(rf::path(b.dir, rf::kUqDir, rf::kUq))) {
     b.not_run("uncertainty", "drifa uq " + b.dir);
@@ -376,13 +376,13 @@ void section_uq(Builder& b) {
     section_conformal(b, it.value());
     if (final_method.empty()) continue;
     const auto& rel = it.value()[final_method]["reliability"];
-    Plot p;
+    visual::Plot p;
     p.title = "Reliability: " + it.key() + " (" + final_method + ")";
     p.xlabel = "confidence";
     p.ylabel = "accuracy";
     p.xrange = p.yrange = std::make_pair(0.0, 1.0);
     p.diagonal = true;
-    Series s;
+    visual::Series s;
     s.title = "accuracy per bin";
     s.style = "boxes";
     const int bins = rel["bins"].get<int>();
@@ -395,7 +395,7 @@ void section_uq(Builder& b) {
     if (it.value()[final_method].contains("before_calibration")) {
       // The raw probabilities' reliability beside the calibrated one.
       const auto& raw = it.value()[final_method]["before_calibration"]["reliability"];
-      Series r;
+      visual::Series r;
       r.title = "before calibration";
       r.style = "linespoints pt 7";
       for (int k = 0; k < raw["bins"].get<int>(); ++k)
@@ -418,13 +418,13 @@ void section_uq(Builder& b) {
             (r.correct ? right : wrong).push_back(v);
             hi = std::max(hi, v);
           }
-        Plot h;
+        visual::Plot h;
         h.title = "Distribution of the " + label + ": " + it.key();
         h.xlabel = label + " (nats)";
         h.ylabel = "samples";
         const int nb = 15;
         for (const auto& [vals, name] : std::vector<std::pair<std::vector<double>*, std::string>>{{&right, "correct"}, {&wrong, "wrong"}}) {
-          Series hs;
+          visual::Series hs;
           hs.title = name + " (" + std::to_string(vals->size()) + ")";
           hs.style = "steps lw 2";
           std::vector<double> count(nb, 0);
@@ -445,10 +445,10 @@ void section_uq(Builder& b) {
 // Volume modalities: the true class's probability along the slice axis for a few test volumes
 // (predictions.csv, whose paths are slice references).
 void section_volumes(Builder& b, const std::string& run) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   const auto csv_path = rf::path(run, rf::kPredictions);
   if (!fs::exists(csv_path)) return;
-  const auto folder = training::RunFolder::open(run);
+  const auto folder = runs::RunFolder::open(run);
   bool any = false;
   for (const auto& m : folder.cfg.data.modalities) any = any || m.is_volume();
   if (!any) return;
@@ -462,7 +462,7 @@ void section_volumes(Builder& b, const std::string& run) {
                                          [&](const data::ModalitySource& m) { return m.name == task && m.is_volume(); });
     if (!volume_task) continue;
     const int path_col = csv.column("path_" + task, csv_path);
-    std::map<std::string, Series> curves;  // per volume
+    std::map<std::string, visual::Series> curves;  // per volume
     std::vector<std::string> order;
     for (const auto& row : csv.rows) {
       if (row[size_t(task_col)] != task) continue;
@@ -480,7 +480,7 @@ void section_volumes(Builder& b, const std::string& run) {
       curves[ref->volume].y.push_back(std::stod(row[size_t(prob_col)]));
     }
     if (order.empty()) continue;
-    Plot p;
+    visual::Plot p;
     p.title = task + ": P(true class) per slice";
     p.xlabel = "slice";
     p.ylabel = "probability";
@@ -490,7 +490,7 @@ void section_volumes(Builder& b, const std::string& run) {
       std::vector<size_t> idx(s.x.size());
       for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
       std::sort(idx.begin(), idx.end(), [&](size_t a, size_t c) { return s.x[a] < s.x[c]; });
-      Series sorted{s.title, {}, {}, s.style};
+      visual::Series sorted{s.title, {}, {}, s.style};
       for (auto i : idx) {
         sorted.x.push_back(s.x[i]);
         sorted.y.push_back(s.y[i]);
@@ -503,7 +503,7 @@ void section_volumes(Builder& b, const std::string& run) {
 }
 
 void section_gradcam(Builder& b) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   b.html << "<h2>Grad-CAM</h2>";
   if (!fs::exists(rf::path(b.dir, rf::kGradcamDir, rf::kGradcam))) {
     b.not_run("Grad-CAM", "drifa gradcam " + b.dir);
@@ -527,7 +527,7 @@ void section_gradcam(Builder& b) {
 }
 
 void section_tsne(Builder& b) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   b.html << "<h2>t-SNE of the fused features</h2>";
   if (!fs::exists(rf::path(b.dir, rf::kTsneDir, rf::kTsne))) {
     b.not_run("t-SNE", "drifa tsne " + b.dir);
@@ -545,7 +545,7 @@ void section_tsne(Builder& b) {
 }  // namespace
 
 std::vector<std::string> write_report(const std::string& dir, const std::string& html_path) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   const bool cv = fs::is_directory(dir) && fs::exists(rf::path(dir, rf::kCv));
   std::vector<std::string> runs;
   if (cv) {
@@ -553,12 +553,12 @@ std::vector<std::string> write_report(const std::string& dir, const std::string&
       if (fs::exists(rf::path(rf::path(dir, n), rf::kConfig))) runs.push_back(rf::path(dir, n));
     if (runs.empty()) throw Error(dir + ": the cross-validation has no started fold yet");
   } else {
-    runs = training::member_runs(dir, /*finished_only=*/false);  // a report may show a run in progress
+    runs = runs::member_runs(dir, /*finished_only=*/false);  // a report may show a run in progress
   }
   Builder b;
   b.dir = dir;
-  b.plots = training::run_files::path(dir, training::run_files::kPlotsDir);
-  const auto cfg = training::RunFolder::open(runs[0]).cfg.to_json();
+  b.plots = runs::files::path(dir, runs::files::kPlotsDir);
+  const auto cfg = runs::RunFolder::open(runs[0]).cfg.to_json();
   // The report's own outputs (plots/, then report.html): one writer at a time. Not the run
   // folder: a report may be written while the run trains.
   const io::FolderLock lock(b.plots);

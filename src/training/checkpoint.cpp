@@ -6,7 +6,7 @@
 
 #include "drifa/error.h"
 #include "drifa/io/settings.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 
 namespace drifa::training {
 
@@ -34,7 +34,7 @@ TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string&
 
 void save_checkpoint(const std::string& path, DRIFANet& net, torch::optim::Adam& opt, const TrainerState& s) {
   io::NamedTensors ts;
-  for (auto& [n, t] : io::model_state(*net)) ts.emplace_back("model." + n, t.detach().cpu());
+  for (auto& [n, t] : runs::model_state(*net)) ts.emplace_back("model." + n, t.detach().cpu());
   std::ostringstream buf;
   torch::serialize::OutputArchive archive;
   opt.save(archive);
@@ -44,12 +44,12 @@ void save_checkpoint(const std::string& path, DRIFANet& net, torch::optim::Adam&
   std::memcpy(blob.data_ptr(), bytes.data(), bytes.size());
   ts.emplace_back("optimizer", blob);
   io::save_safetensors(path, ts,
-                       {{io::kConfigKey, net->config().to_json().dump()}, {"drifa.trainer_state", s.to_json().dump()}});
+                       {{runs::kConfigKey, net->config().to_json().dump()}, {"drifa.trainer_state", s.to_json().dump()}});
 }
 
 TrainerState load_checkpoint(const std::string& path, DRIFANet& net, torch::optim::Adam& opt) {
   auto f = io::load_safetensors(path);
-  auto cfg = io::read_model_config(f, path);
+  auto cfg = runs::read_model_config(f, path);
   if (cfg.to_json() != net->config().to_json())
     throw Error(path + ": the checkpoint is for another model configuration than this run's");
   io::NamedTensors model;
@@ -59,7 +59,7 @@ TrainerState load_checkpoint(const std::string& path, DRIFANet& net, torch::opti
     else if (n == "optimizer") blob = &t;
   }
   if (!blob) throw Error(path + ": checkpoint has no optimizer state");
-  io::load_state(*net, model, path);
+  runs::load_state(*net, model, path);
   try {
     std::string bytes(static_cast<const char*>(blob->data_ptr()), static_cast<size_t>(blob->numel()));
     std::istringstream in(bytes);

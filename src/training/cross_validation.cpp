@@ -13,24 +13,24 @@
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/settings.h"
-#include "drifa/training/run_files.h"
-#include "drifa/training/run_folder.h"
+#include "drifa/runs/files.h"
+#include "drifa/runs/run_folder.h"
 
 namespace fs = std::filesystem;
 
 namespace drifa::training {
 
-void train_folds(const RunConfig& cfg, const std::string& dir, int folds, const TrainOptions& opt, const DistributedEnv& ranks) {
+void train_folds(const runs::RunConfig& cfg, const std::string& dir, int folds, const TrainOptions& opt, const DistributedEnv& ranks) {
   settings::check_integer("command line", "--folds", folds, settings::limits::kFolds);
   std::optional<io::FolderLock> lock;  // rank 0 writes cv.json; each rank locks the folds it trains
   if (ranks.rank == 0) lock.emplace(dir);
   else fs::create_directories(dir);
-  const auto manifest = run_files::path(dir, run_files::kCv);
+  const auto manifest = runs::files::path(dir, runs::files::kCv);
   nlohmann::json names = nlohmann::json::array();
   for (int f = 0; f < folds; ++f) names.push_back("fold-" + std::to_string(f));
   const nlohmann::json j = {{"config", cfg.to_json()}, {"folds", folds}, {"members", names}};
   if (fs::exists(manifest)) {
-    const auto old = run_files::read_cv(dir);
+    const auto old = runs::files::read_cv(dir);
     if (old.config != j["config"] || old.folds != folds)
       throw Error(dir + ": holds a cross-validation of another configuration or fold count (cv.json); choose another folder");
   }
@@ -38,14 +38,14 @@ void train_folds(const RunConfig& cfg, const std::string& dir, int folds, const 
   const auto all = data::prepare_data(cfg.data, cfg.seed);
   for (int f = 0; f < folds; ++f) {
     if (f % ranks.world_size != ranks.rank) continue;
-    const auto run = run_files::path(dir, names[f].get<std::string>());
-    if (fs::exists(run_files::path(run, run_files::kDone))) {
+    const auto run = runs::files::path(dir, names[f].get<std::string>());
+    if (fs::exists(runs::files::path(run, runs::files::kDone))) {
       if (!opt.quiet) std::cerr << "fold " << f << ": already trained (" << run << ")\n";
       continue;
     }
     const auto split = data::cv_fold(all, folds, f, cfg.data.val_fraction, cfg.seed);
     TrainOptions o = opt;
-    o.resume = fs::exists(run_files::path(run, run_files::kCheckpoint));
+    o.resume = fs::exists(runs::files::path(run, runs::files::kCheckpoint));
     o.data = &split;
     if (!opt.quiet)
       std::cerr << "fold " << f + 1 << "/" << folds << (o.resume ? " (resuming)" : "")
@@ -55,11 +55,11 @@ void train_folds(const RunConfig& cfg, const std::string& dir, int folds, const 
 }
 
 std::vector<std::string> fold_runs(const std::string& dir) {
-  const auto m = run_files::read_cv(dir);
+  const auto m = runs::files::read_cv(dir);
   std::vector<std::string> runs;
   for (const auto& n : m.members) {
-    const auto run = run_files::path(dir, n);
-    if (!fs::exists(run_files::path(run, run_files::kDone)))
+    const auto run = runs::files::path(dir, n);
+    if (!fs::exists(runs::files::path(run, runs::files::kDone)))
       throw Error(run + ": this fold has not finished training; run `drifa cv` again to complete it");
     runs.push_back(run);
   }
@@ -80,7 +80,7 @@ nlohmann::json task_metrics(const torch::Tensor& y, const torch::Tensor& p, cons
 nlohmann::json summarise_folds(const std::string& dir, torch::Device device, const evaluation::BootstrapOptions& ci) {
   const io::FolderLock lock(dir);
   const auto runs = fold_runs(dir);
-  const auto first = RunFolder::open(runs[0]);
+  const auto first = runs::RunFolder::open(runs[0]);
   const auto all = data::prepare_data(first.cfg.data, first.cfg.seed);
   const auto holdout_examples = all.eval_examples("test", first.cfg.seed);  // the config's test part, scored by every fold model
   data::ImageCache cache(first.cfg.data.image_options());
@@ -91,7 +91,7 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
   std::vector<evaluation::EvalResult> per_fold;
   ModelConfig mc;
   for (const auto& run_dir : runs) {
-    const auto run = RunFolder::open(run_dir);
+    const auto run = runs::RunFolder::open(run_dir);
     auto net = run.load_model(run.best_model());
     net->to(device);
     mc = net->config();
@@ -125,7 +125,7 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
     pooled.metrics.push_back(evaluation::compute_metrics(pooled.labels[t], pooled.probs[t]));
     pooled.task_loss.push_back(std::nan(""));
   }
-  evaluation::write_predictions(run_files::path(dir, run_files::kPredictions), pooled, pooled_examples, mc);
+  evaluation::write_predictions(runs::files::path(dir, runs::files::kPredictions), pooled, pooled_examples, mc);
 
   evaluation::BootstrapOptions none;  // per-fold and per-model rows: point metrics only
   none.resamples = 0;
@@ -169,7 +169,7 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
     tasks[mc.task_name(ti)] = jt;
   }
   const nlohmann::json out = {{"folds", runs.size()}, {"seed", first.cfg.seed}, {"holdout", !holdout_probs.empty()}, {"tasks", tasks}};
-  io::atomic_write_text(run_files::path(dir, run_files::kCvMetrics), out.dump(2));
+  io::atomic_write_text(runs::files::path(dir, runs::files::kCvMetrics), out.dump(2));
   return out;
 }
 

@@ -18,15 +18,15 @@
 #include "drifa/io/config_file.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/inputs/presence.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/model/summary.h"
 #include "drifa/optim/fused_adam.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/precision.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/training/checkpoint.h"
-#include "drifa/training/run_files.h"
-#include "drifa/training/run_folder.h"
+#include "drifa/runs/files.h"
+#include "drifa/runs/run_folder.h"
 
 namespace fs = std::filesystem;
 
@@ -74,7 +74,7 @@ void set_lr(torch::optim::Adam& opt, double lr) {
 
 }  // namespace
 
-std::vector<torch::Tensor> training_class_weights(const TrainConfig& tc, const data::PreparedData& d, const ModelConfig& mcfg) {
+std::vector<torch::Tensor> training_class_weights(const runs::TrainConfig& tc, const data::PreparedData& d, const ModelConfig& mcfg) {
   std::vector<torch::Tensor> w;
   if (tc.class_weights == "none") return w;
   const auto labels = d.train_labels();
@@ -96,16 +96,16 @@ std::vector<torch::Tensor> training_class_weights(const TrainConfig& tc, const d
   return w;
 }
 
-TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
+TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
   const int lock_rank = opt.group ? opt.group->rank() : 0;
   std::optional<io::FolderLock> lock;  // rank 0 alone writes the folder (below), so it alone locks it
   if (lock_rank == 0) lock.emplace(run_dir);
   else fs::create_directories(run_dir);
-  const std::string ckpt = run_files::path(run_dir, run_files::kCheckpoint);
-  const std::string best = run_files::path(run_dir, run_files::kBestModel);
-  const std::string cfg_path = run_files::path(run_dir, run_files::kConfig);
-  const std::string split_path = run_files::path(run_dir, run_files::kSplit);
-  const std::string log_path = run_files::path(run_dir, run_files::kLogJson);
+  const std::string ckpt = runs::files::path(run_dir, runs::files::kCheckpoint);
+  const std::string best = runs::files::path(run_dir, runs::files::kBestModel);
+  const std::string cfg_path = runs::files::path(run_dir, runs::files::kConfig);
+  const std::string split_path = runs::files::path(run_dir, runs::files::kSplit);
+  const std::string log_path = runs::files::path(run_dir, runs::files::kLogJson);
   const int world = opt.group ? opt.group->size() : 1, rank = opt.group ? opt.group->rank() : 0;
   const bool lead = rank == 0;  // rank 0 alone writes the run folder and prints
   const bool quiet = opt.quiet || !lead;
@@ -159,7 +159,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     io::atomic_write_text(split_path, d.to_json().dump());
   }
   // Unpaired: the partners that stand in for a case's missing modalities at prediction time.
-  const auto bank_path = run_files::path(run_dir, run_files::kPartners);
+  const auto bank_path = runs::files::path(run_dir, runs::files::kPartners);
   if (lead && !d.paired && !fs::exists(bank_path))
     inputs::save_partner_bank(bank_path, inputs::build_partner_bank(d, cache, inputs::kBankSize, data::mix_seed(cfg.seed, 0xBA)));
   const ModelConfig mcfg = cfg.model_config(d);
@@ -188,7 +188,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     st = load_checkpoint(ckpt, net, adam);
     set_lr(adam, st.lr);
     if (fs::exists(log_path)) {
-      log = run_files::read_log_json(run_dir);
+      log = runs::files::read_log_json(run_dir);
       // Rows written after the checkpoint (an interrupted epoch) are dropped.
       while (!log.empty() && log.back().at("epoch").get<int64_t>() > st.epoch) log.erase(log.size() - 1);
     }
@@ -331,12 +331,12 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     const bool is_best = val.loss < st.best_val_loss;
     if (is_best) {
       io::Metadata best_metadata{{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)},
-                                 {io::kPairingKey, d.paired ? "paired" : "unpaired"}};
-      if (auto v = data::volume_recipes_json(cfg.data); !v.empty()) best_metadata[io::kVolumesKey] = v;
+                                 {runs::kPairingKey, d.paired ? "paired" : "unpaired"}};
+      if (auto v = data::volume_recipes_json(cfg.data); !v.empty()) best_metadata[runs::kVolumesKey] = v;
       st.best_val_loss = val.loss;
       st.best_epoch = epoch;
       if (lead)
-        io::save_model(net, best, best_metadata);
+        runs::save_model(net, best, best_metadata);
     }
     st.epoch = epoch;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -360,7 +360,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
     // The checkpoint is written last: a run killed before it resumes from the previous epoch.
     if (lead) {
       io::atomic_write_text(log_path, log.dump(1));
-      io::atomic_write_text(run_files::path(run_dir, run_files::kLogCsv), csv_of(log));
+      io::atomic_write_text(runs::files::path(run_dir, runs::files::kLogCsv), csv_of(log));
       save_checkpoint(ckpt, net, adam, st);
     }
     if (opt.group) opt.group->barrier();  // no rank runs ahead of the checkpoint
@@ -388,7 +388,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
   // Last: done.json says the whole run finished, its test metrics included. A run stopped
   // before it (even while evaluating) is resumed from its final checkpoint and evaluated then;
   // an ensemble or cross-validation skips a member only once this is there.
-  io::atomic_write_text(run_files::path(run_dir, run_files::kDone),
+  io::atomic_write_text(runs::files::path(run_dir, runs::files::kDone),
                         nlohmann::json{{"epochs", st.epoch}, {"best_epoch", st.best_epoch}, {"best_val_loss", st.best_val_loss},
                                        {"early_stopped", sum.early_stopped}}.dump(2));
   return sum;
@@ -397,7 +397,7 @@ TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const Train
 namespace {
 
 // metrics.json's "partners": the tasks scored with partners from the bank, K = 1 and K.
-nlohmann::json partner_metrics(const RunFolder& run, DRIFANet& net, const std::vector<data::Example>& examples,
+nlohmann::json partner_metrics(const runs::RunFolder& run, DRIFANet& net, const std::vector<data::Example>& examples,
                                data::ImageCache& cache, evaluation::EvalOptions eo, const EvaluateOptions& opt) {
   const auto& mc = net->config();
   const auto bank = run.partner_bank(mc);
@@ -425,7 +425,7 @@ nlohmann::json partner_metrics(const RunFolder& run, DRIFANet& net, const std::v
 }
 
 // missing.json: one row per pattern of absent modalities, the full inputs first.
-nlohmann::json missing_metrics(const RunFolder& run, DRIFANet& net, const std::vector<data::Example>& examples,
+nlohmann::json missing_metrics(const runs::RunFolder& run, DRIFANet& net, const std::vector<data::Example>& examples,
                                data::ImageCache& cache, evaluation::EvalOptions eo, const EvaluateOptions& opt) {
   const auto& mc = net->config();
   std::vector<inputs::Absent> patterns;
@@ -454,7 +454,7 @@ nlohmann::json missing_metrics(const RunFolder& run, DRIFANet& net, const std::v
 
 nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model_path, const std::string& part,
                             const std::string& out_dir, const EvaluateOptions& opt) {
-  const auto run = RunFolder::open(run_dir);  // first: a mistyped folder is refused, not created by the lock
+  const auto run = runs::RunFolder::open(run_dir);  // first: a mistyped folder is refused, not created by the lock
   const io::FolderLock lock(out_dir);
   const auto& cfg = run.cfg;
   auto loaded = run.load_model_file(model_path);
@@ -464,7 +464,7 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   auto* cache = opt.cache;
   std::vector<double> temperatures;
   if (opt.calibrated)
-    if (const auto cal = calibration::model_calibration(loaded.metadata, model_path))
+    if (const auto cal = runs::files::read_model_calibration(loaded.metadata, model_path))
       for (int64_t t = 0; t < mc.tasks(); ++t) {
         const auto* m = cal->find(mc.task_name(t), inference::method_for({1, 0, 0}).name());
         temperatures.push_back(m ? m->temperature : 1.0);
@@ -490,12 +490,12 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   if (opt.partners > 0) j["partners"] = partner_metrics(run, net, examples, *cache, eo, opt);
   nlohmann::json missing;
   if (!opt.missing.empty()) missing = missing_metrics(run, net, examples, *cache, eo, opt);
-  io::atomic_write_text(run_files::path(out_dir, run_files::kMetrics), j.dump(2));
-  evaluation::write_predictions(run_files::path(out_dir, run_files::kPredictions), r, examples, mc);
+  io::atomic_write_text(runs::files::path(out_dir, runs::files::kMetrics), j.dump(2));
+  evaluation::write_predictions(runs::files::path(out_dir, runs::files::kPredictions), r, examples, mc);
   if (!missing.is_null()) {
     missing["part"] = part;
     missing["model"] = model_path;
-    io::atomic_write_text(run_files::path(out_dir, run_files::kMissing), missing.dump(2));
+    io::atomic_write_text(runs::files::path(out_dir, runs::files::kMissing), missing.dump(2));
     j["missing"] = missing;
   }
   return j;

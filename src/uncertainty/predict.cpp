@@ -17,9 +17,9 @@
 #include "drifa/explain/gradcam.h"
 #include "drifa/inference/inferer.h"
 #include "drifa/inference/method.h"
-#include "drifa/io/model_file.h"
-#include "drifa/training/ensemble.h"
-#include "drifa/training/run_files.h"
+#include "drifa/runs/model_file.h"
+#include "drifa/runs/ensemble.h"
+#include "drifa/runs/files.h"
 #include "drifa/uncertainty/measures.h"
 
 namespace fs = std::filesystem;
@@ -343,28 +343,28 @@ std::vector<nlohmann::json> predict_cases(std::vector<DRIFANet>& nets, const std
 
 Predictor open_predictor(const std::string& path, torch::Device device, const std::string& partners_from) {
   Predictor p;
-  std::optional<training::RunFolder> run;
+  std::optional<runs::RunFolder> run;
   io::Metadata loaded_metadata;
   if (fs::is_directory(path)) {
-    auto e = training::open_ensemble(path, device);
+    auto e = runs::open_ensemble(path, device);
     p.nets = e.nets;
     p.calibration = e.calibration();
     run = e.run;
     p.pairing = e.run.data.paired ? "paired" : "unpaired";
   } else {
-    auto loaded = io::load_model(path);
+    auto loaded = runs::load_model(path);
     loaded_metadata = loaded.metadata;
     loaded.net->to(device);
     p.nets.push_back(loaded.net);
-    p.calibration = calibration::model_calibration(loaded.metadata, path);
-    const auto it = loaded.metadata.find(io::kPairingKey);
+    p.calibration = runs::files::read_model_calibration(loaded.metadata, path);
+    const auto it = loaded.metadata.find(runs::kPairingKey);
     p.pairing = it == loaded.metadata.end() ? "unknown" : it->second;
     if (p.pairing != "paired" && p.pairing != "unpaired" && p.pairing != "unknown")
-      throw Error(path + ": metadata " + io::kPairingKey + ": found '" + p.pairing + "', allowed paired or unpaired");
+      throw Error(path + ": metadata " + runs::kPairingKey + ": found '" + p.pairing + "', allowed paired or unpaired");
   }
   if (!partners_from.empty()) {
     if (run) throw Error("--partners-from is for a bare model file; " + path + " is a folder with its own partner bank");
-    run = training::RunFolder::open(partners_from);
+    run = runs::RunFolder::open(partners_from);
     if (run->data.paired) throw Error(partners_from + ": a paired run has no partner bank");
     if (p.pairing == "paired") throw Error(path + ": a model trained on paired data takes no partners");
     p.pairing = "unpaired";
@@ -373,7 +373,7 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
   if (fs::is_directory(path)) {
     p.volumes = run->cfg.data.image_options().volumes;
     p.tta_transforms = run->cfg.tta_transforms(p.nets[0]->config());
-  } else if (auto it = loaded_metadata.find(io::kVolumesKey); it != loaded_metadata.end()) {
+  } else if (auto it = loaded_metadata.find(runs::kVolumesKey); it != loaded_metadata.end()) {
     p.volumes = data::volume_recipes_from_json(it->second, int(p.nets[0]->config().in_channels), path);
   }
   return p;

@@ -8,20 +8,20 @@
 
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
-#include "drifa/training/ensemble.h"
-#include "drifa/training/run_files.h"
+#include "drifa/runs/ensemble.h"
+#include "drifa/runs/files.h"
 
 namespace fs = std::filesystem;
 
 namespace drifa::uncertainty {
 
 nlohmann::json run_uq(const std::string& dir, const UqOptions& opt) {
-  namespace rf = training::run_files;
+  namespace rf = runs::files;
   // One writer of the study's folder at a time; a run still training may be studied.
-  training::member_runs(dir);  // first: a mistyped folder is refused, not created by the lock
+  runs::member_runs(dir);  // first: a mistyped folder is refused, not created by the lock
   const std::string out = opt.out.empty() ? rf::path(dir, rf::kUqDir) : opt.out;
   const io::FolderLock lock(out);
-  auto e = training::open_ensemble(dir, opt.study.device);
+  auto e = runs::open_ensemble(dir, opt.study.device);
   const auto examples = e.run.examples(opt.part);
   data::ImageCache cache(e.run.cfg.data.image_options());
   const auto& mc = e.nets[0]->config();

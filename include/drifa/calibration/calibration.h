@@ -1,7 +1,7 @@
 #pragma once
 // A model's (or an ensemble's) calibration: per task and per predictive method, the fitted
 // temperature and the conformal scores of the calibration part, as `drifa calibrate` stores it
-// (run_files::kCalibration; a run's best.safetensors also carries it, metadata
+// (runs::files::kCalibration; a run's best.safetensors also carries it, metadata
 // "drifa.calibration"). Every consumer (evaluate, uq, predict, report) applies it through
 // calibrate() and prediction_set().
 #include <map>
@@ -40,7 +40,7 @@ struct Calibration {
   double alpha = 0.1;        // the default miscoverage of prediction sets
   Score score = Score::Lac;  // the default score of prediction sets
   std::map<std::string, std::map<std::string, MethodCalibration>> tasks;  // task -> method -> fit
-  // io::weights_hash of each model it was fitted on, in member order; empty in files written
+  // runs::weights_hash of each model it was fitted on, in member order; empty in files written
   // before the check existed (read as unchecked).
   std::vector<std::string> weights;
 
@@ -74,9 +74,6 @@ nlohmann::json conformal_summary(const MethodCalibration& cal, const torch::Tens
                                  const std::vector<double>& u, const std::vector<double>& alphas,
                                  const std::vector<std::string>& class_names);
 
-std::string alpha_key(double alpha);
-
-// A model file's own calibration (its metadata, io::kCalibrationKey), or nullopt.
-std::optional<Calibration> model_calibration(const io::Metadata& metadata, const std::string& source);  // "0.1", "0.05"
+std::string alpha_key(double alpha);  // "0.1", "0.05"
 
 }  // namespace drifa::calibration

@@ -8,7 +8,7 @@
 #include "drifa/data/loader.h"
 #include "drifa/explain/gradcam.h"
 #include "drifa/explain/tsne.h"
-#include "drifa/training/run_folder.h"
+#include "drifa/runs/run_folder.h"
 
 namespace drifa::explain {
 
@@ -28,7 +28,7 @@ struct GalleryOptions {
 // (data::synthetic_mask_path), scores the map against it (energy inside vs a uniform map, pointing
 // game). Writes out_dir/<n>_<task>_<modality>.png (overlay on the original image),
 // <...>_cam.tiff (the raw map at stage resolution, float32) and gradcam.json; returns that JSON.
-nlohmann::json gradcam_run(DRIFANet& net, const training::RunFolder& run, data::ImageCache& cache,
+nlohmann::json gradcam_run(DRIFANet& net, const runs::RunFolder& run, data::ImageCache& cache,
                            const GalleryOptions& opt, const std::string& out_dir);
 
 struct EmbedOptions {
@@ -42,7 +42,7 @@ struct EmbedOptions {
 
 // Fused features (Eval mode) of each task's scored samples, embedded with t-SNE. Writes
 // out_dir/<task>[_<modality>].csv (x, y, label, path) and .png, and tsne.json; returns that JSON.
-nlohmann::json tsne_run(DRIFANet& net, const training::RunFolder& run, data::ImageCache& cache, const EmbedOptions& opt,
+nlohmann::json tsne_run(DRIFANet& net, const runs::RunFolder& run, data::ImageCache& cache, const EmbedOptions& opt,
                         const std::string& out_dir);
 
 }  // namespace drifa::explain

@@ -23,7 +23,7 @@ namespace drifa::training {
 // Trains the fold runs one after another (resumable fold by fold, like an ensemble's members);
 // spread over ranks: rank r trains the folds f with f % world_size == r. Re-running with
 // another config or fold count is an error.
-void train_folds(const RunConfig& cfg, const std::string& dir, int folds, const TrainOptions& opt,
+void train_folds(const runs::RunConfig& cfg, const std::string& dir, int folds, const TrainOptions& opt,
                  const DistributedEnv& ranks = {});
 
 // Pools the finished folds: writes predictions.csv and cv_metrics.json, returns the latter.

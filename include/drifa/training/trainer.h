@@ -10,7 +10,7 @@
 
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/runtime/distributed.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 
 namespace drifa::training {
 
@@ -39,11 +39,11 @@ struct TrainSummary {
   nlohmann::json test_metrics;  // null unless evaluate_test
 };
 
-// The per-task class weights of the training loss (TrainConfig::class_weights); empty when none.
-std::vector<torch::Tensor> training_class_weights(const TrainConfig& tc, const data::PreparedData& d, const ModelConfig& mcfg);
+// The per-task class weights of the training loss (runs::TrainConfig::class_weights); empty when none.
+std::vector<torch::Tensor> training_class_weights(const runs::TrainConfig& tc, const data::PreparedData& d, const ModelConfig& mcfg);
 
 // Throws drifa::Error for bad data or configs, an existing run without resume, a non-finite loss.
-TrainSummary train(const RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt);
+TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt);
 
 struct EvaluateOptions {
   torch::Device device = torch::kCPU;

@@ -16,6 +16,7 @@
 #include <torch/types.h>
 
 #include "drifa/evaluation/bootstrap.h"
+#include "drifa/evaluation/scores.h"
 
 namespace drifa::uncertainty {
 
@@ -29,21 +30,12 @@ struct SampleMeasures {
 };
 SampleMeasures sample_measures(const torch::Tensor& samples);
 
-// Mean negative log-likelihood of the true labels (probabilities clamped at 1e-12).
-double nll(const torch::Tensor& labels, const torch::Tensor& probs);
-// Multi-class Brier score: mean over samples of sum_k (p_k - [y = k])^2, in [0, 2].
-double brier(const torch::Tensor& labels, const torch::Tensor& probs);
-
-// Reliability diagram over equal-width confidence bins (confidence = max probability; bin b
-// holds [b/n, (b+1)/n), the last one also 1). ECE = sum_b |B_b|/N * |acc_b - conf_b|.
-struct Reliability {
-  std::vector<int64_t> count;
-  std::vector<double> confidence, accuracy;  // per bin; 0 for empty bins
-  double ece = 0;
-};
-Reliability reliability(const torch::Tensor& labels, const torch::Tensor& probs, int bins = 15);
-// {"bins", "count", "confidence", "accuracy"}: what uq.json and the report read.
-nlohmann::json reliability_json(const Reliability& r);
+// NLL, Brier and the reliability diagram live in evaluation/scores.h (calibration uses them too).
+using evaluation::brier;
+using evaluation::nll;
+using evaluation::Reliability;
+using evaluation::reliability;
+using evaluation::reliability_json;
 
 // Selective prediction: samples ranked from least to most uncertain (ties by index).
 // Accuracy on the most certain ceil(coverage * N) samples.

@@ -8,7 +8,7 @@
 //   RUN/config.json             the run configuration (RunConfig)          writer: training::train
 //   RUN/split.json              the data split and its groups (PreparedData) writer: training::train
 //   RUN/checkpoint.safetensors  model + Adam + trainer counters             writer: save_checkpoint
-//   RUN/best.safetensors        the model of the best validation loss      writer: io::save_model
+//   RUN/best.safetensors        the model of the best validation loss      writer: runs::save_model
 //   RUN/partners.safetensors    unpaired: the partner bank (inputs/partners) writer: training::train
 //   RUN/missing.json            metrics with modalities missing             writer: evaluate_run
 //   RUN/log.json, RUN/log.csv   one row per epoch                           writer: training::train
@@ -30,7 +30,7 @@
 
 #include "drifa/calibration/calibration.h"
 
-namespace drifa::training::run_files {
+namespace drifa::runs::files {
 
 inline constexpr const char* kConfig = "config.json";
 inline constexpr const char* kSplit = "split.json";
@@ -113,6 +113,8 @@ std::optional<nlohmann::json> read_missing(const std::string& run_dir);
 
 // calibration.json (drifa calibrate), validated; nullopt when the folder has none.
 std::optional<calibration::Calibration> read_calibration(const std::string& dir);
+// A model file's own calibration (its metadata key kCalibrationKey, model_file.h), or nullopt.
+std::optional<calibration::Calibration> read_model_calibration(const io::Metadata& metadata, const std::string& source);
 
 // uq/uq.json: models, passes, per task and method the measures the report shows.
 nlohmann::json read_uq(const std::string& dir);
@@ -131,4 +133,4 @@ nlohmann::json read_gradcam(const std::string& dir);
 // tsne/tsne.json; every "png" lies inside tsne/ (returned resolved).
 nlohmann::json read_tsne(const std::string& dir);
 
-}  // namespace drifa::training::run_files
+}  // namespace drifa::runs::files

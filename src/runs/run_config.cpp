@@ -1,4 +1,4 @@
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -8,7 +8,7 @@
 #include "drifa/io/config_file.h"
 #include "drifa/io/settings.h"
 
-namespace drifa::training {
+namespace drifa::runs {
 
 nlohmann::json TrainConfig::to_json() const {
   nlohmann::json j = {{"epochs", epochs},
@@ -201,4 +201,4 @@ ModelConfig RunConfig::model_config(const data::PreparedData& d) const {
   return c;
 }
 
-}  // namespace drifa::training
+}  // namespace drifa::runs

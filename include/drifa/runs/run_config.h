@@ -12,7 +12,7 @@
 #include "drifa/data/transforms.h"
 #include "drifa/model/config.h"
 
-namespace drifa::training {
+namespace drifa::runs {
 
 struct TrainConfig {
   int epochs = 200;
@@ -76,4 +76,4 @@ struct RunConfig {
   ModelConfig model_config(const data::PreparedData& d) const;
 };
 
-}  // namespace drifa::training
+}  // namespace drifa::runs

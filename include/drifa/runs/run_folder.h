@@ -8,11 +8,11 @@
 #include "drifa/data/loader.h"
 #include "drifa/data/sources.h"
 #include "drifa/inputs/partners.h"
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/model/drifa_net.h"
-#include "drifa/training/run_config.h"
+#include "drifa/runs/run_config.h"
 
-namespace drifa::training {
+namespace drifa::runs {
 
 struct RunFolder {
   std::string dir;
@@ -25,10 +25,10 @@ struct RunFolder {
   std::vector<data::Example> examples(const std::string& part) const;  // "val" | "test"
   // Loads a model file and checks that it takes this run's modalities and classes.
   DRIFANet load_model(const std::string& path) const;
-  io::LoadedModel load_model_file(const std::string& path) const;  // the same with the file's metadata
+  runs::LoadedModel load_model_file(const std::string& path) const;  // the same with the file's metadata
   // Unpaired runs: the partner bank (partners.safetensors, checked against cfg); a run made
   // before banks existed gets one built from its split and saved. Paired runs: none.
   std::optional<inputs::PartnerBank> partner_bank(const ModelConfig& model) const;
 };
 
-}  // namespace drifa::training
+}  // namespace drifa::runs

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-namespace drifa::report {
+namespace drifa::visual {
 
 struct Series {
   std::string title;
@@ -29,4 +29,4 @@ void plot_png(const Plot& plot, const std::string& png_path);
 // The gnuplot script plot_png runs (for tests and for users who want to restyle a figure).
 std::string gnuplot_script(const Plot& plot, const std::string& png_path);
 
-}  // namespace drifa::report
+}  // namespace drifa::visual

@@ -1,4 +1,4 @@
-#include "drifa/report/plots.h"
+#include "drifa/visual/plots.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -9,7 +9,7 @@
 
 namespace fs = std::filesystem;
 
-namespace drifa::report {
+namespace drifa::visual {
 
 namespace {
 
@@ -81,4 +81,4 @@ void plot_png(const Plot& plot, const std::string& png_path) {
   fs::rename(tmp, png_path);
 }
 
-}  // namespace drifa::report
+}  // namespace drifa::visual

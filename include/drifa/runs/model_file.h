@@ -7,7 +7,11 @@
 #include "drifa/io/safetensors.h"
 #include "drifa/model/drifa_net.h"
 
-namespace drifa::io {
+namespace drifa::runs {
+
+using io::Metadata;
+using io::NamedTensors;
+using io::SafetensorsFile;
 
 inline constexpr const char* kConfigKey = "drifa.config";
 // The model's own calibration (calibration/calibration.h, JSON), set by `drifa calibrate`.
@@ -40,4 +44,4 @@ struct LoadedModel {
 };
 LoadedModel load_model(const std::string& path);
 
-}  // namespace drifa::io
+}  // namespace drifa::runs

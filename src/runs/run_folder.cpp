@@ -1,4 +1,4 @@
-#include "drifa/training/run_folder.h"
+#include "drifa/runs/run_folder.h"
 
 #include <filesystem>
 
@@ -7,21 +7,21 @@
 #include "drifa/data/split.h"
 #include "drifa/error.h"
 #include "drifa/io/config_file.h"
-#include "drifa/io/model_file.h"
-#include "drifa/training/run_files.h"
+#include "drifa/runs/model_file.h"
+#include "drifa/runs/files.h"
 
 namespace fs = std::filesystem;
 
-namespace drifa::training {
+namespace drifa::runs {
 
 RunFolder RunFolder::open(const std::string& dir) {
   if (!fs::is_directory(dir)) throw Error(dir + ": no such folder (a training run folder was expected)");
-  const auto cfg_path = run_files::path(dir, run_files::kConfig);
+  const auto cfg_path = runs::files::path(dir, runs::files::kConfig);
   if (!fs::exists(cfg_path)) throw Error(dir + ": not a training run folder (no config.json)");
   RunFolder r;
   r.dir = dir;
   r.cfg = RunConfig::from_json(io::read_json(cfg_path), dir, cfg_path);
-  const auto split_path = run_files::path(dir, run_files::kSplit);
+  const auto split_path = runs::files::path(dir, runs::files::kSplit);
   r.data = data::PreparedData::from_json(io::read_json(split_path), split_path);
   // The two files must describe the same data: modalities and the unpaired/paired setting.
   const size_t config_modalities = r.cfg.data.paired ? r.cfg.data.paired_spec.image_columns.size() : r.cfg.data.modalities.size();
@@ -32,7 +32,7 @@ RunFolder RunFolder::open(const std::string& dir) {
   return r;
 }
 
-std::string RunFolder::best_model() const { return run_files::path(dir, run_files::kBestModel); }
+std::string RunFolder::best_model() const { return runs::files::path(dir, runs::files::kBestModel); }
 
 std::vector<data::Example> RunFolder::examples(const std::string& part) const {
   if (part != "test" && part != "val") throw Error("part must be test or val, got '" + part + "'");
@@ -41,8 +41,8 @@ std::vector<data::Example> RunFolder::examples(const std::string& part) const {
 
 DRIFANet RunFolder::load_model(const std::string& path) const { return load_model_file(path).net; }
 
-io::LoadedModel RunFolder::load_model_file(const std::string& path) const {
-  auto loaded = io::load_model(path);
+runs::LoadedModel RunFolder::load_model_file(const std::string& path) const {
+  auto loaded = runs::load_model(path);
   auto& net = loaded.net;
   const auto& mc = net->config();
   if (mc.modalities != static_cast<int64_t>(data.modalities.size()))
@@ -60,7 +60,7 @@ io::LoadedModel RunFolder::load_model_file(const std::string& path) const {
 
 std::optional<inputs::PartnerBank> RunFolder::partner_bank(const ModelConfig& model) const {
   if (data.paired) return std::nullopt;
-  const auto path = run_files::path(dir, run_files::kPartners);
+  const auto path = runs::files::path(dir, runs::files::kPartners);
   if (!fs::exists(path)) {
     data::ImageCache cache(cfg.data.image_options());
     inputs::save_partner_bank(path, inputs::build_partner_bank(data, cache, inputs::kBankSize, data::mix_seed(cfg.seed, 0xBA)));
@@ -68,4 +68,4 @@ std::optional<inputs::PartnerBank> RunFolder::partner_bank(const ModelConfig& mo
   return inputs::load_partner_bank(path, model);
 }
 
-}  // namespace drifa::training
+}  // namespace drifa::runs

@@ -1,4 +1,4 @@
-#include "drifa/io/model_file.h"
+#include "drifa/runs/model_file.h"
 
 #include <cstdio>
 #include <cstring>
@@ -11,7 +11,7 @@
 #include "drifa/error.h"
 #include "drifa/io/settings.h"
 
-namespace drifa::io {
+namespace drifa::runs {
 
 namespace {
 bool ends_with(const std::string& name, const std::string& suffix) {
@@ -99,7 +99,7 @@ void save_model(DRIFANet& net, const std::string& path, Metadata extra) {
   for (auto& [n, t] : model_state(*net)) state.emplace_back(n, t.detach().to(torch::kCPU, torch::kFloat32));
   extra["format"] = "pt";
   extra[kConfigKey] = net->config().to_json().dump();
-  save_safetensors(path, state, extra);
+  io::save_safetensors(path, state, extra);
 }
 
 ModelConfig read_model_config(const SafetensorsFile& file, const std::string& source) {
@@ -111,7 +111,7 @@ ModelConfig read_model_config(const SafetensorsFile& file, const std::string& so
 }
 
 LoadedModel load_model(const std::string& path) {
-  auto file = load_safetensors(path);
+  auto file = io::load_safetensors(path);
   LoadedModel m;
   m.net = DRIFANet(read_model_config(file, path));
   load_state(*m.net, file.tensors, path);
@@ -119,4 +119,4 @@ LoadedModel load_model(const std::string& path) {
   return m;
 }
 
-}  // namespace drifa::io
+}  // namespace drifa::runs

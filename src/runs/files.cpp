@@ -1,10 +1,11 @@
-#include "drifa/training/run_files.h"
+#include "drifa/runs/files.h"
 
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <set>
 
+#include "drifa/runs/model_file.h"
 #include "drifa/data/csv.h"
 #include "drifa/error.h"
 #include "drifa/inference/method.h"
@@ -13,7 +14,7 @@
 
 namespace fs = std::filesystem;
 
-namespace drifa::training::run_files {
+namespace drifa::runs::files {
 
 namespace {
 
@@ -411,4 +412,11 @@ nlohmann::json read_tsne(const std::string& dir) {
   return j;
 }
 
-}  // namespace drifa::training::run_files
+std::optional<calibration::Calibration> read_model_calibration(const io::Metadata& metadata, const std::string& source) {
+  auto it = metadata.find(kCalibrationKey);
+  if (it == metadata.end()) return std::nullopt;
+  const auto where = source + ": metadata " + kCalibrationKey;
+  return calibration::Calibration::from_json(settings::parse_json(it->second, where), where);
+}
+
+}  // namespace drifa::runs::files
