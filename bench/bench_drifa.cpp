@@ -42,15 +42,6 @@ double peak_rss_mb() {
 }
 
 // The demo's network (drifa synth's demo.toml): 2 modalities, 3 + 3 classes, 64 px, widths 16..128.
-drifa::ModelConfig demo_config() {
-  drifa::ModelConfig c = drifa::ModelConfig::paper();
-  c.classes = {3, 3};
-  c.image_size = 64;
-  c.widths = {16, 16, 32, 32, 64, 64, 128, 128};
-  c.dropout = 0.1;
-  return c;
-}
-
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -138,10 +129,8 @@ int run(int argc, char** argv) {
     return 0;
   }
 #endif
-  drifa::ModelConfig cfg = preset == "four" ? drifa::ModelConfig::four_modality() : drifa::ModelConfig::paper();
-  if (preset == "tiny") cfg.widths = drifa::widths_preset("tiny");
-  if (preset == "demo") cfg = demo_config();
-  else cfg.image_size = size;
+  drifa::ModelConfig cfg = drifa::ModelConfig::preset(preset);
+  if (preset != "demo") cfg.image_size = size;
   if (!attention.empty()) cfg.attention = drifa::parse_attention(attention);
   size = static_cast<int>(cfg.image_size);
   if (!precision.empty())

@@ -41,7 +41,7 @@ void register_info(CLI::App& app, GlobalFlags& g) {
     std::cout << "parameters of the built model: " << built << (built == s.total_params ? " (matches)" : " (MISMATCH)")
               << "\n";
     for (const auto& [k, v] : meta)
-      if (k != runs::kConfigKey) std::cout << "metadata " << k << ": " << v << "\n";
+      if (k != runs::files::kConfigKey) std::cout << "metadata " << k << ": " << v << "\n";
     std::cout << "threads: " << at::get_num_threads() << "\n";
     std::cout << "processor: " << isa_summary(cpu_features()) << "\n";
     std::cout << "oneDNN kernels: " << onednn_isa() << "\n";

@@ -56,7 +56,7 @@ void apply_global_flags(const GlobalFlags& g) {
 }
 
 void add_model_flags(CLI::App& cmd, ModelFlags& f) {
-  cmd.add_option("--preset", f.preset, "paper (2 modalities, 5+7 classes) | four (4 modalities) | tiny");
+  cmd.add_option("--preset", f.preset, "paper (2 modalities, 5+7 classes) | four (4 modalities) | tiny | demo");
   cmd.add_option("--config", f.config, "TOML file with a [model] table");
   cmd.add_option("--modalities", f.modalities, "number of modalities M >= 2")->check(bounded(settings::limits::kModalities));
   cmd.add_option("--classes", f.classes, "classes per task, comma separated, e.g. 5,7");
@@ -112,17 +112,7 @@ std::vector<double> parse_real_list(const std::string& s, const std::string& fla
 }
 
 ModelConfig model_config_from(const ModelFlags& f) {
-  ModelConfig c;
-  if (f.preset == "paper") {
-    c = ModelConfig::paper();
-  } else if (f.preset == "four") {
-    c = ModelConfig::four_modality();
-  } else if (f.preset == "tiny") {
-    c.widths = widths_preset("tiny");
-    c.image_size = 32;
-  } else {
-    throw Error("command line: --preset: found '" + f.preset + "', allowed paper | four | tiny");
-  }
+  ModelConfig c = ModelConfig::preset(f.preset, "command line: --preset");
   if (!f.config.empty()) {
     auto j = io::read_toml(f.config);
     if (!j.is_object() || !j.contains("model")) throw Error(f.config + ": model: missing (a [model] table)");

@@ -181,7 +181,7 @@ TEST(BadInput, ModelFiles) {
   TempDir dir;
   DRIFANet net(tiny_model());
   const auto state = runs::model_state(*net);
-  const io::Metadata meta = {{runs::kConfigKey, net->config().to_json().dump()}};
+  const io::Metadata meta = {{runs::files::kConfigKey, net->config().to_json().dump()}};
   int n = 0;
   auto variant = [&](const std::function<void(io::NamedTensors&, io::Metadata&)>& edit) {
     auto s = state;
@@ -201,7 +201,7 @@ TEST(BadInput, ModelFiles) {
     return variant([&, key, v](io::NamedTensors&, io::Metadata& m) {
       auto j = net->config().to_json();
       j[key] = v;
-      m[runs::kConfigKey] = j.dump();
+      m[runs::files::kConfigKey] = j.dump();
     });
   };
   const std::string f = "m";  // every path starts with dir/m<N>
@@ -216,9 +216,9 @@ TEST(BadInput, ModelFiles) {
       {"an infinite weight", variant([&](auto& s, auto&) { find(s, "stem.conv.bias").view(-1)[1] = INFINITY; }), "holds 1 non-finite values", f},
       {"an infinite running mean", variant([&](auto& s, auto&) { find(s, "running_mean").view(-1)[0] = -INFINITY; }), "non-finite", f},
       {"a negative running variance", variant([&](auto& s, auto&) { find(s, "running_var").view(-1)[0] = -0.5; }), "negative entry (-0.5", f},
-      {"no config", variant([](auto&, auto& m) { m.erase(runs::kConfigKey); }), "not a DRIFA model file", f},
-      {"config not JSON", variant([](auto&, auto& m) { m[runs::kConfigKey] = "{oops"; }), "metadata drifa.config: malformed JSON", f},
-      {"config duplicate key", variant([](auto&, auto& m) { m[runs::kConfigKey] = R"({"dropout":0.1,"dropout":0.2})"; }), "duplicate key", f},
+      {"no config", variant([](auto&, auto& m) { m.erase(runs::files::kConfigKey); }), "not a DRIFA model file", f},
+      {"config not JSON", variant([](auto&, auto& m) { m[runs::files::kConfigKey] = "{oops"; }), "metadata drifa.config: malformed JSON", f},
+      {"config duplicate key", variant([](auto&, auto& m) { m[runs::files::kConfigKey] = R"({"dropout":0.1,"dropout":0.2})"; }), "duplicate key", f},
       {"image_size wraps a 32-bit int", config_with("image_size", 4294967328ll), "drifa.config.image_size: found 4294967328", f},
       {"fractional widths", config_with("widths", {8.7, 16.2}), "drifa.config.widths[0]: found 8.7", f},
       {"huge widths", config_with("widths", {200000, 200000}), "drifa.config.widths[0]: found 200000, allowed an integer from 1 to 4096", f},

@@ -94,7 +94,7 @@ TEST(Cli, BadInputsExitNonZeroWithAClearMessage) {
       {"info --classes 5,x", "--classes: found 'x' in '5,x', allowed a comma-separated list of integers"},
       {"info --attention both", "attention: found \"both\", allowed none | mfa | mifa | drifa"},
       {"info --widths resnet50", "command line: widths: found \"resnet50\", allowed resnet18 | resnet34 | tiny"},
-      {"info --preset huge", "--preset: found 'huge', allowed paper | four | tiny"},
+      {"info --preset huge", "--preset: found 'huge', allowed paper | four | tiny | demo"},
       {"info --config " + (dir / "bad.toml"), "bad.toml:2"},
       {"info --config " + (dir / "one.toml"), "one.toml: model.modalities: found 1, allowed an integer from 2 to 64"},
       {"info --config " + (dir / "missing.toml"), "cannot open config file"},

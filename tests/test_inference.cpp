@@ -20,11 +20,8 @@ using test::run;
 namespace {
 
 DRIFANet tiny_net() {
-  ModelConfig c;
-  c.modalities = 2;
+  auto c = ModelConfig::tiny();
   c.classes = {3, 4};
-  c.image_size = 32;
-  c.widths = widths_preset("tiny");
   c.dropout = 0.25;
   torch::manual_seed(4);
   return DRIFANet(c);
@@ -217,4 +214,23 @@ TEST(TestTimeAugmentation, CalibratedConformalisedAndAnsweredLikeTheOtherMethods
   r = run(cli() + " uq " + (dir / "run") + " --tta 9");
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.output.find("--tta"), std::string::npos) << r.output;
+}
+
+// Presets are named ModelConfig factories; the demo's matches what drifa synth writes for users.
+TEST(Presets, NamedFactoriesAreValidAndTheDemoMatchesTheSynthConfig) {
+  for (const auto& name : ModelConfig::preset_names()) {
+    const auto c = ModelConfig::preset(name);
+    EXPECT_NO_THROW(c.validate("preset " + name)) << name;
+  }
+  EXPECT_EQ(ModelConfig::preset("four").modalities, 4);
+  EXPECT_EQ(ModelConfig::preset("tiny").image_size, 32);
+  EXPECT_THROW(ModelConfig::preset("huge"), Error);
+  test::TempDir dir;
+  ASSERT_EQ(run(cli() + " synth -q -o " + (dir / "data")).status, 0);
+  const auto rc = runs::RunConfig::from_toml(dir / "data/demo.toml");
+  ModelConfig base;
+  base.classes = {3, 3};
+  base.image_size = rc.data.image_size;
+  const auto from_file = ModelConfig::from_json(rc.model, "demo.toml", base, "model");
+  EXPECT_EQ(from_file.to_json(), ModelConfig::demo().to_json());
 }

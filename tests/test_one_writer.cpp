@@ -171,7 +171,7 @@ TEST(OneWriter, ACalibrationFittedOnOtherWeightsIsRefused) {
     loaded.net->parameters()[0].add_(0.01);
   }
   auto meta = loaded.metadata;
-  meta.erase(runs::kConfigKey);
+  meta.erase(runs::files::kConfigKey);
   runs::save_model(loaded.net, best, meta);
   EXPECT_NE(runs::weights_hash(*runs::load_model(best).net), cal["weights"][0].get<std::string>());
   r = run(cli() + " uq -q --passes 2 --resamples 0 " + run_dir);

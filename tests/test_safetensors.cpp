@@ -147,7 +147,7 @@ TEST(ModelFile, WrongNamesShapesAndConfigsGiveClearErrors) {
   TempDir dir;
   DRIFANet net(tiny());
   auto state = runs::model_state(*net);
-  const auto meta = io::Metadata{{runs::kConfigKey, net->config().to_json().dump()}};
+  const auto meta = io::Metadata{{runs::files::kConfigKey, net->config().to_json().dump()}};
   auto save_and_load = [&](const io::NamedTensors& ts, const io::Metadata& m) {
     io::save_safetensors(dir / "x.safetensors", ts, m);
     return expect_error([&] { runs::load_model(dir / "x.safetensors"); });
@@ -167,14 +167,14 @@ TEST(ModelFile, WrongNamesShapesAndConfigsGiveClearErrors) {
   // no config
   EXPECT_NE(save_and_load(state, {}).find("not a DRIFA model file"), std::string::npos);
   // malformed config JSON and invalid values
-  EXPECT_NE(save_and_load(state, {{runs::kConfigKey, "{oops"}}).find("metadata drifa.config: malformed JSON"), std::string::npos);
-  EXPECT_NE(save_and_load(state, {{runs::kConfigKey, R"({"modalities":1})"}})
+  EXPECT_NE(save_and_load(state, {{runs::files::kConfigKey, "{oops"}}).find("metadata drifa.config: malformed JSON"), std::string::npos);
+  EXPECT_NE(save_and_load(state, {{runs::files::kConfigKey, R"({"modalities":1})"}})
                 .find("x.safetensors: drifa.config.modalities: found 1, allowed an integer from 2 to 64"),
             std::string::npos);
   // a model file for other modalities
   auto other = tiny();
   other.modalities = 3;
-  EXPECT_NE(save_and_load(state, {{runs::kConfigKey, other.to_json().dump()}}).find("missing tensors"),
+  EXPECT_NE(save_and_load(state, {{runs::files::kConfigKey, other.to_json().dump()}}).find("missing tensors"),
             std::string::npos);
 }
 

@@ -15,6 +15,7 @@
 #include "drifa/runs/model_file.h"
 #include "drifa/io/safetensors.h"
 #include "drifa/runtime/precision.h"
+#include "drifa/training/policy.h"
 #include "test_helpers.h"
 
 using namespace drifa;
@@ -229,4 +230,45 @@ TEST(Training, AnEnsembleMemberStoppedWhileEvaluatingIsEvaluatedOnTheRerun) {
   EXPECT_EQ(test::read_bytes(ens + "/member-0/best.safetensors"), best) << "no epoch was trained again";
   // done.json comes last, so no kill leaves it beside a member without its metrics.
   EXPECT_GE(fs::last_write_time(ens + "/member-0/done.json"), fs::last_write_time(ens + "/member-0/metrics.json"));
+}
+
+// The schedule around the epochs (training/policy.h), Keras semantics, on a made-up loss sequence.
+TEST(Policy, PlateauEarlyStoppingAndTheBestModelFollowKeras) {
+  runs::TrainConfig tc;
+  tc.plateau_patience = 2;
+  tc.plateau_factor = 0.5;
+  tc.min_lr = 0.2;
+  tc.early_stop_patience = 3;
+  training::TrainerState st;
+  st.lr = 1.0;
+  struct Want {
+    double loss;
+    bool improved, best, lr_reduced;
+    double lr;
+    bool stop;
+  };
+  const Want seq[] = {
+      {1.0, true, true, false, 1.0, false},
+      {0.99995, false, true, false, 1.0, false},  // lower, but not by 1e-4: best, not an improvement
+      {0.9999, false, true, true, 0.5, false},    // second epoch without improvement: lr halves
+      {0.5, true, true, false, 0.5, false},       // waits reset
+      {0.6, false, false, false, 0.5, false},
+      {0.6, false, false, true, 0.25, false},
+      {0.6, false, false, false, 0.25, true},     // third without improvement: early stop
+  };
+  int64_t epoch = 0;
+  for (const auto& w : seq) {
+    const auto v = training::judge_epoch(st, tc, ++epoch, w.loss);
+    EXPECT_EQ(v.improved, w.improved) << "epoch " << epoch;
+    EXPECT_EQ(v.best, w.best) << "epoch " << epoch;
+    EXPECT_EQ(v.lr_reduced, w.lr_reduced) << "epoch " << epoch;
+    EXPECT_DOUBLE_EQ(st.lr, w.lr) << "epoch " << epoch;
+    EXPECT_EQ(training::patience_spent(st, tc), w.stop) << "epoch " << epoch;
+    EXPECT_EQ(st.epoch, epoch);
+  }
+  EXPECT_EQ(st.best_epoch, 4);
+  EXPECT_DOUBLE_EQ(st.best_val_loss, 0.5);
+  // min_lr is a floor: 0.25 * 0.5 would go below it
+  for (int i = 0; i < 2; ++i) training::judge_epoch(st, tc, ++epoch, 0.7);
+  EXPECT_DOUBLE_EQ(st.lr, 0.2);
 }

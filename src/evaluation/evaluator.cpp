@@ -2,15 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include "drifa/data/csv.h"
 #include "drifa/data/split.h"
 #include "drifa/error.h"
-#include "drifa/io/atomic_file.h"
 #include "drifa/inference/inferer.h"
 
 namespace drifa::evaluation {
@@ -128,53 +125,6 @@ nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const B
     tasks[cfg.task_name(t)] = j;
   }
   return {{"loss", r.loss}, {"tasks", tasks}};
-}
-
-std::string sample_csv_header(const ModelConfig& cfg, const std::string& columns) {
-  std::ostringstream o;
-  o << "sample,task";
-  for (int64_t m = 0; m < cfg.modalities; ++m) o << ",path_" << data::csv_escape(cfg.modality_name(m));
-  o << "," << columns;
-  const int64_t kmax = *std::max_element(cfg.classes.begin(), cfg.classes.end());
-  for (int64_t k = 0; k < kmax; ++k) o << ",prob_" << k;
-  o << "\n";
-  return o.str();
-}
-
-void sample_csv_row(std::ostream& o, const ModelConfig& cfg, int64_t sample, int64_t task, const data::Example& ex,
-                    const std::string& columns, const float* probs, int64_t classes) {
-  o << sample << "," << data::csv_escape(cfg.task_name(task));
-  for (const auto& path : ex.paths) o << "," << data::csv_escape(path);
-  o << "," << columns;
-  const int64_t kmax = *std::max_element(cfg.classes.begin(), cfg.classes.end());
-  for (int64_t k = 0; k < kmax; ++k) {
-    o << ",";
-    if (k < classes) o << probs[k];
-  }
-  o << "\n";
-}
-
-void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
-                       const ModelConfig& cfg) {
-  std::ostringstream o;
-  o << sample_csv_header(cfg, "group,true_label,predicted_label");
-  for (size_t t = 0; t < r.probs.size(); ++t) {
-    auto y = r.labels[t].accessor<int64_t, 1>();
-    const auto p = r.probs[t].contiguous();
-    const int64_t K = p.size(1);
-    for (int64_t i = 0; i < p.size(0); ++i) {
-      if (y[i] < 0) continue;
-      const float* row = p.data_ptr<float>() + i * K;
-      const int64_t best = std::max_element(row, row + K) - row;  // the first maximum, as before
-      const auto ti = static_cast<int64_t>(t);
-      const auto& ex = examples[static_cast<size_t>(i)];
-      sample_csv_row(o, cfg, i, ti, ex,
-                     data::csv_escape(ex.group) + "," + data::csv_escape(cfg.class_name(ti, y[i])) + "," +
-                         data::csv_escape(cfg.class_name(ti, best)),
-                     row, K);
-    }
-  }
-  io::atomic_write_text(path, o.str());
 }
 
 }  // namespace drifa::evaluation

@@ -154,4 +154,35 @@ ModelConfig ModelConfig::four_modality() {
   return c;
 }
 
+ModelConfig ModelConfig::tiny() {
+  ModelConfig c;
+  c.widths = widths_preset("tiny");
+  c.image_size = 32;
+  return c;
+}
+
+ModelConfig ModelConfig::demo() {
+  ModelConfig c;
+  c.classes = {3, 3};
+  c.image_size = 64;
+  c.widths = {16, 16, 32, 32, 64, 64, 128, 128};
+  c.dropout = 0.1;
+  return c;
+}
+
+const std::vector<std::string>& ModelConfig::preset_names() {
+  static const std::vector<std::string> names = {"paper", "four", "tiny", "demo"};
+  return names;
+}
+
+ModelConfig ModelConfig::preset(const std::string& name, const std::string& source) {
+  if (name == "paper") return paper();
+  if (name == "four") return four_modality();
+  if (name == "tiny") return tiny();
+  if (name == "demo") return demo();
+  std::string known;
+  for (const auto& n : preset_names()) known += (known.empty() ? "" : " | ") + n;
+  throw Error(source + ": found '" + name + "', allowed " + known);
+}
+
 }  // namespace drifa

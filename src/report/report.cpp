@@ -453,7 +453,7 @@ void section_volumes(Builder& b, const std::string& run) {
   for (const auto& m : folder.cfg.data.modalities) any = any || m.is_volume();
   if (!any) return;
   const auto csv = data::read_csv(csv_path);
-  const int task_col = csv.column("task", csv_path), true_col = csv.column("true_label", csv_path);
+  const int task_col = csv.column(runs::files::kColTask, csv_path), true_col = csv.column(runs::files::kColTrueLabel, csv_path);
   b.html << "<h2>Volumes: probability along the slice axis</h2><p>The true class's probability for each slice of up to four "
             "test volumes per task (<code>predictions.csv</code>; slice index in the recipe's axis, LPS+ order).</p><div class=row>";
   for (size_t t = 0; t < folder.data.tasks.size(); ++t) {
@@ -461,7 +461,7 @@ void section_volumes(Builder& b, const std::string& run) {
     const bool volume_task = std::any_of(folder.cfg.data.modalities.begin(), folder.cfg.data.modalities.end(),
                                          [&](const data::ModalitySource& m) { return m.name == task && m.is_volume(); });
     if (!volume_task) continue;
-    const int path_col = csv.column("path_" + task, csv_path);
+    const int path_col = csv.column(runs::files::kColPathPrefix + task, csv_path);
     std::map<std::string, visual::Series> curves;  // per volume
     std::vector<std::string> order;
     for (const auto& row : csv.rows) {
@@ -470,7 +470,7 @@ void section_volumes(Builder& b, const std::string& run) {
       if (!ref) continue;
       const auto& classes = folder.data.classes[t];
       const auto k = std::find(classes.begin(), classes.end(), row[size_t(true_col)]) - classes.begin();
-      const int prob_col = csv.column("prob_" + std::to_string(k), csv_path);
+      const int prob_col = csv.column(runs::files::kColProbPrefix + std::to_string(k), csv_path);
       if (!curves.count(ref->volume)) {
         if (order.size() == 4) continue;
         order.push_back(ref->volume);

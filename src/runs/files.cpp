@@ -170,8 +170,8 @@ nlohmann::json read_log_json(const std::string& run_dir) {
   for (size_t i = 0; i < j.size(); ++i) {
     if (!j[i].is_object()) throw Error(file + ": [" + std::to_string(i) + "]: found " + settings::show(j[i]) + ", allowed an epoch record");
     Table t(j[i], file, "[" + std::to_string(i) + "]");
-    t.require({"epoch"});
-    const int64_t e = t.integer("epoch", 0, {last + 1, settings::limits::kEpochs.hi});
+    t.require({kColEpoch});
+    const int64_t e = t.integer(kColEpoch, 0, {last + 1, settings::limits::kEpochs.hi});
     last = e;
   }
   return j;
@@ -180,20 +180,20 @@ nlohmann::json read_log_json(const std::string& run_dir) {
 LogTable read_log_csv(const std::string& run_dir) {
   const auto file = path(run_dir, kLogCsv);
   const auto t = data::read_csv(file);
-  const int ce = t.column("epoch", file), ct = t.column("train_loss", file), cv = t.column("val_loss", file);
+  const int ce = t.column(kColEpoch, file), ct = t.column(kColTrainLoss, file), cv = t.column(kColValLoss, file);
   LogTable log;
   std::vector<int> acc_cols;
   for (size_t c = 0; c < t.header.size(); ++c)
-    if (t.header[c].rfind("val_acc_", 0) == 0) {
+    if (t.header[c].rfind(kColValAccPrefix, 0) == 0) {
       acc_cols.push_back(static_cast<int>(c));
       log.acc_tasks.push_back(t.header[c].substr(8));
     }
   log.val_acc.resize(acc_cols.size());
   for (size_t r = 0; r < t.rows.size(); ++r) {
     const auto& row = t.rows[r];
-    log.epoch.push_back(csv_number(row[ce], file, r, "epoch", false));
-    log.train_loss.push_back(csv_number(row[ct], file, r, "train_loss", true));
-    log.val_loss.push_back(csv_number(row[cv], file, r, "val_loss", true));
+    log.epoch.push_back(csv_number(row[ce], file, r, kColEpoch, false));
+    log.train_loss.push_back(csv_number(row[ct], file, r, kColTrainLoss, true));
+    log.val_loss.push_back(csv_number(row[cv], file, r, kColValLoss, true));
     for (size_t k = 0; k < acc_cols.size(); ++k) {
       const double a = csv_number(row[acc_cols[k]], file, r, t.header[acc_cols[k]], true);
       if (!std::isnan(a) && (a < 0 || a > 1))
@@ -341,13 +341,13 @@ nlohmann::json read_uq(const std::string& dir) {
 
 std::vector<UqSample> read_uq_samples(const std::string& file) {
   const auto t = data::read_csv(file);
-  const int cs = t.column("sample", file), ct = t.column("task", file), cc = t.column("correct", file),
-            ce = t.column("predictive_entropy", file), cm = t.column("mutual_information", file);
+  const int cs = t.column(kColSample, file), ct = t.column(kColTask, file), cc = t.column(kColCorrect, file),
+            ce = t.column(kColPredictiveEntropy, file), cm = t.column(kColMutualInformation, file);
   std::vector<UqSample> out;
   for (size_t r = 0; r < t.rows.size(); ++r) {
     const auto& row = t.rows[r];
     UqSample s;
-    const double idx = csv_number(row[cs], file, r, "sample", false);
+    const double idx = csv_number(row[cs], file, r, kColSample, false);
     if (idx < 0 || idx != std::floor(idx) || idx > 1e15)
       throw Error(file + ": row " + std::to_string(r + 2) + ", column sample: found " + settings::show(row[cs]) +
                   ", allowed a sample index (an integer >= 0)");
@@ -356,8 +356,8 @@ std::vector<UqSample> read_uq_samples(const std::string& file) {
     if (row[cc] != "0" && row[cc] != "1")
       throw Error(file + ": row " + std::to_string(r + 2) + ", column correct: found " + settings::show(row[cc]) + ", allowed 0 or 1");
     s.correct = row[cc] == "1";
-    s.predictive_entropy = csv_number(row[ce], file, r, "predictive_entropy", false);
-    s.mutual_information = csv_number(row[cm], file, r, "mutual_information", false);
+    s.predictive_entropy = csv_number(row[ce], file, r, kColPredictiveEntropy, false);
+    s.mutual_information = csv_number(row[cm], file, r, kColMutualInformation, false);
     if (s.predictive_entropy < 0 || s.mutual_information < -1e-9)
       throw Error(file + ": row " + std::to_string(r + 2) + ": an entropy below zero, allowed values >= 0 (nats)");
     s.mutual_information = std::max(0.0, s.mutual_information);

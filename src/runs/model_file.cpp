@@ -98,16 +98,16 @@ void save_model(DRIFANet& net, const std::string& path, Metadata extra) {
   NamedTensors state;
   for (auto& [n, t] : model_state(*net)) state.emplace_back(n, t.detach().to(torch::kCPU, torch::kFloat32));
   extra["format"] = "pt";
-  extra[kConfigKey] = net->config().to_json().dump();
+  extra[files::kConfigKey] = net->config().to_json().dump();
   io::save_safetensors(path, state, extra);
 }
 
 ModelConfig read_model_config(const SafetensorsFile& file, const std::string& source) {
-  auto it = file.metadata.find(kConfigKey);
+  auto it = file.metadata.find(files::kConfigKey);
   if (it == file.metadata.end())
-    throw Error(source + ": no '" + std::string(kConfigKey) + "' in the metadata; not a DRIFA model file");
-  return ModelConfig::from_json(settings::parse_json(it->second, source + ": metadata " + kConfigKey), source,
-                                ModelConfig{}, kConfigKey);
+    throw Error(source + ": no '" + std::string(files::kConfigKey) + "' in the metadata; not a DRIFA model file");
+  return ModelConfig::from_json(settings::parse_json(it->second, source + ": metadata " + files::kConfigKey), source,
+                                ModelConfig{}, files::kConfigKey);
 }
 
 LoadedModel load_model(const std::string& path) {

@@ -17,7 +17,7 @@ nlohmann::json TrainerState::to_json() const {
 
 TrainerState TrainerState::from_json(const nlohmann::json& j, const std::string& source) {
   namespace L = settings::limits;
-  settings::Table t(j, source, "drifa.trainer_state");
+  settings::Table t(j, source, runs::files::kTrainerStateKey);
   for (const char* k : {"epoch", "best_val_loss", "best_epoch", "lr", "plateau_best", "plateau_wait", "early_wait"})
     if (!t.has(k)) t.fail(k, "missing");
   TrainerState s;
@@ -44,7 +44,7 @@ void save_checkpoint(const std::string& path, DRIFANet& net, torch::optim::Adam&
   std::memcpy(blob.data_ptr(), bytes.data(), bytes.size());
   ts.emplace_back("optimizer", blob);
   io::save_safetensors(path, ts,
-                       {{runs::kConfigKey, net->config().to_json().dump()}, {"drifa.trainer_state", s.to_json().dump()}});
+                       {{runs::files::kConfigKey, net->config().to_json().dump()}, {runs::files::kTrainerStateKey, s.to_json().dump()}});
 }
 
 TrainerState load_checkpoint(const std::string& path, DRIFANet& net, torch::optim::Adam& opt) {
@@ -71,7 +71,7 @@ TrainerState load_checkpoint(const std::string& path, DRIFANet& net, torch::opti
   } catch (const std::exception& e) {
     throw Error(path + ": optimizer state is unreadable (" + std::string(e.what()).substr(0, 200) + ")");
   }
-  auto it = f.metadata.find("drifa.trainer_state");
+  auto it = f.metadata.find(runs::files::kTrainerStateKey);
   if (it == f.metadata.end()) throw Error(path + ": checkpoint has no trainer state");
   return TrainerState::from_json(settings::parse_json(it->second, path + ": metadata drifa.trainer_state"), path);
 }

@@ -13,6 +13,7 @@
 #include "drifa/io/atomic_file.h"
 #include "drifa/io/folder_lock.h"
 #include "drifa/io/settings.h"
+#include "drifa/runs/tables.h"
 #include "drifa/runs/files.h"
 #include "drifa/runs/run_folder.h"
 
@@ -125,7 +126,7 @@ nlohmann::json summarise_folds(const std::string& dir, torch::Device device, con
     pooled.metrics.push_back(evaluation::compute_metrics(pooled.labels[t], pooled.probs[t]));
     pooled.task_loss.push_back(std::nan(""));
   }
-  evaluation::write_predictions(runs::files::path(dir, runs::files::kPredictions), pooled, pooled_examples, mc);
+  runs::files::write_predictions(runs::files::path(dir, runs::files::kPredictions), pooled, pooled_examples, mc);
 
   evaluation::BootstrapOptions none;  // per-fold and per-model rows: point metrics only
   none.resamples = 0;

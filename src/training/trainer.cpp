@@ -3,8 +3,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <optional>
+#include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <torch/torch.h>
@@ -18,6 +19,7 @@
 #include "drifa/io/config_file.h"
 #include "drifa/inputs/partners.h"
 #include "drifa/inputs/presence.h"
+#include "drifa/runs/tables.h"
 #include "drifa/runs/model_file.h"
 #include "drifa/model/summary.h"
 #include "drifa/optim/fused_adam.h"
@@ -25,6 +27,7 @@
 #include "drifa/runtime/precision.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/training/checkpoint.h"
+#include "drifa/training/policy.h"
 #include "drifa/runs/files.h"
 #include "drifa/runs/run_folder.h"
 
@@ -96,72 +99,244 @@ std::vector<torch::Tensor> training_class_weights(const runs::TrainConfig& tc, c
   return w;
 }
 
-TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
-  const int lock_rank = opt.group ? opt.group->rank() : 0;
-  std::optional<io::FolderLock> lock;  // rank 0 alone writes the folder (below), so it alone locks it
-  if (lock_rank == 0) lock.emplace(run_dir);
-  else fs::create_directories(run_dir);
-  const std::string ckpt = runs::files::path(run_dir, runs::files::kCheckpoint);
-  const std::string best = runs::files::path(run_dir, runs::files::kBestModel);
-  const std::string cfg_path = runs::files::path(run_dir, runs::files::kConfig);
-  const std::string split_path = runs::files::path(run_dir, runs::files::kSplit);
-  const std::string log_path = runs::files::path(run_dir, runs::files::kLogJson);
-  const int world = opt.group ? opt.group->size() : 1, rank = opt.group ? opt.group->rank() : 0;
-  const bool lead = rank == 0;  // rank 0 alone writes the run folder and prints
-  const bool quiet = opt.quiet || !lead;
-  auto say = [&](const std::string& s) {
-    if (!quiet) std::cerr << s << "\n";
-  };
+namespace {
 
+// The run's bookkeeping: its folder, who writes it, and what it says.
+struct RunFiles {
+  RunFiles(const std::string& dir, const TrainOptions& opt)
+      : dir(dir),
+        ckpt(runs::files::path(dir, runs::files::kCheckpoint)),
+        best(runs::files::path(dir, runs::files::kBestModel)),
+        cfg(runs::files::path(dir, runs::files::kConfig)),
+        split(runs::files::path(dir, runs::files::kSplit)),
+        log(runs::files::path(dir, runs::files::kLogJson)),
+        world(opt.group ? opt.group->size() : 1),
+        rank(opt.group ? opt.group->rank() : 0),
+        lead(rank == 0),
+        quiet(opt.quiet || !lead) {}
+  void say(const std::string& s) const {
+    if (!quiet) std::cerr << s << "\n";
+  }
+  std::string dir, ckpt, best, cfg, split, log;
+  int world, rank;
+  bool lead;   // rank 0 alone writes the run folder and prints
+  bool quiet;
+};
+
+// Opens or starts the run: the split (saved, or made from the config's seed), checked images
+// and groups, config.json and split.json written on a start, the partner bank of an unpaired run.
+data::PreparedData open_run(const runs::RunConfig& cfg, const RunFiles& f, const TrainOptions& opt, data::ImageCache& cache,
+                            bool& resuming) {
   // Same seed -> same split, pairing, augmentation, initialisation and dropout masks.
   data::PreparedData d;
   // --resume on a run stopped before its first checkpoint starts it again: there is nothing to
   // lose, and one command then continues a run wherever it was interrupted.
-  const bool resuming = opt.resume && fs::exists(ckpt);
-  if (opt.resume && fs::exists(cfg_path))
-    if (const auto saved = io::read_json(cfg_path), now = cfg.to_json(); saved != now)
-      throw Error(run_dir + ": the configuration differs from the one this run was started with (" +
+  resuming = opt.resume && fs::exists(f.ckpt);
+  if (opt.resume && fs::exists(f.cfg))
+    if (const auto saved = io::read_json(f.cfg), now = cfg.to_json(); saved != now)
+      throw Error(f.dir + ": the configuration differs from the one this run was started with (" +
                   first_difference(now, saved) + ")");
   if (resuming) {
-    d = data::PreparedData::from_json(io::read_json(split_path), split_path);
+    d = data::PreparedData::from_json(io::read_json(f.split), f.split);
   } else if (opt.resume) {
-    say(run_dir + ": no checkpoint yet; starting the run from its beginning");
+    f.say(f.dir + ": no checkpoint yet; starting the run from its beginning");
     d = opt.data ? *opt.data : data::prepare_data(cfg.data, cfg.seed);
   } else {
-    if (fs::exists(ckpt))
-      throw Error(run_dir + ": already holds a training run; use --resume to continue it or choose another --out");
+    if (fs::exists(f.ckpt))
+      throw Error(f.dir + ": already holds a training run; use --resume to continue it or choose another --out");
     d = opt.data ? *opt.data : data::prepare_data(cfg.data, cfg.seed);
   }
-  data::ImageCache cache(cfg.data.image_options());
   {
     std::vector<std::string> warnings;
-    say("checking " + std::to_string(d.all_paths().size()) + " images ...");
+    f.say("checking " + std::to_string(d.all_paths().size()) + " images ...");
     data::verify_prepared(d, cache, cfg.data, warnings);
-    if (lead)
+    if (f.lead)
       for (const auto& w : warnings) std::cerr << "warning: " << w << "\n";
     const auto counts = data::group_counts(d);
     for (size_t m = 0; m < counts.size(); ++m) {
       const auto& gc = counts[m];
       if (m >= d.grouped.size() || !d.grouped[m]) {
-        say("groups (" + gc.modality + "): none named, each image its own group (splits and intervals by image)");
+        f.say("groups (" + gc.modality + "): none named, each image its own group (splits and intervals by image)");
         continue;
       }
-      say("groups (" + gc.modality + "): " + std::to_string(gc.train_groups) + " train, " + std::to_string(gc.val_groups) +
-          " val, " + std::to_string(gc.test_groups) + " test; " + std::to_string(gc.mixed) +
-          " mixing labels (placed by their majority label)");
+      f.say("groups (" + gc.modality + "): " + std::to_string(gc.train_groups) + " train, " + std::to_string(gc.val_groups) +
+            " val, " + std::to_string(gc.test_groups) + " test; " + std::to_string(gc.mixed) +
+            " mixing labels (placed by their majority label)");
       if (gc.spanning > 0)
-        throw Error(run_dir + ": " + gc.modality + ": " + std::to_string(gc.spanning) + " groups in two parts (group '" +
+        throw Error(f.dir + ": " + gc.modality + ": " + std::to_string(gc.spanning) + " groups in two parts (group '" +
                     gc.example + "'); the split leaks");
     }
   }
-  if (!resuming && lead) {
-    io::atomic_write_text(cfg_path, cfg.to_json().dump(2));
-    io::atomic_write_text(split_path, d.to_json().dump());
+  if (!resuming && f.lead) {
+    io::atomic_write_text(f.cfg, cfg.to_json().dump(2));
+    io::atomic_write_text(f.split, d.to_json().dump());
   }
   // Unpaired: the partners that stand in for a case's missing modalities at prediction time.
-  const auto bank_path = runs::files::path(run_dir, runs::files::kPartners);
-  if (lead && !d.paired && !fs::exists(bank_path))
+  const auto bank_path = runs::files::path(f.dir, runs::files::kPartners);
+  if (f.lead && !d.paired && !fs::exists(bank_path))
     inputs::save_partner_bank(bank_path, inputs::build_partner_bank(d, cache, inputs::kBankSize, data::mix_seed(cfg.seed, 0xBA)));
+  return d;
+}
+
+// What one epoch of training leaves: the summed loss, samples seen, steps, per task the
+// correctly classified and the scored training samples.
+struct EpochStats {
+  double loss_sum = 0;
+  size_t seen = 0, steps = 0;
+  std::vector<double> correct, counted;
+};
+
+// The parts of a training step that stay fixed over the run.
+struct Step {
+  const runs::RunConfig& cfg;
+  const TrainOptions& opt;
+  const RunFiles& f;
+  const ModelConfig& mcfg;
+  const std::vector<torch::Tensor>& class_weights;
+  uint64_t tseed;
+  int micro, shard;
+  bool sharded, bf16;
+};
+
+// One epoch: the epoch's examples (this rank's shards), forward, loss, backward, Adam steps
+// (gradients averaged over the ranks), progress bar. Throws on a non-finite loss.
+EpochStats train_epoch(const Step& s, DRIFANet& net, FusedAdam& adam, const data::PreparedData& d, data::ImageCache& cache,
+                       const TrainerState& st, int64_t epoch, std::optional<Progress>& bar) {
+  const auto& tc = s.cfg.train;
+  const auto& opt = s.opt;
+  const int world = s.f.world, rank = s.f.rank, micro = s.micro;
+  const size_t T = static_cast<size_t>(s.mcfg.tasks());
+  // Ranks draw their own dropout masks; one process keeps the plain seed.
+  torch::manual_seed(world > 1 ? data::mix_seed(s.tseed, 0xD20, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank))
+                               : data::mix_seed(s.tseed, 0xD20, static_cast<uint64_t>(epoch)));
+  auto examples = d.train_examples(s.tseed, epoch, tc.sampling == "balanced");
+  if (tc.steps_per_epoch > 0 && examples.size() > size_t(tc.steps_per_epoch) * tc.batch_size)
+    examples.resize(size_t(tc.steps_per_epoch) * tc.batch_size);
+  data::LoaderOptions lo;
+  if (s.sharded) {
+    // Global batch s is cut into world * micro shards; shard j = m * world + rank is this
+    // rank's micro-batch m. A last incomplete global batch is left out so shards stay equal.
+    std::vector<data::Example> mine;
+    const size_t steps = examples.size() / size_t(tc.batch_size);
+    for (size_t st = 0; st < steps; ++st)
+      for (int m = 0; m < micro; ++m) {
+        const size_t first = st * size_t(tc.batch_size) + size_t(m * world + rank) * size_t(s.shard);
+        mine.insert(mine.end(), examples.begin() + long(first), examples.begin() + long(first + size_t(s.shard)));
+      }
+    if (mine.empty()) throw Error("the epoch has fewer than batch_size = " + std::to_string(tc.batch_size) + " training pairs");
+    examples = std::move(mine);
+    lo.batch_size = s.shard;
+  } else {
+    // BatchNorm cannot train on a batch of one: drop a last batch of size 1.
+    lo.batch_size = std::min<int>(tc.batch_size, static_cast<int>(examples.size()));
+    lo.drop_last = examples.size() % lo.batch_size == 1;
+  }
+  lo.workers = s.cfg.data.workers;
+  lo.augment = s.cfg.augment.enabled();
+  lo.aug = s.cfg.augment;
+  lo.seed = s.tseed;
+  lo.epoch = epoch;
+  data::BatchLoader loader(examples, cache, lo);
+  net->set_mode(Mode::Train);
+  bar.emplace("epoch " + std::to_string(epoch) + "/" + std::to_string(tc.epochs), loader.batches() / size_t(micro), s.f.quiet);
+  EpochStats e;
+  e.correct.assign(T, 0);
+  e.counted.assign(T, 0);
+  size_t micro_done = 0;
+  data::Batch b;
+  while (loader.next(b)) {
+    for (auto& x : b.inputs) x = x.to(opt.device);
+    torch::Tensor loss;
+    ForwardResult r;
+    ForwardOptions fo;
+    if (tc.modality_dropout > 0) {
+      // Each example's draw depends on (seed, epoch, rank, its position), not on the batching.
+      std::vector<torch::Tensor> rows;
+      for (auto i : b.indices)
+        rows.push_back(inputs::modality_dropout_mask(1, s.mcfg.modalities, tc.modality_dropout,
+                                                     data::mix_seed(s.tseed, 0x3D0 + static_cast<uint64_t>(rank), static_cast<uint64_t>(epoch), i)));
+      fo.presence = torch::cat(rows).to(opt.device);
+    }
+    {
+      AutocastGuard ac(s.bf16, opt.device);
+      r = net->forward(b.inputs, fo);
+      loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights, s.class_weights);
+    }
+    const double lv = loss.item<double>();
+    if (!std::isfinite(lv))
+      throw Error("non-finite training loss (" + std::to_string(lv) + ") at epoch " + std::to_string(epoch) + " step " +
+                  std::to_string(e.steps + 1) + "; stopped. The last good state is " +
+                  (st.epoch > 0 ? s.f.ckpt + " (epoch " + std::to_string(st.epoch) + ")" : std::string("none (first epoch)")) +
+                  "; try a lower lr or disable bf16");
+    (micro > 1 ? loss / double(micro) : loss).backward();
+    if (++micro_done % size_t(micro) == 0) {
+      if (opt.group) opt.group->average_gradients(*net);
+      adam.step();
+      adam.zero_grad();
+      ++e.steps;
+    }
+    const size_t bs = b.indices.size();
+    e.loss_sum += lv * bs;
+    e.seen += bs;
+    for (size_t t = 0; t < T; ++t) {
+      auto y = b.labels[t];
+      auto keep = y.ge(0);
+      e.correct[t] += r.logits[t].argmax(1).cpu().eq(y).logical_and(keep).sum().item<double>();
+      e.counted[t] += keep.sum().item<double>();
+    }
+    bar->update(e.steps, bs, e.loss_sum / e.seen);
+  }
+  return e;
+}
+
+// Data-parallel: every rank takes rank 0's BatchNorm statistics; the parameters must already
+// agree. Returns the spread of the ranks' parameter checksums.
+double sync_ranks(ProcessGroup& group, DRIFANet& net, int64_t epoch) {
+  group.broadcast_state(*net);
+  double sum = 0;
+  for (const auto& p : net->parameters()) sum += p.to(torch::kFloat64).sum().item<double>();
+  const auto [lo_sum, hi_sum] = group.min_max(sum);
+  const double spread = hi_sum - lo_sum;
+  if (spread > 1e-6 * std::max(1.0, std::abs(sum)))
+    throw Error("the ranks' parameters diverged at epoch " + std::to_string(epoch) + " (checksums " + std::to_string(lo_sum) +
+                " .. " + std::to_string(hi_sum) + ")");
+  return spread;
+}
+
+// The epoch's row of log.json / log.csv.
+nlohmann::json log_row(const ModelConfig& mcfg, int64_t epoch, double lr, const EpochStats& e, const evaluation::EvalResult& val,
+                       double secs, int world, double spread) {
+  namespace k = runs::files;
+  const size_t T = static_cast<size_t>(mcfg.tasks());
+  nlohmann::json row = nlohmann::json::object();
+  row[k::kColEpoch] = epoch;
+  row["lr"] = lr;
+  row[k::kColTrainLoss] = e.seen ? e.loss_sum / e.seen : 0.0;
+  for (size_t t = 0; t < T; ++t) row["train_acc_" + mcfg.task_name(t)] = e.counted[t] ? e.correct[t] / e.counted[t] : 0.0;
+  row[k::kColValLoss] = val.loss;
+  for (size_t t = 0; t < T; ++t) {
+    row[k::kColValAccPrefix + mcfg.task_name(t)] = val.metrics[t].accuracy;
+    row["val_f1_" + mcfg.task_name(t)] = val.metrics[t].macro_f1;
+  }
+  row["seconds"] = secs;
+  row["train_samples"] = e.seen * size_t(world);
+  if (world > 1) {
+    row["ranks"] = world;
+    row["rank_param_spread"] = spread;
+  }
+  return row;
+}
+
+}  // namespace
+
+TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
+  const RunFiles f(run_dir, opt);
+  std::optional<io::FolderLock> lock;  // rank 0 alone writes the folder (below), so it alone locks it
+  if (f.lead) lock.emplace(run_dir);
+  else fs::create_directories(run_dir);
+  data::ImageCache cache(cfg.data.image_options());
+  bool resuming = false;
+  const data::PreparedData d = open_run(cfg, f, opt, cache, resuming);
   const ModelConfig mcfg = cfg.model_config(d);
   const auto& tc = cfg.train;
   const auto class_weights = training_class_weights(tc, d, mcfg);
@@ -175,24 +350,24 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
   net->to(opt.device);
   FusedAdam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
   const int micro = tc.micro_batches;
-  const bool sharded = world > 1 || micro > 1;
-  const int shard = tc.batch_size / (world * micro);
-  if (sharded && (tc.batch_size % (world * micro) != 0 || shard < 2))
-    throw Error("[train]: batch_size " + std::to_string(tc.batch_size) + " must split into " + std::to_string(world * micro) +
-                " equal shards of at least 2 samples (" + std::to_string(world) + " ranks x " + std::to_string(micro) +
+  const bool sharded = f.world > 1 || micro > 1;
+  const int shard = tc.batch_size / (f.world * micro);
+  if (sharded && (tc.batch_size % (f.world * micro) != 0 || shard < 2))
+    throw Error("[train]: batch_size " + std::to_string(tc.batch_size) + " must split into " + std::to_string(f.world * micro) +
+                " equal shards of at least 2 samples (" + std::to_string(f.world) + " ranks x " + std::to_string(micro) +
                 " micro-batches)");
   TrainerState st;
   st.lr = tc.lr;
   nlohmann::json log = nlohmann::json::array();
   if (resuming) {
-    st = load_checkpoint(ckpt, net, adam);
+    st = load_checkpoint(f.ckpt, net, adam);
     set_lr(adam, st.lr);
-    if (fs::exists(log_path)) {
+    if (fs::exists(f.log)) {
       log = runs::files::read_log_json(run_dir);
       // Rows written after the checkpoint (an interrupted epoch) are dropped.
-      while (!log.empty() && log.back().at("epoch").get<int64_t>() > st.epoch) log.erase(log.size() - 1);
+      while (!log.empty() && log.back().at(runs::files::kColEpoch).get<int64_t>() > st.epoch) log.erase(log.size() - 1);
     }
-    say("resuming after epoch " + std::to_string(st.epoch));
+    f.say("resuming after epoch " + std::to_string(st.epoch));
   }
 
   // The precision chosen for this machine and model (auto: bf16 where the CPU computes it natively
@@ -200,9 +375,9 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
   const Precision precision = parse_precision(tc.precision, "[train] precision");
   const double gmac = summarize(mcfg).gmac();
   const bool bf16 = use_bf16(precision, cpu_features(), opt.device, gmac);
-  say("precision " + precision_choice(precision, cpu_features(), opt.device, gmac) + "; " +
-      (opt.device.is_cuda() ? std::string("device ") + opt.device.str()
-                             : isa_summary(cpu_features()) + "; oneDNN kernels " + onednn_isa()));
+  f.say("precision " + precision_choice(precision, cpu_features(), opt.device, gmac) + "; " +
+        (opt.device.is_cuda() ? std::string("device ") + opt.device.str()
+                               : isa_summary(cpu_features()) + "; oneDNN kernels " + onednn_isa()));
   const auto val_examples = d.eval_examples("val", cfg.seed);
   evaluation::EvalOptions eo;
   eo.batch_size = tc.batch_size;
@@ -210,180 +385,59 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
   eo.bf16 = bf16;
   eo.device = opt.device;
   eo.task_weights = tc.task_weights;
-  const size_t T = static_cast<size_t>(mcfg.tasks());
+  const Step step{cfg, opt, f, mcfg, class_weights, tseed, micro, shard, sharded, bf16};
 
   TrainSummary sum;
   for (int64_t epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {
-    if (st.early_wait >= tc.early_stop_patience) break;
+    if (patience_spent(st, tc)) break;
     const auto t0 = std::chrono::steady_clock::now();
-    // Ranks draw their own dropout masks; one process keeps the plain seed.
-    torch::manual_seed(world > 1 ? data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch), static_cast<uint64_t>(rank))
-                                 : data::mix_seed(tseed, 0xD20, static_cast<uint64_t>(epoch)));
-    auto examples = d.train_examples(tseed, epoch, tc.sampling == "balanced");
-    if (tc.steps_per_epoch > 0 && examples.size() > size_t(tc.steps_per_epoch) * tc.batch_size)
-      examples.resize(size_t(tc.steps_per_epoch) * tc.batch_size);
-    data::LoaderOptions lo;
-    if (sharded) {
-      // Global batch s is cut into world * micro shards; shard j = m * world + rank is this
-      // rank's micro-batch m. A last incomplete global batch is left out so shards stay equal.
-      std::vector<data::Example> mine;
-      const size_t steps = examples.size() / size_t(tc.batch_size);
-      for (size_t st = 0; st < steps; ++st)
-        for (int m = 0; m < micro; ++m) {
-          const size_t first = st * size_t(tc.batch_size) + size_t(m * world + rank) * size_t(shard);
-          mine.insert(mine.end(), examples.begin() + long(first), examples.begin() + long(first + size_t(shard)));
-        }
-      if (mine.empty()) throw Error("the epoch has fewer than batch_size = " + std::to_string(tc.batch_size) + " training pairs");
-      examples = std::move(mine);
-      lo.batch_size = shard;
-    } else {
-      // BatchNorm cannot train on a batch of one: drop a last batch of size 1.
-      lo.batch_size = std::min<int>(tc.batch_size, static_cast<int>(examples.size()));
-      lo.drop_last = examples.size() % lo.batch_size == 1;
-    }
-    lo.workers = cfg.data.workers;
-    lo.augment = cfg.augment.enabled();
-    lo.aug = cfg.augment;
-    lo.seed = tseed;
-    lo.epoch = epoch;
-    data::BatchLoader loader(examples, cache, lo);
-    net->set_mode(Mode::Train);
-    Progress bar("epoch " + std::to_string(epoch) + "/" + std::to_string(tc.epochs), loader.batches() / size_t(micro), quiet);
-    double loss_sum = 0;
-    size_t seen = 0, step = 0, micro_done = 0;
-    std::vector<double> correct(T, 0), counted(T, 0);
-    data::Batch b;
-    while (loader.next(b)) {
-      for (auto& x : b.inputs) x = x.to(opt.device);
-      torch::Tensor loss;
-      ForwardResult r;
-      ForwardOptions fo;
-      if (tc.modality_dropout > 0) {
-        // Each example's draw depends on (seed, epoch, rank, its position), not on the batching.
-        std::vector<torch::Tensor> rows;
-        for (auto i : b.indices)
-          rows.push_back(inputs::modality_dropout_mask(1, mcfg.modalities, tc.modality_dropout,
-                                                       data::mix_seed(tseed, 0x3D0 + static_cast<uint64_t>(rank), static_cast<uint64_t>(epoch), i)));
-        fo.presence = torch::cat(rows).to(opt.device);
-      }
-      {
-        AutocastGuard ac(bf16, opt.device);
-        r = net->forward(b.inputs, fo);
-        loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights, class_weights);
-      }
-      const double lv = loss.item<double>();
-      if (!std::isfinite(lv))
-        throw Error("non-finite training loss (" + std::to_string(lv) + ") at epoch " + std::to_string(epoch) + " step " +
-                    std::to_string(step + 1) + "; stopped. The last good state is " +
-                    (st.epoch > 0 ? ckpt + " (epoch " + std::to_string(st.epoch) + ")" : std::string("none (first epoch)")) +
-                    "; try a lower lr or disable bf16");
-      (micro > 1 ? loss / double(micro) : loss).backward();
-      if (++micro_done % size_t(micro) == 0) {
-        if (opt.group) opt.group->average_gradients(*net);
-        adam.step();
-        adam.zero_grad();
-        ++step;
-      }
-      const size_t bs = b.indices.size();
-      loss_sum += lv * bs;
-      seen += bs;
-      for (size_t t = 0; t < T; ++t) {
-        auto y = b.labels[t];
-        auto keep = y.ge(0);
-        correct[t] += r.logits[t].argmax(1).cpu().eq(y).logical_and(keep).sum().item<double>();
-        counted[t] += keep.sum().item<double>();
-      }
-      bar.update(step, bs, loss_sum / seen);
-    }
-    double spread = 0;
-    if (opt.group) {
-      // Every rank now holds rank 0's BN statistics; the parameters must already agree.
-      opt.group->broadcast_state(*net);
-      double sum = 0;
-      for (const auto& p : net->parameters()) sum += p.to(torch::kFloat64).sum().item<double>();
-      const auto [lo_sum, hi_sum] = opt.group->min_max(sum);
-      spread = hi_sum - lo_sum;
-      if (spread > 1e-6 * std::max(1.0, std::abs(sum)))
-        throw Error("the ranks' parameters diverged at epoch " + std::to_string(epoch) + " (checksums " +
-                    std::to_string(lo_sum) + " .. " + std::to_string(hi_sum) + ")");
-    }
+    std::optional<Progress> bar;  // the epoch's, finished with its validation below
+    const auto e = train_epoch(step, net, adam, d, cache, st, epoch, bar);
+    const double spread = opt.group ? sync_ranks(*opt.group, net, epoch) : 0.0;
     const auto val = evaluation::evaluate(net, val_examples, cache, eo);
     if (!std::isfinite(val.loss))
-      throw Error("non-finite validation loss at epoch " + std::to_string(epoch) + "; stopped. The last good state is " + ckpt);
-
-    // Keras semantics: ReduceLROnPlateau and EarlyStopping count epochs without an improvement
-    // of at least 1e-4 and act when the count reaches their patience.
-    const bool improved = val.loss < st.plateau_best - 1e-4;
-    if (improved) {
-      st.plateau_best = val.loss;
-      st.plateau_wait = 0;
-      st.early_wait = 0;
-    } else {
-      ++st.plateau_wait;
-      ++st.early_wait;
-      if (st.plateau_wait >= tc.plateau_patience && st.lr > tc.min_lr) {
-        st.lr = std::max(st.lr * tc.plateau_factor, tc.min_lr);
-        set_lr(adam, st.lr);
-        st.plateau_wait = 0;
-        say("reducing learning rate to " + std::to_string(st.lr));
-      }
+      throw Error("non-finite validation loss at epoch " + std::to_string(epoch) + "; stopped. The last good state is " + f.ckpt);
+    const auto verdict = judge_epoch(st, tc, epoch, val.loss);
+    if (verdict.lr_reduced) {
+      set_lr(adam, st.lr);
+      f.say("reducing learning rate to " + std::to_string(st.lr));
     }
-    const bool is_best = val.loss < st.best_val_loss;
-    if (is_best) {
-      io::Metadata best_metadata{{"drifa.epoch", std::to_string(epoch)}, {"drifa.val_loss", std::to_string(val.loss)},
-                                 {runs::kPairingKey, d.paired ? "paired" : "unpaired"}};
-      if (auto v = data::volume_recipes_json(cfg.data); !v.empty()) best_metadata[runs::kVolumesKey] = v;
-      st.best_val_loss = val.loss;
-      st.best_epoch = epoch;
-      if (lead)
-        runs::save_model(net, best, best_metadata);
+    if (verdict.best && f.lead) {
+      io::Metadata best_metadata{{runs::files::kEpochKey, std::to_string(epoch)}, {runs::files::kValLossKey, std::to_string(val.loss)},
+                                 {runs::files::kPairingKey, d.paired ? "paired" : "unpaired"}};
+      if (auto v = data::volume_recipes_json(cfg.data); !v.empty()) best_metadata[runs::files::kVolumesKey] = v;
+      runs::save_model(net, f.best, best_metadata);
     }
-    st.epoch = epoch;
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json row = nlohmann::json::object();
-    row["epoch"] = epoch;
-    row["lr"] = adam.param_groups()[0].options().get_lr();
-    row["train_loss"] = seen ? loss_sum / seen : 0.0;
-    for (size_t t = 0; t < T; ++t) row["train_acc_" + mcfg.task_name(t)] = counted[t] ? correct[t] / counted[t] : 0.0;
-    row["val_loss"] = val.loss;
-    for (size_t t = 0; t < T; ++t) {
-      row["val_acc_" + mcfg.task_name(t)] = val.metrics[t].accuracy;
-      row["val_f1_" + mcfg.task_name(t)] = val.metrics[t].macro_f1;
-    }
-    row["seconds"] = secs;
-    row["train_samples"] = seen * size_t(world);
-    if (world > 1) {
-      row["ranks"] = world;
-      row["rank_param_spread"] = spread;
-    }
+    const auto row = log_row(mcfg, epoch, adam.param_groups()[0].options().get_lr(), e, val, secs, f.world, spread);
     log.push_back(row);
     // The checkpoint is written last: a run killed before it resumes from the previous epoch.
-    if (lead) {
-      io::atomic_write_text(log_path, log.dump(1));
+    if (f.lead) {
+      io::atomic_write_text(f.log, log.dump(1));
       io::atomic_write_text(runs::files::path(run_dir, runs::files::kLogCsv), csv_of(log));
-      save_checkpoint(ckpt, net, adam, st);
+      save_checkpoint(f.ckpt, net, adam, st);
     }
     if (opt.group) opt.group->barrier();  // no rank runs ahead of the checkpoint
     std::ostringstream msg;
-    msg << std::fixed << std::setprecision(4) << "train loss " << row["train_loss"].get<double>() << "  val loss " << val.loss;
-    for (size_t t = 0; t < T; ++t) msg << "  " << mcfg.task_name(t) << " acc " << val.metrics[t].accuracy;
-    if (is_best) msg << "  *best";
-    bar.finish(msg.str());
+    msg << std::fixed << std::setprecision(4) << "train loss " << row[runs::files::kColTrainLoss].get<double>() << "  val loss " << val.loss;
+    for (size_t t = 0; t < static_cast<size_t>(mcfg.tasks()); ++t) msg << "  " << mcfg.task_name(t) << " acc " << val.metrics[t].accuracy;
+    if (verdict.best) msg << "  *best";
+    bar->finish(msg.str());
     ++sum.epochs_run;
     if (opt.on_epoch_end) opt.on_epoch_end(epoch);
   }
-  sum.early_stopped = st.early_wait >= tc.early_stop_patience && st.epoch < tc.epochs;
-  if (sum.early_stopped) say("early stopping: no validation improvement for " + std::to_string(tc.early_stop_patience) + " epochs");
+  sum.early_stopped = patience_spent(st, tc) && st.epoch < tc.epochs;
+  if (sum.early_stopped) f.say("early stopping: no validation improvement for " + std::to_string(tc.early_stop_patience) + " epochs");
   sum.best_epoch = st.best_epoch;
   sum.best_val_loss = st.best_val_loss;
-  sum.best_model = best;
-  if (!lead) return sum;
+  sum.best_model = f.best;
+  if (!f.lead) return sum;
   if (opt.evaluate_test) {
     EvaluateOptions eo;
     eo.device = opt.device;
     eo.bf16 = bf16;
     eo.cache = &cache;
-    sum.test_metrics = evaluate_run(run_dir, best, "test", run_dir, eo);
+    sum.test_metrics = evaluate_run(run_dir, f.best, "test", run_dir, eo);
   }
   // Last: done.json says the whole run finished, its test metrics included. A run stopped
   // before it (even while evaluating) is resumed from its final checkpoint and evaluated then;
@@ -491,7 +545,7 @@ nlohmann::json evaluate_run(const std::string& run_dir, const std::string& model
   nlohmann::json missing;
   if (!opt.missing.empty()) missing = missing_metrics(run, net, examples, *cache, eo, opt);
   io::atomic_write_text(runs::files::path(out_dir, runs::files::kMetrics), j.dump(2));
-  evaluation::write_predictions(runs::files::path(out_dir, runs::files::kPredictions), r, examples, mc);
+  runs::files::write_predictions(runs::files::path(out_dir, runs::files::kPredictions), r, examples, mc);
   if (!missing.is_null()) {
     missing["part"] = part;
     missing["model"] = model_path;

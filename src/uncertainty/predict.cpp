@@ -357,10 +357,10 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
     loaded.net->to(device);
     p.nets.push_back(loaded.net);
     p.calibration = runs::files::read_model_calibration(loaded.metadata, path);
-    const auto it = loaded.metadata.find(runs::kPairingKey);
+    const auto it = loaded.metadata.find(runs::files::kPairingKey);
     p.pairing = it == loaded.metadata.end() ? "unknown" : it->second;
     if (p.pairing != "paired" && p.pairing != "unpaired" && p.pairing != "unknown")
-      throw Error(path + ": metadata " + runs::kPairingKey + ": found '" + p.pairing + "', allowed paired or unpaired");
+      throw Error(path + ": metadata " + runs::files::kPairingKey + ": found '" + p.pairing + "', allowed paired or unpaired");
   }
   if (!partners_from.empty()) {
     if (run) throw Error("--partners-from is for a bare model file; " + path + " is a folder with its own partner bank");
@@ -373,7 +373,7 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
   if (fs::is_directory(path)) {
     p.volumes = run->cfg.data.image_options().volumes;
     p.tta_transforms = run->cfg.tta_transforms(p.nets[0]->config());
-  } else if (auto it = loaded_metadata.find(runs::kVolumesKey); it != loaded_metadata.end()) {
+  } else if (auto it = loaded_metadata.find(runs::files::kVolumesKey); it != loaded_metadata.end()) {
     p.volumes = data::volume_recipes_from_json(it->second, int(p.nets[0]->config().in_channels), path);
   }
   return p;

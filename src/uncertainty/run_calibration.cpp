@@ -49,8 +49,8 @@ calibration::Calibration calibrate_run(const std::string& dir, const CalibrateOp
     const auto best = e.run.best_model();
     auto loaded = runs::load_model(best);
     auto meta = loaded.metadata;
-    meta.erase(runs::kConfigKey);
-    meta[runs::kCalibrationKey] = own.to_json().dump();
+    meta.erase(runs::files::kConfigKey);
+    meta[runs::files::kCalibrationKey] = own.to_json().dump();
     runs::save_model(loaded.net, best, meta);
   }
   return c;

@@ -13,6 +13,7 @@
 #include "drifa/error.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/io/atomic_file.h"
+#include "drifa/runs/tables.h"
 #include "drifa/inference/inferer.h"
 #include "drifa/inference/method.h"
 #include "drifa/runtime/progress.h"
@@ -177,8 +178,9 @@ nlohmann::json summarise(const StudySamples& s, const ModelConfig& cfg, const Su
 void write_samples_csv(const std::string& path, const StudySamples& s, const std::vector<data::Example>& examples,
                        const ModelConfig& cfg, const calibration::Calibration* cal) {
   std::ostringstream o;
-  o << evaluation::sample_csv_header(
-      cfg, "true_label,predicted_label,correct,predictive_entropy,expected_entropy,mutual_information,spread");
+  namespace f = runs::files;
+  o << f::sample_csv_header(cfg, {f::kColTrueLabel, f::kColPredictedLabel, f::kColCorrect, f::kColPredictiveEntropy,
+                                  f::kColExpectedEntropy, f::kColMutualInformation, f::kColSpread});
   for (size_t t = 0; t < s.labels.size(); ++t) {
     // The method predict answers with for these models and passes: ensemble, else mc.
     const auto c = s.counts();
@@ -198,7 +200,7 @@ void write_samples_csv(const std::string& path, const StudySamples& s, const std
       std::ostringstream cols;
       cols << data::csv_escape(cfg.class_name(ti, y[i])) << "," << data::csv_escape(cfg.class_name(ti, pred[i])) << ","
            << (y[i] == pred[i] ? 1 : 0) << "," << pe[i] << "," << ee[i] << "," << mi[i] << "," << sp[i];
-      evaluation::sample_csv_row(o, cfg, i, ti, examples[static_cast<size_t>(i)], cols.str(), p.data_ptr<float>() + i * p.size(1), p.size(1));
+      f::sample_csv_row(o, cfg, i, ti, examples[static_cast<size_t>(i)], cols.str(), p.data_ptr<float>() + i * p.size(1), p.size(1));
     }
   }
   io::atomic_write_text(path, o.str());

@@ -74,15 +74,4 @@ std::optional<GroupPredictions> add_intervals_and_group_level(nlohmann::json& j,
 // Per task the metrics, the loss and their bootstrap intervals ("intervals", bootstrap.h), and
 // the group-level metrics when r's rows share groups.
 nlohmann::json metrics_json(const EvalResult& r, const ModelConfig& cfg, const BootstrapOptions& ci = {});
-// The layout of every per-(sample, task) CSV (predictions.csv, the uncertainty study's
-// samples.csv): sample, task, path_<modality>..., the caller's columns, then prob_k, the
-// probability of class index k of the row's task (class names: metrics.json).
-std::string sample_csv_header(const ModelConfig& cfg, const std::string& columns);
-void sample_csv_row(std::ostream& o, const ModelConfig& cfg, int64_t sample, int64_t task, const data::Example& ex,
-                    const std::string& columns, const float* probs, int64_t classes);
-
-// predictions.csv: one row per scored (sample, task), its group beside the labels.
-void write_predictions(const std::string& path, const EvalResult& r, const std::vector<data::Example>& examples,
-                       const ModelConfig& cfg);
-
 }  // namespace drifa::evaluation

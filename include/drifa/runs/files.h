@@ -1,6 +1,6 @@
 #pragma once
-// Every file of a run folder, an ensemble folder and their analysis sub-folders, named once, and
-// the one checked reader for each. A reader checks schema, types, ranges and agreement with the
+// Every file of a run folder, an ensemble folder and their analysis sub-folders (named once, in
+// keys.h) and the one checked reader for each. A reader checks schema, types, ranges and agreement with the
 // other files (classes vs modalities, rows vs columns, labels within their class lists), and
 // throws drifa::Error "FILE: KEY: found .., allowed .." otherwise. A path read from a run file
 // must stay inside the folder it belongs to. Nothing else opens these files by hand.
@@ -29,32 +29,9 @@
 #include <nlohmann/json.hpp>
 
 #include "drifa/calibration/calibration.h"
+#include "drifa/runs/keys.h"
 
 namespace drifa::runs::files {
-
-inline constexpr const char* kConfig = "config.json";
-inline constexpr const char* kSplit = "split.json";
-inline constexpr const char* kCheckpoint = "checkpoint.safetensors";
-inline constexpr const char* kBestModel = "best.safetensors";
-inline constexpr const char* kLogJson = "log.json";
-inline constexpr const char* kLogCsv = "log.csv";
-inline constexpr const char* kDone = "done.json";
-inline constexpr const char* kMetrics = "metrics.json";
-inline constexpr const char* kPredictions = "predictions.csv";
-inline constexpr const char* kEnsemble = "ensemble.json";
-inline constexpr const char* kCalibration = "calibration.json";  // run or ensemble folder
-inline constexpr const char* kCv = "cv.json";                    // cross-validation folder
-inline constexpr const char* kPartners = "partners.safetensors";  // unpaired run folder
-inline constexpr const char* kMissing = "missing.json";          // run folder
-inline constexpr const char* kUqDir = "uq";
-inline constexpr const char* kUq = "uq.json";             // in kUqDir
-inline constexpr const char* kUqSamples = "samples.csv";  // in kUqDir
-inline constexpr const char* kGradcamDir = "gradcam";
-inline constexpr const char* kGradcam = "gradcam.json";   // in kGradcamDir
-inline constexpr const char* kTsneDir = "tsne";
-inline constexpr const char* kTsne = "tsne.json";         // in kTsneDir
-inline constexpr const char* kReport = "report.html";
-inline constexpr const char* kPlotsDir = "plots";
 
 // dir/name (name may hold one sub-folder, "uq/uq.json").
 std::string path(const std::string& dir, const std::string& name);
@@ -87,7 +64,6 @@ struct CvManifest {
   std::vector<std::string> members;
 };
 CvManifest read_cv(const std::string& dir);
-inline constexpr const char* kCvMetrics = "cv_metrics.json";  // cross-validation folder
 // cv_metrics.json (report): per task the folds' metrics, mean and sd, pooled and held-out, in [0, 1] or null.
 nlohmann::json read_cv_metrics(const std::string& dir);
 

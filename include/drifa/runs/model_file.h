@@ -1,10 +1,11 @@
 #pragma once
 // A model file is a safetensors file holding the full state (parameters and BN running stats,
 // float32) under the spec's canonical names, with the ModelConfig as JSON in the metadata key
-// "drifa.config". It loads into the PyTorch port (bench/drifa_torch.py) with load_state_dict.
+// files::kConfigKey (keys.h). It loads into the PyTorch port (bench/drifa_torch.py) with load_state_dict.
 #include <string>
 
 #include "drifa/io/safetensors.h"
+#include "drifa/runs/keys.h"
 #include "drifa/model/drifa_net.h"
 
 namespace drifa::runs {
@@ -12,16 +13,6 @@ namespace drifa::runs {
 using io::Metadata;
 using io::NamedTensors;
 using io::SafetensorsFile;
-
-inline constexpr const char* kConfigKey = "drifa.config";
-// The model's own calibration (calibration/calibration.h, JSON), set by `drifa calibrate`.
-inline constexpr const char* kCalibrationKey = "drifa.calibration";
-// "paired" or "unpaired": how the training data paired its modalities. An unpaired model's
-// missing modalities are marginalised over partners (inputs/partners.h), a paired one's absent.
-inline constexpr const char* kPairingKey = "drifa.pairing";
-// Volume modalities' recipes, {modality: recipe} as JSON (data/volume_slices.h): how `predict` cuts
-// a volume into the slices the model was trained on.
-inline constexpr const char* kVolumesKey = "drifa.volumes";
 
 // Canonical state: parameters and buffers, BN num_batches_tracked left out (spec section 6).
 NamedTensors model_state(const torch::nn::Module& module);

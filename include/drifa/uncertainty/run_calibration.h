@@ -17,7 +17,7 @@ struct CalibrateOptions {
 };
 
 // Writes DIR/calibration.json and returns it. For a single run, the fits of one model's methods
-// (PredictiveMethod::one_model) are also written into best.safetensors's metadata (runs::kCalibrationKey), so a model file
+// (PredictiveMethod::one_model) are also written into best.safetensors's metadata (runs::files::kCalibrationKey), so a model file
 // copied elsewhere keeps its calibration.
 calibration::Calibration calibrate_run(const std::string& dir, const CalibrateOptions& opt);
 
