@@ -167,6 +167,7 @@ ModelConfig ModelConfig::demo() {
   c.image_size = 64;
   c.widths = {16, 16, 32, 32, 64, 64, 128, 128};
   c.dropout = 0.1;
+  c.bn_momentum = 0.1;
   return c;
 }
 

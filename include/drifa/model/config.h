@@ -66,7 +66,7 @@ struct ModelConfig {
   static ModelConfig four_modality();  // 4 modalities, tasks 4,2,3,2
   // Ours, for tests and the demo.
   static ModelConfig tiny();  // the paper's tasks at widths "tiny" and 32 px: a second per epoch
-  static ModelConfig demo();  // drifa synth's demo network: 2 x 3 classes, 64 px, widths 16..128, dropout 0.1
+  static ModelConfig demo();  // drifa synth's demo network: 2 x 3 classes, 64 px, widths 16..128, dropout 0.1, BN momentum 0.1
   // The named presets (CLI --preset, the benchmark, the tests): paper | four | tiny | demo.
   static ModelConfig preset(const std::string& name, const std::string& source = "--preset");
   static const std::vector<std::string>& preset_names();
