@@ -17,16 +17,16 @@ void register_serve(CLI::App& app, GlobalFlags& g) {
   auto* cmd = app.add_subcommand("serve", "the model behind an HTTP service and a web page (JSON API, batched, bounded)");
   cmd->add_option("model", o->model, "a model file (.safetensors), a training run folder or an ensemble folder")->required();
   cmd->add_option("--host", s.host, "address to listen on (default 127.0.0.1; any other needs --token-file)");
-  cmd->add_option("--port", s.port, "port (0: any free port)")->check(bounded(settings::IntRange{0, 65535}));
+  cmd->add_option("--port", s.port, "port (0: any free port)")->check(bounded(settings::limits::kPort));
   cmd->add_option("--token-file", s.token_file, "file whose first line is the bearer token every request but / and /healthz must send");
   cmd->add_option("--partners-from", o->partners_from, "the run folder whose partner bank a bare unpaired model file uses");
-  cmd->add_option("--max-batch", s.service.batch.max_batch, "cases per forward batch")->check(bounded(settings::IntRange{1, 1024}));
+  cmd->add_option("--max-batch", s.service.batch.max_batch, "cases per forward batch")->check(bounded(settings::limits::kMaxBatch));
   cmd->add_option("--max-wait-ms", s.service.batch.max_wait_ms, "how long a request waits for others to share its batch")
-      ->check(bounded(settings::IntRange{0, 10000}));
+      ->check(bounded(settings::limits::kMaxWaitMs));
   cmd->add_option("--queue", s.service.batch.queue, "requests waiting before the server answers 503")
-      ->check(bounded(settings::IntRange{1, 100000}));
+      ->check(bounded(settings::limits::kQueue));
   cmd->add_option("--timeout", s.service.timeout_s, "seconds a request may take before it is answered 503")
-      ->check(bounded(settings::RealRange{0.0, 86400.0, true, false}));
+      ->check(bounded(settings::limits::kRequestTimeout));
   cmd->add_option("-T,--passes", s.service.passes, "Monte Carlo passes when a request does not say (0 = deterministic)")
       ->check(bounded(settings::limits::kPasses));
   cmd->add_option("--tta", s.service.views, "test-time augmentation views when a request does not say (0: off; a request's tta field)")
@@ -37,11 +37,11 @@ void register_serve(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--partners", s.service.partners, "unpaired models: partners averaged over for each modality not given")
       ->check(bounded(settings::limits::kPartners));
   cmd->add_option("--max-body", s.max_body_bytes, "largest request body in bytes (413 above)")
-      ->check(bounded(settings::IntRange{1024, settings::limits::kMaxFileBytes}));
+      ->check(bounded(settings::limits::kMaxBody));
   cmd->add_option("--max-image-pixels", s.service.max_image_pixels, "largest uploaded image in pixels (400 above)")
       ->check(bounded(settings::limits::kImagePixels));
   cmd->add_option("--http-threads", s.http_threads, "requests decoded and waiting on the model at once (connections need no thread)")
-      ->check(bounded(settings::IntRange{1, 1024}));
+      ->check(bounded(settings::limits::kHttpThreads));
   cmd->add_option("--io-timeout", s.io_timeout_s, "seconds a connection may stay idle before it is closed")
       ->check(bounded(settings::limits::kTimeoutSeconds));
   cmd->add_option("--request-deadline", s.request_deadline_s,

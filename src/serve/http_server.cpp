@@ -169,9 +169,9 @@ bool same_token(const std::string& a, const std::string& b) {
 }
 
 void check(const ServerOptions& opt, const std::string& source) {
-  settings::check_integer(source, "port", opt.port, {0, 65535});
-  settings::check_integer(source, "max_body", opt.max_body_bytes, {1024, settings::limits::kMaxFileBytes});
-  settings::check_integer(source, "http_threads", opt.http_threads, {1, 1024});
+  settings::check_integer(source, "port", opt.port, settings::limits::kPort);
+  settings::check_integer(source, "max_body", opt.max_body_bytes, settings::limits::kMaxBody);
+  settings::check_integer(source, "http_threads", opt.http_threads, settings::limits::kHttpThreads);
   settings::check_integer(source, "io_timeout", opt.io_timeout_s, settings::limits::kTimeoutSeconds);
   settings::check_integer(source, "request_deadline", opt.request_deadline_s, settings::limits::kTimeoutSeconds);
   settings::check_integer(source, "max_connections", opt.max_connections, settings::limits::kConnections);

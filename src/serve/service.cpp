@@ -59,10 +59,10 @@ std::string png_data_uri(const cv::Mat& bgr) {
 }  // namespace
 
 void check(const ServiceOptions& opt, const std::string& source) {
-  settings::check_integer(source, "max_batch", opt.batch.max_batch, {1, 1024});
-  settings::check_integer(source, "max_wait_ms", opt.batch.max_wait_ms, {0, 10000});
-  settings::check_integer(source, "queue", opt.batch.queue, {1, 100000});
-  settings::check_real(source, "timeout", opt.timeout_s, {0.0, 86400.0, true, false});
+  settings::check_integer(source, "max_batch", opt.batch.max_batch, settings::limits::kMaxBatch);
+  settings::check_integer(source, "max_wait_ms", opt.batch.max_wait_ms, settings::limits::kMaxWaitMs);
+  settings::check_integer(source, "queue", opt.batch.queue, settings::limits::kQueue);
+  settings::check_real(source, "timeout", opt.timeout_s, settings::limits::kRequestTimeout);
   settings::check_integer(source, "max_passes", opt.max_passes, settings::limits::kPasses);
   settings::check_integer(source, "passes", opt.passes, {0, opt.max_passes});
   settings::check_integer(source, "tta", opt.views, settings::limits::kViews);

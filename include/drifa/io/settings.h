@@ -75,6 +75,13 @@ inline constexpr IntRange kCount{0, 100000};           // overlays, cases shown
 inline constexpr IntRange kNproc{0, 256};
 inline constexpr IntRange kTimeoutSeconds{1, 86400};
 inline constexpr IntRange kConnections{1, 100000};     // serve: open connections
+// drifa serve (the CLI flags, ServiceOptions and ServerOptions take them from here)
+inline constexpr IntRange kPort{0, 65535};                // 0: any free port
+inline constexpr IntRange kMaxBatch{1, 1024};             // cases per forward batch
+inline constexpr IntRange kMaxWaitMs{0, 10000};           // a request's wait for others to share its batch
+inline constexpr IntRange kQueue{1, 100000};              // requests waiting before 503
+inline constexpr RealRange kRequestTimeout{0.0, 86400.0, true, false};  // seconds, (0, 86400]
+inline constexpr IntRange kHttpThreads{1, 1024};
 inline constexpr IntRange kSynthPerClass{1, 10000};
 inline constexpr RealRange kAlpha{0.0, 1.0, true, true};       // conformal miscoverage
 inline constexpr RealRange kModalityDropout{0.0, 0.95};         // [train] modality_dropout
@@ -86,6 +93,7 @@ inline constexpr IntRange kCalibrationScores{1, 100000000};   // conformal score
 inline constexpr IntRange kSynthSize{16, 1024};
 inline constexpr int kThreadsPerCore = 4;             // --threads is capped at this multiple of the cores
 inline constexpr int64_t kMaxFileBytes = 2ll << 30;   // any single input file
+inline constexpr IntRange kMaxBody{1024, kMaxFileBytes};  // serve: request body bytes
 inline constexpr int64_t kMaxNameLength = 200;        // modality, task and class names
 }  // namespace limits
 
