@@ -12,7 +12,7 @@ else
   rev=$(git rev-parse --short "$base")
   tree=/var/tmp/drifa-outputs-base/$rev
   if [ ! -x "$tree/build/drifa" ]; then
-    rm -rf "$tree" && mkdir -p "$(dirname "$tree")"
+    rm -rf "$tree" && mkdir -p "$(dirname "$tree")" && git worktree prune
     git worktree add --detach "$tree" "$rev" >/dev/null
     cmake -S "$tree" -B "$tree/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
     cmake --build "$tree/build" --target drifa -j"$(nproc)"
