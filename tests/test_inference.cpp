@@ -5,11 +5,14 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "drifa/error.h"
 #include "drifa/inference/inferer.h"
 #include "drifa/inference/method.h"
+#include "drifa/runs/model_file.h"
 #include "drifa/runs/run_config.h"
 #include "test_helpers.h"
 
@@ -208,6 +211,26 @@ TEST(TestTimeAugmentation, CalibratedConformalisedAndAnsweredLikeTheOtherMethods
   EXPECT_EQ(derm["method"], "tta");
   EXPECT_DOUBLE_EQ(derm["temperature"].get<double>(), cal["tasks"]["derm"]["tta"]["temperature"].get<double>());
   EXPECT_TRUE(derm["prediction_set"].is_object());
+  // a bare model file carries the run's [tta] and its calibration: the same answer
+  r = run(cli() + " predict " + (dir / "run/best.safetensors") + imgs + " -T 0 --tta 8 -o " + (dir / "pb.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto bare = test::read_json(dir / "pb.json")["cases"][0]["tasks"]["derm"];
+  EXPECT_EQ(bare["method"], "tta");
+  for (auto it = derm["probabilities"].begin(); it != derm["probabilities"].end(); ++it)
+    EXPECT_NEAR(bare["probabilities"][it.key()].get<double>(), it.value().get<double>(), 1e-9) << it.key();
+  // ... and not by chance: with the default hflip everywhere the answer differs
+  auto meta = runs::load_model(dir / "run/best.safetensors");
+  EXPECT_EQ(nlohmann::json::parse(meta.metadata.at(runs::files::kTtaKey)), (nlohmann::json{{"derm", "dihedral"}, {"mri", "flips"}}));
+  meta.metadata.erase(runs::files::kTtaKey);
+  meta.metadata.erase(runs::files::kConfigKey);
+  runs::save_model(meta.net, dir / "plain.safetensors", meta.metadata);
+  r = run(cli() + " predict " + (dir / "plain.safetensors") + imgs + " -T 0 --tta 8 -o " + (dir / "pp.json"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto plain = test::read_json(dir / "pp.json")["cases"][0]["tasks"]["derm"];
+  double most = 0;
+  for (auto it = derm["probabilities"].begin(); it != derm["probabilities"].end(); ++it)
+    most = std::max(most, std::abs(plain["probabilities"][it.key()].get<double>() - it.value().get<double>()));
+  EXPECT_GT(most, 1e-6);
   r = run(cli() + " predict " + (dir / "run") + imgs + " -T 2 --tta 4 -o " + (dir / "pm.json"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(test::read_json(dir / "pm.json")["cases"][0]["tasks"]["derm"]["method"], "tta_mc");

@@ -139,18 +139,21 @@ RunConfig RunConfig::from_json(const nlohmann::json& j, const std::string& base,
     r.aggregate = e.choice("aggregate", r.aggregate, {"mean", "max", "none"});
     e.finish();
   }
-  if (t.has("tta")) {
-    const auto& raw = t.raw("tta");
-    if (!raw.is_object()) throw Error(source + ": tta: found " + settings::show(raw) + ", allowed a table of modality = transforms");
-    auto tt = t.table("tta");
-    for (auto it = raw.begin(); it != raw.end(); ++it) {
-      settings::check_name(source, "tta", it.key());
-      r.tta[it.key()] = tt.choice(it.key().c_str(), "hflip", {"none", "hflip", "flips", "dihedral"});
-    }
-    tt.finish();
-  }
+  if (t.has("tta")) r.tta = read_tta(t.raw("tta"), source);
   t.finish();
   return r;
+}
+
+std::map<std::string, std::string> RunConfig::read_tta(const nlohmann::json& raw, const std::string& source) {
+  if (!raw.is_object()) throw Error(source + ": tta: found " + settings::show(raw) + ", allowed a table of modality = transforms");
+  settings::Table tt(raw, source, "tta");
+  std::map<std::string, std::string> out;
+  for (auto it = raw.begin(); it != raw.end(); ++it) {
+    settings::check_name(source, "tta", it.key());
+    out[it.key()] = tt.choice(it.key().c_str(), "hflip", {"none", "hflip", "flips", "dihedral"});
+  }
+  tt.finish();
+  return out;
 }
 
 std::vector<std::string> RunConfig::tta_transforms(const ModelConfig& cfg) const {

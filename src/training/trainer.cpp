@@ -406,6 +406,7 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
       io::Metadata best_metadata{{runs::files::kEpochKey, std::to_string(epoch)}, {runs::files::kValLossKey, std::to_string(val.loss)},
                                  {runs::files::kPairingKey, d.paired ? "paired" : "unpaired"}};
       if (auto v = data::volume_recipes_json(cfg.data); !v.empty()) best_metadata[runs::files::kVolumesKey] = v;
+      if (!cfg.tta.empty()) best_metadata[runs::files::kTtaKey] = nlohmann::json(cfg.tta).dump();
       runs::save_model(net, f.best, best_metadata);
     }
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -17,6 +17,7 @@
 #include "drifa/explain/gradcam.h"
 #include "drifa/inference/inferer.h"
 #include "drifa/inference/method.h"
+#include "drifa/io/settings.h"
 #include "drifa/runs/model_file.h"
 #include "drifa/runs/ensemble.h"
 #include "drifa/runs/files.h"
@@ -373,8 +374,15 @@ Predictor open_predictor(const std::string& path, torch::Device device, const st
   if (fs::is_directory(path)) {
     p.volumes = run->cfg.data.image_options().volumes;
     p.tta_transforms = run->cfg.tta_transforms(p.nets[0]->config());
-  } else if (auto it = loaded_metadata.find(runs::files::kVolumesKey); it != loaded_metadata.end()) {
-    p.volumes = data::volume_recipes_from_json(it->second, int(p.nets[0]->config().in_channels), path);
+  } else {
+    if (auto it = loaded_metadata.find(runs::files::kVolumesKey); it != loaded_metadata.end())
+      p.volumes = data::volume_recipes_from_json(it->second, int(p.nets[0]->config().in_channels), path);
+    if (auto it = loaded_metadata.find(runs::files::kTtaKey); it != loaded_metadata.end()) {
+      const auto where = path + ": metadata " + runs::files::kTtaKey;
+      runs::RunConfig rc;
+      rc.tta = runs::RunConfig::read_tta(settings::parse_json(it->second, where), where);
+      p.tta_transforms = rc.tta_transforms(p.nets[0]->config());
+    }
   }
   return p;
 }

@@ -66,6 +66,8 @@ struct RunConfig {
   // show each modality (inference/methods/tta.cpp); a modality not named gets "hflip".
   std::map<std::string, std::string> tta;
   std::vector<std::string> tta_transforms(const ModelConfig& cfg) const;  // per modality, in the model's order
+  // The [tta] table's one validator (the run config, and a model file's kTtaKey metadata).
+  static std::map<std::string, std::string> read_tta(const nlohmann::json& raw, const std::string& source);
 
   static RunConfig from_toml(const std::string& path);
   // base: folder that relative data paths are taken from; source: the file, for messages.
