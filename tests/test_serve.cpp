@@ -700,7 +700,8 @@ TEST_F(Serve, ConnectionCapsAnswer503AndTheDeadlineCutsTricklingClients) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
   const int extra = connect_from("127.0.0.6", port);
   got = read_for(extra, 2.0, closed);
-  EXPECT_NE(got.find("too many open connections (20, --max-connections)"), std::string::npos) << got;
+  EXPECT_NE(got.find("too many open connections (20, --max-connections)"), std::string::npos)
+      << got << "\nthe server's log:\n" << test::read_bytes(tmp / "serve.log");
   EXPECT_TRUE(closed);
   ::close(extra);
   // The deadline (3 s) cuts the 20 that never finished their header.

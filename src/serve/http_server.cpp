@@ -435,15 +435,22 @@ struct Server::Impl {
       k->since = Clock::now();
       std::string why;
       {
+        // A refused connection holds no slot: it is not counted, so one whose close the event loop
+        // has not seen yet cannot make the next client's connection look over the cap (the test
+        // found a held connection refused that way, and then the 21st let in).
         std::lock_guard<std::mutex> lock(self.conn_mu);
-        self.conns.insert(k);
-        const int from_client = ++self.per_client[k->address];
-        if (static_cast<int>(self.conns.size()) > self.opt.max_connections)
+        const auto it = self.per_client.find(k->address);
+        const int from_client = (it == self.per_client.end() ? 0 : it->second) + 1;
+        if (static_cast<int>(self.conns.size()) + 1 > self.opt.max_connections)
           why = "too many open connections (" + std::to_string(self.opt.max_connections) + ", --max-connections)";
         else if (from_client > self.opt.max_connections_per_client)
           why = "too many open connections from " + k->address + " (" + std::to_string(self.opt.max_connections_per_client) +
                 ", --max-connections-per-client)";
         k->refused = !why.empty();
+        if (!k->refused) {
+          self.conns.insert(k);
+          self.per_client[k->address] = from_client;
+        }
       }
       if (k->refused) self.refuse_connection(*k, why);
       return;
@@ -454,8 +461,10 @@ struct Server::Impl {
       // MHD reports the close before it closes the socket; under this lock the watchdog never
       // shuts down a descriptor that has been closed and reused.
       std::lock_guard<std::mutex> lock(self.conn_mu);
-      self.conns.erase(k);
-      if (--self.per_client[k->address] <= 0) self.per_client.erase(k->address);
+      if (!k->refused) {
+        self.conns.erase(k);
+        if (--self.per_client[k->address] <= 0) self.per_client.erase(k->address);
+      }
     }
     delete k;
     *socket_context = nullptr;
