@@ -21,6 +21,15 @@
 
 namespace drifa::uncertainty {
 
+namespace {
+
+// [S, B * P, C] -> [S, B, C]: each sample averaged over a case's P partner rows.
+torch::Tensor partner_mean(const torch::Tensor& rows, int64_t P) {
+  return rows.view({rows.size(0), -1, P, rows.size(2)}).mean(2);
+}
+
+}  // namespace
+
 StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::Example>& examples,
                            data::ImageCache& cache, const StudyOptions& opt) {
   if (nets.empty()) throw Error("the uncertainty study needs at least one model");
@@ -38,14 +47,14 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
       mc(K, std::vector<std::vector<torch::Tensor>>(T));
   std::vector<std::vector<torch::Tensor>> labels(T), info(T), sd(T);
   std::map<std::string, std::vector<std::vector<std::vector<torch::Tensor>>>> own;  // method -> [model][task][batch]
-  opt.plan.check(cfg);
+  // Each inferer checks the input plan against the model: a bad plan fails before any work.
+  std::vector<inference::Inferer> inferers;
+  for (auto& n : nets) inferers.emplace_back(n, inference::InferOptions{opt.device, opt.mc.bf16, {}, opt.plan});
   StudySamples s;
   Progress bar("uncertainty (" + std::to_string(K) + " models x " + std::to_string(opt.mc.passes) + " passes)",
                loader.batches(), opt.quiet);
   data::Batch b;
   size_t step = 0;
-  std::vector<inference::Inferer> inferers;
-  for (auto& n : nets) inferers.emplace_back(n, inference::InferOptions{opt.device, opt.mc.bf16, {}, opt.plan});
   while (loader.next(b)) {
     for (size_t t = 0; t < T; ++t) labels[t].push_back(b.labels[t]);
     for (size_t k = 0; k < K; ++k) {
@@ -65,8 +74,7 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
       const auto t0 = std::chrono::steady_clock::now();
       auto p = inferers[k].mc(pass, mo);
       s.mc_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      // [passes, B * P, C] -> [passes, B, C]: each pass averaged over the partners
-      for (size_t t = 0; t < T; ++t) mc[k][t].push_back(p[t].view({p[t].size(0), -1, P, p[t].size(2)}).mean(2));
+      for (size_t t = 0; t < T; ++t) mc[k][t].push_back(partner_mean(p[t], P));
       for (const auto* method : inference::methods()) {
         if (!method->draws(opt.draw)) continue;
         auto& mine = own[method->name()];
@@ -74,7 +82,7 @@ StudySamples sample_models(std::vector<DRIFANet>& nets, const std::vector<data::
         inference::DrawOptions draw = opt.draw;
         draw.mc = mo;  // this model's seed
         const auto d = method->draw(inferers[k], pass, draw);
-        for (size_t t = 0; t < T; ++t) mine[k][t].push_back(d[t].view({d[t].size(0), -1, P, d[t].size(2)}).mean(2));
+        for (size_t t = 0; t < T; ++t) mine[k][t].push_back(partner_mean(d[t], P));
       }
     }
     bar.update(++step, b.indices.size(), std::nan(""));
