@@ -29,6 +29,7 @@
 #ifndef DRIFA_CORE_ONLY
 #include "drifa/data/sources.h"
 #include "drifa/runs/run_config.h"
+#include "drifa/training/tuning.h"
 #endif
 
 using Clock = std::chrono::steady_clock;
@@ -54,7 +55,9 @@ int run(int argc, char** argv) {
   app.add_flag("--channels-last", channels_last, "NHWC memory layout for weights and inputs");
   app.add_flag("--bf16", bf16, "bfloat16 autocast (CUDA: float16)");
   std::string precision;
-  app.add_option("--precision", precision, "auto | fp32 | bf16 (auto: bf16 where the CPU has it natively and the model does at least 0.25 GMAC per sample); overrides --bf16");
+  app.add_option("--precision", precision, "auto | fp32 | bf16 (auto, --what train only: the speed settings timed as drifa train does, training/tuning.h); overrides --bf16");
+  std::string tuning_cache = "none";
+  app.add_option("--tuning-cache", tuning_cache, "with --precision auto: a cache file, or none (the default: time every run)");
   int models = 5, passes = 30, samples = 64;
   app.add_option("--models", models, "with --what mc: ensemble size K");
   app.add_option("--passes", passes, "with --what mc: Monte Carlo passes T per model");
@@ -133,8 +136,11 @@ int run(int argc, char** argv) {
   if (preset != "demo") cfg.image_size = size;
   if (!attention.empty()) cfg.attention = drifa::parse_attention(attention);
   size = static_cast<int>(cfg.image_size);
-  if (!precision.empty())
-    bf16 = drifa::use_bf16(asked, drifa::cpu_features(), drifa::pick_device(device), drifa::summarize(cfg).gmac());
+  if (!precision.empty() && asked != drifa::Precision::Auto) bf16 = asked == drifa::Precision::BF16;
+  if (asked == drifa::Precision::Auto && what != "train") {
+    std::cerr << "--precision auto: only with --what train (inference takes --bf16)\n";
+    return 2;
+  }
   if (what == "mc") {
     // The uncertainty study: K models x T passes over N samples, as the naive loop of full forward
     // passes (fp32, default layout) and as DRIFA runs it (shared prefix, grouped passes, layout).
@@ -194,6 +200,31 @@ int run(int argc, char** argv) {
   for (int64_t m = 0; m < cfg.modalities; ++m) xs.push_back(torch::rand({batch, 3, size, size}));
   std::vector<torch::Tensor> ys;
   for (auto k : cfg.classes) ys.push_back(torch::randint(k, {batch}, torch::kLong));
+  nlohmann::json tuned;
+  if (asked == drifa::Precision::Auto) {
+#ifdef DRIFA_CORE_ONLY
+    std::cerr << "--precision auto: not in a DRIFA_CORE_ONLY build (the tuning lives in training/)\n";
+    return 2;
+#else
+    // What `drifa train` does with precision auto: time the candidates on this batch (or read
+    // them from the cache), then take the chosen settings.
+    drifa::training::TuneOptions to;
+    to.device = drifa::pick_device(device);
+    to.cache = tuning_cache;
+    const auto t0 = Clock::now();
+    const auto t = drifa::training::tune_training(cfg, drifa::data::Batch{xs, ys, {}}, to);
+    const double tuning_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    std::cerr << t.table() << "\n";
+    bf16 = t.chosen.bf16;
+    channels_last = channels_last || t.chosen.channels_last;
+    drifa::set_attention_kernels(t.chosen.attention_kernels);
+    if (drifa::blas_threads() > 0) drifa::set_blas_threads(t.chosen.blas_threads);
+    tuned = t.to_json();
+    tuned["source"] = t.source;
+    tuned["chosen_str"] = t.chosen.str();
+    tuned["tuning_s"] = tuning_s;
+#endif
+  }
   if (check_cpu) {
     // The same weights and inputs on CPU and on the device: evaluation-mode logits, and Monte
     // Carlo probabilities (the masks come from per-sample CPU generators, so they are the same).
@@ -296,6 +327,7 @@ int run(int argc, char** argv) {
                    {"bf16", bf16}, {"precision", precision.empty() ? (bf16 ? "bf16" : "fp32") : precision},
                    {"isa", drifa::isa_summary(drifa::cpu_features())}, {"onednn_isa", drifa::onednn_isa()}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   if (!profile.empty()) j["profile"] = profile;
+  if (!tuned.is_null()) j["tuning"] = tuned;
   std::cout << j.dump() << std::endl;
   return 0;
 }

@@ -59,6 +59,53 @@ def clock_ghz():
     return float("nan")
 
 
+def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threads):
+    """Issue 28's goals, each with its measured ratio, from the rows above (one run)."""
+    def row(setting_prefix, preset="paper", what="train"):
+        return next((r for r in rows if r.get("preset") == preset and r.get("what") == what
+                     and r.get("setting", "").startswith(setting_prefix)), None)
+    demo = {r["setting"]: r["drifa"] for r in rows if r.get("what") == "attention-cost" and r.get("preset") == "demo"}
+    fp32, auto, bf16 = row("fp32"), row("auto"), row("bf16")
+    out = []
+
+    def goal(name, value, target, higher=True):
+        if value is None:
+            out.append((name, "-", target, "not measured"))
+        else:
+            ok = value >= target if higher else value <= target
+            out.append((name, f"{value:.2f}x", target, "met" if ok else "MISSED"))
+
+    if cuda:
+        goal("GPU training step vs the authors' peer", fp32 and fp32["peer"]["median_s"] / fp32["drifa"]["median_s"], 1.2)
+    else:
+        ref = auto or fp32
+        target = 2.5 if amx else 2.0 if native_bf16 else 1.5
+        kind = "AMX" if amx else "native bf16" if native_bf16 else "AVX2-only"
+        goal(f"paper training step, auto vs the authors' fp32 peer ({kind})", ref["peer"]["median_s"] / ref["drifa"]["median_s"], target)
+        if auto:
+            goal("auto vs DRIFA fp32 (never slower beyond noise)", fp32["drifa"]["median_s"] / auto["drifa"]["median_s"], 0.95)
+        goal("DRIFA fp32 vs the optimised peer fp32", fp32["peer_opt"]["median_s"] / fp32["drifa"]["median_s"], 1.3)
+        if auto and auto["drifa"].get("bf16"):
+            # the optimised peer in DRIFA's precision: bf16 autocast as well
+            p = run_json([py, str(ROOT / "bench/peer_bench.py"), "--preset", "paper", "--what", "train", "--threads", threads,
+                          "--steps", "2", "--setting", "optimised", "--bf16"], env=KEEP_FREED_MEMORY)
+            goal("DRIFA auto (bf16) vs the optimised peer bf16", p["median_s"] / auto["drifa"]["median_s"], 1.3)
+        if bf16:
+            goal("bf16 training vs fp32 (" + ("AMX" if amx else "AVX512-BF16") + ")",
+                 fp32["drifa"]["median_s"] / bf16["drifa"]["median_s"], 1.5 if amx else 1.2)
+        goal("peak memory, DRIFA fp32 / the authors' peer", fp32["drifa"]["peak_rss_mb"] / fp32["peer"]["peak_rss_mb"], 0.8, higher=False)
+        if paper_att:
+            n, d = paper_att["none"], paper_att["drifa"]
+            goal("attention time at paper widths, drifa / none", d["median_s"] / n["median_s"], 2.5, higher=False)
+            goal("attention peak memory at paper widths, drifa / none", d["peak_rss_mb"] / n["peak_rss_mb"], 2.0, higher=False)
+        if "none" in demo and "drifa" in demo:
+            goal("attention time at demo widths, drifa / none", demo["drifa"]["median_s"] / demo["none"]["median_s"], 3.0, higher=False)
+    print(f"\ngoals (issue 28), ISA: {isa_line}:")
+    for name, value, target, verdict in out:
+        print(f"  {name:62} {value:>7}  target {'<=' if 'memory' in name or '/ none' in name else '>='} {target:<5} {verdict}")
+    rows.append(dict(what="goals", goals=[dict(goal=n, value=v, target=t, verdict=x) for n, v, t, x in out]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
@@ -85,16 +132,18 @@ def main():
           + ("  (CPU peak; the rows run on " + a.device + ")" if cuda else ""))
     flags = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), []))
     isa = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    auto_bf16 = not cuda and ("avx512_bf16" in flags or "amx_bf16" in flags) and a.isa == "native"
-    print(f"ISA: {' '.join(isa) or 'no avx2'}; precision auto trains in {'bf16' if auto_bf16 else 'fp32'}"
-          f" ({'native bf16' if auto_bf16 else 'bf16 would be emulated'})")
+    native_bf16 = not cuda and ("avx512_bf16" in flags or "amx_bf16" in flags) and a.isa == "native"
+    auto_bf16 = native_bf16  # the inference rows' bf16 (training's auto is timed: training/tuning.h)
+    amx = "amx_bf16" in flags and a.isa == "native"
+    isa_line = (' '.join(isa) or 'no avx2') + (" (kept to AVX2: --isa avx2)" if a.isa == "avx2" else "")
+    print(f"ISA: {isa_line}; bf16 {'native' if native_bf16 else 'emulated (not a candidate for auto)'}")
     if a.isa == "avx2":
         print("emulating an AVX2-only processor on both sides: " + " ".join(f"{k}={v}" for k, v in AVX2_ONLY.items()))
     print(f"DRIFA: {bench} (device {a.device});  peer: {PY} bench/peer_bench.py (PyTorch eager)\n")
     started = time.time()
     presets = ["paper"] if a.quick else ["paper", "four"]
     rows = []
-    hdr = (f"{'config':7} {'what':6} {'DRIFA setting':22} {'DRIFA s':>8} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7} | "
+    hdr = (f"{'config':7} {'what':6} {'DRIFA setting':34} {'DRIFA s':>8} {'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7} | "
            f"{'peer fp32 s':>11} {'ratio':>6} {'RSS MB':>7} | {'peer opt s':>10} {'ratio':>6}")
     print(hdr)
     print("-" * len(hdr))
@@ -113,8 +162,11 @@ def main():
             # DRIFA's defaults first; for the paper configuration also what each optimisation is worth
             if what == "train":
                 settings = [("fp32", [])]
-                if auto_bf16:
-                    settings.append(("auto (bf16), default", ["--precision", "auto"]))
+                if not cuda:
+                    # what `drifa train` does by default: the speed settings timed on the batch
+                    settings.append(("auto (measured)", ["--precision", "auto"]))
+                if native_bf16 and preset == "paper":
+                    settings.append(("bf16", ["--precision", "bf16"]))
                 if preset == "paper" and not cuda:
                     # one timed step each: what each optimisation is worth
                     settings += [("- fused pooling", ["--plain-attention"]), ("- allocator setting", ["--default-malloc"]),
@@ -127,7 +179,7 @@ def main():
                     settings.insert(0, ("fp32 NCHW", []))
             for i, (name, flags) in enumerate(settings):
                 cmd = [bench, "--device", a.device] + common + flags
-                if i > 0 and what == "train":
+                if i > 0 and what == "train" and not name.startswith(("auto", "bf16")):
                     cmd[cmd.index("--steps") + 1] = "1"
                 d = run_json(cmd)
                 if i == 0 and what == "train" and preset == "paper" and a.rounds > 1:
@@ -138,10 +190,14 @@ def main():
                         peer = min(peer, run_peer(), key=best)
                         peer_opt = min(peer_opt, run_peer_opt(), key=best)
                 gf = d["flops"] / d["median_s"] / 1e9
+                if "tuning" in d:
+                    name = "auto -> " + d["tuning"]["chosen_str"]
+                    print(f"  (timing the candidates took {d['tuning']['tuning_s']:.1f} s, paid once per machine and "
+                          f"configuration: {len(d['tuning']['timings'])} settings)", flush=True)
                 row = dict(preset=preset, what=what, setting=name, drifa=d, peer=peer, peer_opt=peer_opt)
                 rows.append(row)
                 share = "     -" if cuda else f"{100 * gf / peak:5.1f}%"
-                print(f"{preset:7} {what:6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {share} "
+                print(f"{preset:7} {what:6} {name[:34]:34} {d['median_s']:8.3f} {gf:8.1f} {share} "
                       f"{d['peak_rss_mb']:7.0f} | {peer['median_s']:11.3f} {peer['median_s'] / d['median_s']:5.2f}x "
                       f"{peer['peak_rss_mb']:7.0f} | {peer_opt['median_s']:10.3f} {peer_opt['median_s'] / d['median_s']:5.2f}x",
                       flush=True)
@@ -153,13 +209,13 @@ def main():
     if d is not None:
         gf = d["flops"] / d["median_s"] / 1e9
         share = "     -" if cuda else f"{100 * gf / peak:5.1f}%"
-        print(f"{'paper':7} {'infer':6} {name:22} {d['median_s']:8.3f} {gf:8.1f} {share} "
+        print(f"{'paper':7} {'infer':6} {name:34} {d['median_s']:8.3f} {gf:8.1f} {share} "
               f"{d['peak_rss_mb']:7.0f} |")
         rows.append(dict(preset="paper", what="infer", setting=name, drifa=d))
     if cuda:
         d = run_json([bench, "--device", a.device, "--preset", "paper", "--what", "train", "--steps", "10", "--warmup", "3",
                       "--bf16"])
-        print(f"{'paper':7} {'train':6} {name:22} {d['median_s']:8.3f} {d['flops'] / d['median_s'] / 1e9:8.1f}")
+        print(f"{'paper':7} {'train':6} {name:34} {d['median_s']:8.3f} {d['flops'] / d['median_s'] / 1e9:8.1f}")
         rows.append(dict(preset="paper", what="train", setting=name, drifa=d))
 
     # what the attention costs: each ablation's training step at the demo widths (16..128, 64 px,
@@ -177,6 +233,21 @@ def main():
         print(f"  {name:22} {1e3 * d['median_s']:7.1f} ms  time {d['median_s'] / base['median_s']:5.2f}x  "
               f"MACs {d['flops'] / base['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:5.0f} MB", flush=True)
         rows.append(dict(preset="demo", what="attention-cost", setting=name, drifa=d))
+
+    # the same at the paper's widths (64..512 channels, 128 px, batch 32), where users train: one
+    # step each after a warm-up (a step is seconds); peak RSS includes the process's libraries.
+    paper_att = {}
+    if not cuda:
+        print("\nattention cost (paper widths 64..512, 128 px, training step, batch 32, fp32):")
+        for name, flags in [("none", ["--attention", "none"]), ("drifa", ["--attention", "drifa"]),
+                            ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
+            d = run_json([bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "1"] + flags)
+            paper_att[name] = d
+            b0 = paper_att["none"]
+            print(f"  {name:22} {d['median_s']:7.2f} s   time {d['median_s'] / b0['median_s']:5.2f}x  "
+                  f"MACs {d['flops'] / b0['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:6.0f} MB "
+                  f"({d['peak_rss_mb'] / b0['peak_rss_mb']:4.2f}x)", flush=True)
+            rows.append(dict(preset="paper", what="attention-cost", setting=name, drifa=d))
 
     # the uncertainty study: naive loop vs DRIFA's path (same masks, so equal results)
     print("\nuncertainty study (K models x T MC passes over N samples, batch 32):")
@@ -213,6 +284,7 @@ def main():
             print(f"data-parallel training (demo, epoch 2, incl. validation): {n1}: {v1:.1f} samples/s; "
                   f"{n2}: {v2:.1f} samples/s ({v2 / v1:.2f}x)")
             rows.append(dict(what="ddp", samples_per_s=res))
+    goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, PY, bench, T)
     kernels = sorted({r["drifa"]["onednn_isa"] for r in rows if "onednn_isa" in r.get("drifa", {})})
     print(f"\nDRIFA's oneDNN kernels: {', '.join(kernels)}" + (" (capped: --isa avx2)" if a.isa == "avx2" else ""))
     out = ROOT / "runs" / "bench.json"

@@ -8,6 +8,7 @@
 #include "drifa/model/drifa_net.h"
 #include "drifa/model/summary.h"
 #include "drifa/runtime/precision.h"
+#include "drifa/training/tuning.h"
 
 namespace drifa::cli {
 
@@ -45,7 +46,10 @@ void register_info(CLI::App& app, GlobalFlags& g) {
     std::cout << "threads: " << at::get_num_threads() << "\n";
     std::cout << "processor: " << isa_summary(cpu_features()) << "\n";
     std::cout << "oneDNN kernels: " << onednn_isa() << "\n";
-    std::cout << "precision auto would train in: " << precision_choice(Precision::Auto, cpu_features(), torch::kCPU, s.gmac()) << "\n";
+    std::string knobs;
+    for (const auto& k : training::knobs_for(cfg, torch::kCPU)) knobs += (knobs.empty() ? "" : ", ") + k.name;
+    std::cout << "precision auto on this CPU: fp32 against " << knobs << ", timed on the first batch of training where a step is at least "
+              << training::kTuneMinGmacPerStep << " GMAC (here " << s.gmac() << " GMAC per sample)\n";
   });
 }
 

@@ -132,6 +132,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     std::optional<int64_t> epochs, batch_size, workers, seed, steps_per_epoch, micro_batches;
     std::optional<double> lr;
     std::optional<std::string> precision;
+    std::string tuning_cache;
     int nproc = 0, dist_timeout = 60;
   };
   auto o = std::make_shared<Opts>();
@@ -146,9 +147,13 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--workers", o->workers, "image decoding threads");
   cmd->add_option("--steps-per-epoch", o->steps_per_epoch, "cap steps per epoch (0 = full pass)");
   cmd->add_option("--precision", o->precision,
-                  "auto | fp32 | bf16 (bfloat16 autocast on CPU, float16 on CUDA); auto: bf16 where the CPU has "
-                  "AVX512_BF16 or AMX and the model does at least 0.25 GMAC per sample, else fp32 (default: the "
-                  "config's [train] precision, auto)");
+                  "auto | fp32 | bf16 (bfloat16 autocast on CPU, float16 on CUDA); auto: the fastest of fp32, bf16 "
+                  "(where the CPU computes it natively), channels-last, the fused attention kernels and threaded BLAS, "
+                  "timed on the first batch and cached per machine and configuration; fp32 for models under 0.5 GMAC "
+                  "per step (default: the config's [train] precision, auto)");
+  cmd->add_option("--tuning-cache", o->tuning_cache,
+                  "with precision auto: the file the timed choice is kept in, or 'none' to time every run (default: "
+                  "$DRIFA_CACHE_DIR/tuning.json, else $XDG_CACHE_HOME/drifa or ~/.cache/drifa)");
   cmd->add_flag("--bf16", o->bf16, "the same as --precision bf16");
   cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
   cmd->add_flag("--allow-duplicates", o->allow_duplicates,
@@ -186,6 +191,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
     to.device = pick_device(g.device);
     to.evaluate_test = !o->no_test;
     to.group = group.get();
+    to.tuning_cache = o->tuning_cache;
     auto s = training::train(cfg, o->out, to);
     if (env.rank != 0) return;
     if (!g.quiet)

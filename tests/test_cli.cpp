@@ -52,11 +52,9 @@ TEST(Cli, InfoNamesOneDNNsKernelsAndTheirCap) {
   auto capped = run("ONEDNN_MAX_CPU_ISA=AVX2 " + cli() + " info --preset tiny");
   ASSERT_EQ(capped.status, 0) << capped.output;
   if (cpu.avx2) EXPECT_NE(capped.output.find("oneDNN kernels: avx2\n"), std::string::npos) << capped.output;
-  // bf16 would be emulated under the cap, so auto stays fp32 there
-  if (cpu.native_bf16())
-    EXPECT_NE(capped.output.find("would train in: fp32 (auto: the CPU has bf16, but oneDNN's kernels are capped at avx2)"),
-              std::string::npos)
-        << capped.output;
+  // bf16 would be emulated under the cap, so auto does not time it there
+  EXPECT_EQ(capped.output.find("fp32 against bf16"), std::string::npos) << capped.output;
+  if (cpu.bf16_kernels()) EXPECT_NE(native.output.find("fp32 against bf16, channels-last"), std::string::npos) << native.output;
 }
 
 TEST(Cli, InitThenInfoOnTheFile) {

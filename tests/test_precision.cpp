@@ -1,8 +1,9 @@
 // Precision from the hardware (runtime/precision): the processor's flags read from /proc/cpuinfo,
-// the choice auto makes for each kind of processor (forced answers), and the run config's
+// whether auto times bf16 on each kind of processor (forced answers), and the run config's
 // precision setting with its older spelling bf16 = true.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "drifa/error.h"
 #include "drifa/runtime/precision.h"
 #include "drifa/runs/run_config.h"
+#include "drifa/training/tuning.h"
 
 using namespace drifa;
 
@@ -22,7 +24,8 @@ std::string cpuinfo(const std::string& model, const std::string& flags) {
 }
 }  // namespace
 
-TEST(Precision, AutoPicksBf16OnlyWhereTheCpuComputesItNatively) {
+// bf16 is a candidate for auto (training/tuning.h times it) only where oneDNN computes it natively.
+TEST(Precision, Bf16IsACandidateOnlyWhereTheCpuComputesItNatively) {
   const auto avx2 = parse_cpuinfo(cpuinfo("Intel Xeon AVX2 box", "fpu sse2 avx avx2 fma"));
   const auto bf16 = parse_cpuinfo(cpuinfo("AMD EPYC 9B14", "fpu avx2 avx512f avx512bw avx512_bf16 avx_vnni"));
   const auto amx = parse_cpuinfo(cpuinfo("Intel Xeon Sapphire Rapids", "avx2 avx512f amx_bf16 amx_tile"));
@@ -33,41 +36,37 @@ TEST(Precision, AutoPicksBf16OnlyWhereTheCpuComputesItNatively) {
   EXPECT_TRUE(bf16.avx512_bf16);
   EXPECT_TRUE(amx.amx_bf16);
   const torch::Device cpu(torch::kCPU), cuda(torch::kCUDA, 0);
-  EXPECT_FALSE(use_bf16(Precision::Auto, avx2, cpu, 2.4));
-  EXPECT_FALSE(use_bf16(Precision::Auto, avx512_only, cpu, 2.4));  // AVX-512 without BF16 still emulates bf16
-  EXPECT_TRUE(use_bf16(Precision::Auto, bf16, cpu, 2.4));
-  EXPECT_TRUE(use_bf16(Precision::Auto, amx, cpu, 2.4));
-  EXPECT_FALSE(use_bf16(Precision::Auto, bf16, cuda, 2.4));  // auto keeps CUDA in fp32
-  // asked for explicitly: taken as asked, whatever the processor
-  EXPECT_TRUE(use_bf16(Precision::BF16, avx2, cpu, 2.4));
-  EXPECT_FALSE(use_bf16(Precision::FP32, bf16, cpu, 2.4));
-  EXPECT_EQ(precision_choice(Precision::Auto, bf16, cpu, 2.4), "bf16 (auto: the CPU has avx512_bf16)");
-  EXPECT_EQ(precision_choice(Precision::Auto, amx, cpu, 2.4), "bf16 (auto: the CPU has amx_bf16)");
-  EXPECT_EQ(precision_choice(Precision::Auto, avx2, cpu, 2.4), "fp32 (auto: the CPU has no native bf16)");
-  EXPECT_EQ(precision_choice(Precision::BF16, avx2, cpu, 2.4), "bf16 (as asked)");
+  ModelConfig m;
+  const auto names = [&](const drifa::CpuFeatures& c, const torch::Device& d, Attention a = Attention::DRIFA) {
+    m.attention = a;
+    std::vector<std::string> v;
+    for (const auto& k : training::knobs_for(m, d, c)) v.push_back(k.name);
+    return v;
+  };
+  const auto has = [](const std::vector<std::string>& v, const std::string& n) { return std::find(v.begin(), v.end(), n) != v.end(); };
+  EXPECT_FALSE(has(names(avx2, cpu), "bf16"));
+  EXPECT_FALSE(has(names(avx512_only, cpu), "bf16"));  // AVX-512 without BF16 still emulates bf16
+  EXPECT_TRUE(has(names(bf16, cpu), "bf16"));
+  EXPECT_TRUE(has(names(amx, cpu), "bf16"));
+  EXPECT_TRUE(names(bf16, cuda).empty());  // auto keeps CUDA in fp32, untimed
+  EXPECT_TRUE(has(names(avx2, cpu), "channels-last"));
+  EXPECT_TRUE(has(names(avx2, cpu), "attention kernels"));
+  EXPECT_FALSE(has(names(avx2, cpu, Attention::None), "attention kernels"));  // nothing for them to do
   EXPECT_EQ(isa_summary(avx2), "Intel Xeon AVX2 box: avx2 (bf16 emulated)");
   EXPECT_EQ(isa_summary(bf16), "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)");
-  // oneDNN's kernels capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2) would emulate it: auto keeps fp32
+  // oneDNN's kernels capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2) would emulate it: not a candidate
   auto capped = bf16;
   capped.kernels_isa = "avx2";
-  EXPECT_FALSE(use_bf16(Precision::Auto, capped, cpu, 2.4));
-  EXPECT_EQ(precision_choice(Precision::Auto, capped, cpu, 2.4),
-            "fp32 (auto: the CPU has bf16, but oneDNN's kernels are capped at avx2)");
+  EXPECT_FALSE(capped.bf16_kernels());
+  EXPECT_FALSE(has(names(capped, cpu), "bf16"));
   capped.kernels_isa = "avx512_core_bf16";
-  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu, 2.4));
+  EXPECT_TRUE(capped.bf16_kernels());
   capped.kernels_isa = "avx512_core_amx";
-  EXPECT_TRUE(use_bf16(Precision::Auto, capped, cpu, 2.4));
-  // a small model: auto keeps fp32 even where the CPU has bf16 (casts cost more than bf16 saves);
-  // asked for, bf16 is still taken
-  EXPECT_FALSE(use_bf16(Precision::Auto, bf16, cpu, 0.042));
-  EXPECT_TRUE(use_bf16(Precision::Auto, bf16, cpu, kBf16MinGmacPerSample));
-  EXPECT_TRUE(use_bf16(Precision::BF16, bf16, cpu, 0.042));
-  EXPECT_EQ(precision_choice(Precision::Auto, bf16, cpu, 0.042),
-            "fp32 (auto: the CPU has bf16, but at 0.042 GMAC per sample, below 0.25, bf16 costs more than it saves)");
-  // nothing to read: no features, fp32
+  EXPECT_TRUE(capped.bf16_kernels());
+  // nothing to read: no features, no bf16
   const auto none = parse_cpuinfo("");
   EXPECT_EQ(none.model, "unknown");
-  EXPECT_FALSE(use_bf16(Precision::Auto, none, cpu, 2.4));
+  EXPECT_FALSE(none.bf16_kernels());
 }
 
 TEST(Precision, ThisMachinesFlagsAreReadFromProcCpuinfo) {
@@ -80,8 +79,8 @@ TEST(Precision, ThisMachinesFlagsAreReadFromProcCpuinfo) {
   const auto& c = cpu_features();
   EXPECT_EQ(c.avx2, flags_line.find(" avx2") != std::string::npos);
   EXPECT_EQ(c.avx512_bf16, flags_line.find(" avx512_bf16") != std::string::npos);
-  std::cout << "[precision] this machine: " << isa_summary(c) << "; auto trains in "
-            << precision_choice(Precision::Auto, c, torch::kCPU, 2.4) << "\n";
+  std::cout << "[precision] this machine: " << isa_summary(c) << "; bf16 " << (c.bf16_kernels() ? "a candidate" : "not a candidate")
+            << " for auto\n";
 }
 
 TEST(Precision, RunConfigSettingAndItsOlderSpelling) {

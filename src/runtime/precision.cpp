@@ -90,25 +90,4 @@ std::string onednn_isa() {
   return name;
 }
 
-bool use_bf16(Precision p, const CpuFeatures& cpu, const torch::Device& device, double gmac_per_sample) {
-  if (p == Precision::Auto) return !device.is_cuda() && cpu.bf16_kernels() && gmac_per_sample >= kBf16MinGmacPerSample;
-  return p == Precision::BF16;
-}
-
-std::string precision_choice(Precision p, const CpuFeatures& cpu, const torch::Device& device, double gmac_per_sample) {
-  const std::string chosen = use_bf16(p, cpu, device, gmac_per_sample) ? (device.is_cuda() ? "fp16 autocast" : "bf16") : "fp32";
-  if (p != Precision::Auto) return chosen + " (as asked)";
-  if (device.is_cuda()) return chosen + " (auto: CUDA stays fp32)";
-  if (!cpu.native_bf16()) return chosen + " (auto: the CPU has no native bf16)";
-  if (!cpu.bf16_kernels()) return chosen + " (auto: the CPU has bf16, but oneDNN's kernels are capped at " + cpu.kernels_isa + ")";
-  if (gmac_per_sample < kBf16MinGmacPerSample) {
-    std::ostringstream o;
-    o.precision(2);
-    o << chosen << " (auto: the CPU has bf16, but at " << gmac_per_sample << " GMAC per sample, below "
-      << kBf16MinGmacPerSample << ", bf16 costs more than it saves)";
-    return o.str();
-  }
-  return chosen + " (auto: the CPU has " + (cpu.avx512_bf16 ? "avx512_bf16" : "amx_bf16") + ")";
-}
-
 }  // namespace drifa

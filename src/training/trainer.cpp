@@ -28,6 +28,8 @@
 #include "drifa/runtime/progress.h"
 #include "drifa/training/checkpoint.h"
 #include "drifa/training/policy.h"
+#include "drifa/training/tuning.h"
+#include "drifa/runtime/layout.h"
 #include "drifa/runs/files.h"
 #include "drifa/runs/run_folder.h"
 
@@ -195,7 +197,8 @@ struct Step {
   const std::vector<torch::Tensor>& class_weights;
   uint64_t tseed;
   int micro, shard;
-  bool sharded, bf16;
+  bool sharded;
+  SpeedSettings speed;
 };
 
 // One epoch: the epoch's examples (this rank's shards), forward, loss, backward, Adam steps
@@ -245,7 +248,7 @@ EpochStats train_epoch(const Step& s, DRIFANet& net, FusedAdam& adam, const data
   size_t micro_done = 0;
   data::Batch b;
   while (loader.next(b)) {
-    for (auto& x : b.inputs) x = x.to(opt.device);
+    for (auto& x : b.inputs) x = s.speed.channels_last ? to_channels_last(x.to(opt.device)) : x.to(opt.device);
     torch::Tensor loss;
     ForwardResult r;
     ForwardOptions fo;
@@ -258,7 +261,7 @@ EpochStats train_epoch(const Step& s, DRIFANet& net, FusedAdam& adam, const data
       fo.presence = torch::cat(rows).to(opt.device);
     }
     {
-      AutocastGuard ac(s.bf16, opt.device);
+      AutocastGuard ac(s.speed.bf16, opt.device);
       r = net->forward(b.inputs, fo);
       loss = evaluation::multitask_loss(r.logits, b.labels, tc.task_weights, s.class_weights);
     }
@@ -327,6 +330,58 @@ nlohmann::json log_row(const ModelConfig& mcfg, int64_t epoch, double lr, const 
   return row;
 }
 
+// The speed settings of the run (training/tuning.h): as asked for fp32 and bf16; with auto,
+// measured on the run's first batch of training data (unaugmented) or read from the cache.
+// Ranks measure each for themselves and agree on one (the plain path where they differ).
+Tuning choose_speed(const runs::RunConfig& cfg, const RunFiles& f, const TrainOptions& opt, const data::PreparedData& d,
+                    data::ImageCache& cache, const ModelConfig& mcfg, const std::vector<torch::Tensor>& class_weights,
+                    uint64_t tseed, int batch) {
+  const auto& tc = cfg.train;
+  Tuning t;
+  const Precision precision = parse_precision(tc.precision, "[train] precision");
+  if (precision != Precision::Auto) {
+    t.chosen.bf16 = precision == Precision::BF16;
+    t.source = "as asked";
+    return t;
+  }
+  if (opt.device.is_cuda()) {
+    t.source = "auto: fp32 on CUDA, not timed";
+    return t;
+  }
+  const double gmac = summarize(mcfg).gmac() * tc.batch_size;
+  if (gmac < kTuneMinGmacPerStep) {
+    std::ostringstream o;
+    o.precision(2);
+    o << "auto: " << gmac << " GMAC per step, below " << kTuneMinGmacPerStep << ": the plain path, not timed";
+    t.source = o.str();
+    return t;
+  }
+  auto examples = d.train_examples(tseed, 1, false);
+  examples.resize(std::min(examples.size(), size_t(batch)));
+  data::LoaderOptions lo;
+  lo.batch_size = static_cast<int>(examples.size());
+  lo.workers = cfg.data.workers;
+  data::BatchLoader loader(examples, cache, lo);
+  data::Batch b;
+  if (!loader.next(b)) throw Error("the run has no training examples to time the speed settings on");
+  TuneOptions to;
+  to.device = opt.device;
+  to.cache = opt.tuning_cache;
+  to.task_weights = tc.task_weights;
+  to.class_weights = class_weights;
+  f.say("timing the speed settings on one batch (paid once per machine and configuration) ...");
+  t = tune_training(mcfg, b, to);
+  if (opt.group) {
+    const double code = double(t.chosen.bf16) + 2.0 * t.chosen.channels_last + 4.0 * t.chosen.attention_kernels + 8.0 * t.chosen.blas_threads;
+    const auto [lo_code, hi_code] = opt.group->min_max(code);
+    if (lo_code != hi_code) {
+      t.chosen = SpeedSettings{};
+      t.source += "; the ranks chose differently: the plain path";
+    }
+  }
+  return t;
+}
+
 }  // namespace
 
 TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const TrainOptions& opt) {
@@ -345,10 +400,6 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
   // The split and the evaluation partners follow cfg.seed; everything random in training
   // follows train_seed(), which differs between ensemble members.
   const uint64_t tseed = cfg.train_seed();
-  torch::manual_seed(data::mix_seed(tseed, 0x1417));
-  DRIFANet net(mcfg);
-  net->to(opt.device);
-  FusedAdam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
   const int micro = tc.micro_batches;
   const bool sharded = f.world > 1 || micro > 1;
   const int shard = tc.batch_size / (f.world * micro);
@@ -356,6 +407,14 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
     throw Error("[train]: batch_size " + std::to_string(tc.batch_size) + " must split into " + std::to_string(f.world * micro) +
                 " equal shards of at least 2 samples (" + std::to_string(f.world) + " ranks x " + std::to_string(micro) +
                 " micro-batches)");
+  // Timed before the seed below: the timing's networks and dropout do not move the run's random sequence.
+  const Tuning tuning = choose_speed(cfg, f, opt, d, cache, mcfg, class_weights, tseed, sharded ? shard : tc.batch_size);
+  const SpeedScope speed_scope(tuning.chosen);
+  torch::manual_seed(data::mix_seed(tseed, 0x1417));
+  DRIFANet net(mcfg);
+  net->to(opt.device);
+  if (tuning.chosen.channels_last) use_channels_last(*net);
+  FusedAdam adam(net->parameters(), torch::optim::AdamOptions(tc.lr));
   TrainerState st;
   st.lr = tc.lr;
   nlohmann::json log = nlohmann::json::array();
@@ -370,14 +429,14 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
     f.say("resuming after epoch " + std::to_string(st.epoch));
   }
 
-  // The precision chosen for this machine and model (auto: bf16 where the CPU computes it natively
-  // and the model is large enough to gain).
-  const Precision precision = parse_precision(tc.precision, "[train] precision");
-  const double gmac = summarize(mcfg).gmac();
-  const bool bf16 = use_bf16(precision, cpu_features(), opt.device, gmac);
-  f.say("precision " + precision_choice(precision, cpu_features(), opt.device, gmac) + "; " +
+  const bool bf16 = tuning.chosen.bf16;
+  f.say(std::string("precision ") + (bf16 ? (opt.device.is_cuda() ? "fp16 autocast" : "bf16") : "fp32") + " (" + tuning.source + "); " +
         (opt.device.is_cuda() ? std::string("device ") + opt.device.str()
                                : isa_summary(cpu_features()) + "; oneDNN kernels " + onednn_isa()));
+  if (!tuning.timings.empty()) {
+    f.say(tuning.table());
+    if (f.lead) io::atomic_write_text(runs::files::path(run_dir, runs::files::kTuning), tuning.to_json().dump(1));
+  }
   const auto val_examples = d.eval_examples("val", cfg.seed);
   evaluation::EvalOptions eo;
   eo.batch_size = tc.batch_size;
@@ -385,7 +444,7 @@ TrainSummary train(const runs::RunConfig& cfg, const std::string& run_dir, const
   eo.bf16 = bf16;
   eo.device = opt.device;
   eo.task_weights = tc.task_weights;
-  const Step step{cfg, opt, f, mcfg, class_weights, tseed, micro, shard, sharded, bf16};
+  const Step step{cfg, opt, f, mcfg, class_weights, tseed, micro, shard, sharded, tuning.chosen};
 
   TrainSummary sum;
   for (int64_t epoch = st.epoch + 1; epoch <= tc.epochs; ++epoch) {

@@ -13,6 +13,7 @@
 //   RUN/missing.json            metrics with modalities missing             writer: evaluate_run
 //   RUN/log.json, RUN/log.csv   one row per epoch                           writer: training::train
 //   RUN/done.json               training finished (best epoch and loss)     writer: training::train
+//   RUN/tuning.json             precision auto: the speed settings timed     writer: training::train
 //   RUN/metrics.json            per-task test metrics                       writer: evaluate_run
 //   RUN/predictions.csv         per (sample, task) predictions and group    writer: evaluate_run
 //   ENS/ensemble.json           the members of an ensemble                  writer: train_ensemble

@@ -12,6 +12,7 @@ inline constexpr const char* kBestModel = "best.safetensors";
 inline constexpr const char* kLogJson = "log.json";
 inline constexpr const char* kLogCsv = "log.csv";
 inline constexpr const char* kDone = "done.json";
+inline constexpr const char* kTuning = "tuning.json";  // run folder: the speed settings timed (training/tuning.h)
 inline constexpr const char* kMetrics = "metrics.json";
 inline constexpr const char* kPredictions = "predictions.csv";
 inline constexpr const char* kEnsemble = "ensemble.json";

@@ -23,9 +23,9 @@ struct TrainConfig {
   int plateau_patience = 5;
   double min_lr = 1e-5;
   int early_stop_patience = 10;
-  // "auto" (bf16 where the CPU computes it natively, oneDNN's kernels use it and the model does at
-  // least kBf16MinGmacPerSample, else fp32: runtime/precision.h), "fp32" or "bf16" (bfloat16
-  // autocast on CPU, float16 on CUDA). The older key bf16 = true means "bf16".
+  // "auto" (the fastest speed settings, bf16 among them where the CPU computes it natively, timed
+  // on the run's first batch: training/tuning.h), "fp32" or "bf16" (bfloat16 autocast on CPU,
+  // float16 on CUDA). The older key bf16 = true means "bf16".
   std::string precision = "auto";
   int64_t steps_per_epoch = 0;  // 0 = one pass over the epoch's pairing
   // Gradient accumulation: each optimizer step sums the gradients of this many micro-batches of

@@ -1,7 +1,8 @@
 #pragma once
-// Numeric precision from the hardware: what the processor offers (read from /proc/cpuinfo) and
-// which precision a run uses. bf16 autocast pays only where the CPU computes bf16 natively
-// (AVX512_BF16 or AMX); elsewhere oneDNN emulates it and it is several times slower than fp32.
+// Numeric precision and the hardware: what the processor offers (read from /proc/cpuinfo). bf16
+// autocast can pay only where the CPU computes bf16 natively (AVX512_BF16 or AMX); elsewhere
+// oneDNN emulates it, several times slower than fp32. Whether it pays for a given model is
+// measured (training/tuning.h), not guessed from flags.
 #include <string>
 
 #include <torch/types.h>
@@ -38,19 +39,5 @@ std::string isa_summary(const CpuFeatures& cpu);
 // ONEDNN_MAX_CPU_ISA caps it. "unknown" where LibTorch carries its own oneDNN without exported
 // symbols (as the CUDA wheels do).
 std::string onednn_isa();
-
-// Below this many multiply-adds per sample (model/summary.h's total_macs, in GMAC) bf16 autocast
-// costs more than it saves even where the CPU computes bf16: its casts and small kernels outweigh
-// the arithmetic. Measured training steps (2-core AVX-512 BF16 EPYC, batch 32): 0.042 GMAC (demo
-// widths) 1.5x slower in bf16; 0.61 GMAC (paper widths, 64 px) 1.28x faster; 2.4 GMAC (the
-// paper's) 1.1-2x faster. The threshold sits between the two nearest points.
-inline constexpr double kBf16MinGmacPerSample = 0.25;
-
-// Whether a run asking for p computes in bf16 (float16 autocast on CUDA) for a model of
-// gmac_per_sample. auto: bf16 on a CPU with native bf16 whose oneDNN kernels use it, for a model
-// of at least kBf16MinGmacPerSample; fp32 elsewhere and on CUDA. fp32 and bf16 are taken as asked.
-bool use_bf16(Precision p, const CpuFeatures& cpu, const torch::Device& device, double gmac_per_sample);
-// "bf16 (auto: the CPU has avx512_bf16)" and the like: the choice and why, for run logs.
-std::string precision_choice(Precision p, const CpuFeatures& cpu, const torch::Device& device, double gmac_per_sample);
 
 }  // namespace drifa

@@ -29,6 +29,9 @@ struct TrainOptions {
   ProcessGroup* group = nullptr;
   // A split made by the caller (cross-validation folds) instead of prepare_data(cfg.data).
   const data::PreparedData* data = nullptr;
+  // With precision "auto": where measured speed settings are kept (training/tuning.h): a file,
+  // "none" (measure every run), or "" for the default (runtime/tuning_cache.h).
+  std::string tuning_cache;
 };
 
 struct TrainSummary {
