@@ -17,6 +17,7 @@
 #include "drifa/runs/model_file.h"
 #include "drifa/model/attention_kernels.h"
 #include "drifa/model/drifa_net.h"
+#include "drifa/model/mfa.h"
 #include "drifa/model/spatial_stats.h"
 #include "drifa/model/summary.h"
 #include "drifa/optim/fused_adam.h"
@@ -80,6 +81,8 @@ int run(int argc, char** argv) {
   bool plain_attention = false;
   app.add_flag("--plain-attention", plain_attention, "the attention arithmetic as plain ATen ops (no fused pooling kernels)");
   bool attention_kernels = false;
+  bool keep_maps = false;
+  app.add_flag("--keep-attention-maps", keep_maps, "training keeps MFA's full-resolution maps instead of recomputing them in backward (model/mfa.h)");
   app.add_flag("--attention-kernels", attention_kernels, "MFA's chain and MIFA's local branch as the fused kernels (model/attention_kernels.h)");
   int blas = 0;
   app.add_option("--blas-threads", blas, "OpenBLAS threads (default 1, as drifa sets them; 0 leaves that)");
@@ -92,6 +95,7 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (plain_attention) drifa::set_fused_attention(false);
   drifa::set_attention_kernels(attention_kernels);
+  drifa::set_attention_recompute(!keep_maps);
   const auto asked = precision.empty() ? drifa::Precision::FP32 : drifa::parse_precision(precision, "--precision");
 
   if (!default_malloc) drifa::keep_freed_memory();
@@ -325,7 +329,7 @@ int run(int argc, char** argv) {
                    {"threads", at::get_num_threads()}, {"device", device}, {"median_s", median}, {"min_s", secs.front()},
                    {"gflops", flops / median / 1e9}, {"steps", steps}, {"channels_last", channels_last},
                    {"bf16", bf16}, {"precision", precision.empty() ? (bf16 ? "bf16" : "fp32") : precision},
-                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"onednn_isa", drifa::onednn_isa()}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
+                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"onednn_isa", drifa::onednn_isa()}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"attention_recompute", drifa::attention_recompute()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   if (!profile.empty()) j["profile"] = profile;
   if (!tuned.is_null()) j["tuning"] = tuned;
   std::cout << j.dump() << std::endl;

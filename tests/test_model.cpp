@@ -388,8 +388,13 @@ TEST(SpatialStats, FusedKernelEqualsATenInValuesAndGradientsWithTies) {
   base[1][2][3][3] = -1;
   base[2][3].narrow(0, 0, 2).fill_(1.0);  // a saturated sigmoid: ten ties at the maximum
   std::vector<torch::Tensor> g = {torch::randn({3, 4}), torch::randn({3, 4}), torch::randn({3, 4})};
+  // NCHW and channels-last (the layout the attention's maps have since its 1x1 convolutions run
+  // in it: mfa.cpp), each against ATen on the same layout
+  for (const auto& layout : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast})
   for (bool max_only : {false, true}) {
-    auto plain = run_stats(base, false, max_only, g), fused = run_stats(base, true, max_only, g);
+    const auto in = base.contiguous(layout);
+    auto plain = run_stats(in, false, max_only, g), fused = run_stats(in, true, max_only, g);
+    EXPECT_TRUE(fused.grad.is_contiguous(layout));
     EXPECT_TRUE(torch::equal(plain.values.max, fused.values.max));
     EXPECT_TRUE(torch::equal(plain.values.max, base.amax({2, 3})));
     if (!max_only) {
@@ -399,7 +404,8 @@ TEST(SpatialStats, FusedKernelEqualsATenInValuesAndGradientsWithTies) {
     EXPECT_LT((plain.grad - fused.grad).abs().max().item<double>(), 1e-6) << "max_only " << max_only;
   }
   // hand check of the shared gradients on plane (1, 2): 35 elements, 2 maxima, 3 minima
-  auto fused = run_stats(base, true, false, g);
+  for (const auto& layout : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
+  auto fused = run_stats(base.contiguous(layout), true, false, g);
   const double gmin = g[0][1][2].item<double>(), gmean = g[1][1][2].item<double>(), gmax = g[2][1][2].item<double>();
   EXPECT_NEAR(fused.grad[1][2][0][0].item<double>(), gmean / 35 + gmax / 2, 1e-6);
   EXPECT_NEAR(fused.grad[1][2][1][1].item<double>(), gmean / 35 + gmin / 3, 1e-6);
@@ -407,10 +413,10 @@ TEST(SpatialStats, FusedKernelEqualsATenInValuesAndGradientsWithTies) {
   // the constant plane: each element is a minimum and a maximum
   EXPECT_NEAR(fused.grad[0][0][2][3].item<double>(),
               (g[0][0][0].item<double>() + g[1][0][0].item<double>() + g[2][0][0].item<double>()) / 35, 1e-6);
-  // inputs the kernel does not take (channels-last, double) give the same through ATen
+  }
+  // inputs the kernel does not take (double, a strided view) give the same through ATen
   set_fused_attention(true);
-  auto cl = base.contiguous(at::MemoryFormat::ChannelsLast);
-  EXPECT_TRUE(torch::equal(spatial_stats(cl).max, base.amax({2, 3})));
+  EXPECT_TRUE(torch::equal(spatial_stats(base.transpose(2, 3)).max, base.amax({2, 3})));
   EXPECT_TRUE(torch::equal(spatial_stats(base.to(torch::kFloat64)).min, base.to(torch::kFloat64).amin({2, 3})));
 }
 
@@ -486,4 +492,40 @@ TEST(Runtime, KeepFreedMemoryReusesLargeTensorsWithoutPageFaults) {
   const long faults = minor_faults() - before;
   // With glibc's defaults every cycle is a fresh mmap: one fault per page, 8 x 16,384 here.
   EXPECT_LT(faults, measured * pages / 10) << faults << " page faults in " << measured << " cycles of " << pages << " pages";
+}
+
+// Recomputing MFA's maps in backward (model/mfa.h) runs the same operations on the same inputs:
+// the same outputs and the same gradients for the input and every parameter, for float32
+// (channels-last 1x1 convolutions: model/pointwise_layout.h) and float64.
+TEST(Model, MFARecomputedInBackwardGivesTheSameGradients) {
+  const bool before = attention_recompute();
+  for (auto dtype : {torch::kFloat32, torch::kFloat64}) {
+    torch::manual_seed(11);
+    MFA mfa(16);
+    mfa->to(dtype);
+    const auto x0 = torch::randn({3, 16, 9, 7}, dtype);
+    const auto up = torch::randn({3, 16, 9, 7}, dtype);
+    std::vector<std::vector<torch::Tensor>> grads;
+    std::vector<torch::Tensor> outs;
+    for (bool recompute : {false, true}) {
+      set_attention_recompute(recompute);
+      mfa->zero_grad();
+      auto x = x0.clone().requires_grad_(true);
+      auto y = mfa(x);
+      (y * up).sum().backward();
+      outs.push_back(y.detach());
+      std::vector<torch::Tensor> g{x.grad().clone()};
+      for (const auto& p : mfa->parameters()) {
+        ASSERT_TRUE(p.grad().defined());
+        g.push_back(p.grad().clone());
+      }
+      grads.push_back(g);
+    }
+    EXPECT_TRUE(torch::equal(outs[0], outs[1]));
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), 1e-6 * std::max(1.0, grads[0][i].abs().max().item<double>()))
+          << "gradient " << i << " " << dtype;
+  }
+  set_attention_recompute(before);
 }

@@ -7,7 +7,7 @@
 // data/        decoding (images, DICOM), volumes (NIfTI, DICOM series) and their slices, data sources (folders,
 //              CSV, paired) and their groups (patients, lesions), grouped splits and pairing, the leakage
 //              and data checks, transforms and augmentation, the cached parallel loader, synthetic data
-// runtime/     threads, device, autocast, precision, memory (allocator), layout, c10d, progress bars
+// runtime/     threads, device, autocast, precision, memory (allocator), layout, tuning cache, c10d, progress bars
 // visual/      gnuplot plots (explain and report)
 // model/       the network of the spec: HIFA + CLIA = MFA, MIFA (MGIFA + MLIFA), RRA, branches, DRIFANet;
 //              ModelConfig and its presets; the fused pooling and attention kernels
@@ -18,7 +18,7 @@
 // calibration/ temperature scaling, conformal prediction sets, the stored calibration
 // runs/        the run folder: one table of names (keys.h), a checked reader per file, run configuration,
 //              RunFolder, ensembles, model files
-// training/    checkpoints, the resumable trainer and its schedule, ensembles, cross-validation
+// training/    checkpoints, the resumable trainer and its schedule, speed settings timed (tuning), ensembles, cross-validation
 // explain/     Grad-CAM, lesion scores, exact t-SNE and their run-level drivers
 // report/      the self-contained HTML report
 // uncertainty/ uncertainty measures, the ensemble study, drifa uq, drifa calibrate, drifa predict
@@ -54,6 +54,7 @@
 #include "drifa/runtime/precision.h"
 #include "drifa/runtime/progress.h"
 #include "drifa/runtime/threads.h"
+#include "drifa/runtime/tuning_cache.h"
 #include "drifa/visual/plots.h"
 #include "drifa/model/attention_kernels.h"
 #include "drifa/model/branch.h"
@@ -63,6 +64,7 @@
 #include "drifa/model/hifa.h"
 #include "drifa/model/mfa.h"
 #include "drifa/model/mifa.h"
+#include "drifa/model/pointwise_layout.h"
 #include "drifa/model/rra.h"
 #include "drifa/model/spatial_stats.h"
 #include "drifa/model/summary.h"
@@ -91,6 +93,7 @@
 #include "drifa/training/ensemble.h"
 #include "drifa/training/policy.h"
 #include "drifa/training/trainer.h"
+#include "drifa/training/tuning.h"
 #include "drifa/explain/gradcam.h"
 #include "drifa/explain/run_explain.h"
 #include "drifa/explain/tsne.h"

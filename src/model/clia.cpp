@@ -9,9 +9,9 @@ CLIAImpl::CLIAImpl(int64_t c) {
   conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, c, 1).bias(true)));
 }
 
-torch::Tensor CLIAImpl::forward(const torch::Tensor& x) {
-  return gate(torch::sigmoid(conv1(x)).mean({2, 3}));
-}
+torch::Tensor CLIAImpl::forward(const torch::Tensor& x) { return gate(pool(x)); }
+
+torch::Tensor CLIAImpl::pool(const torch::Tensor& x) { return torch::sigmoid(conv1(x)).mean({2, 3}); }
 
 torch::Tensor CLIAImpl::gate(const torch::Tensor& l1) {
   // conv2 sees a 1x1 map: it is a linear layer on [B, C], run as one (same weights, same names).

@@ -19,6 +19,11 @@ HIFAImpl::HIFAImpl(int64_t c) {
 }
 
 torch::Tensor HIFAImpl::forward(const torch::Tensor& x) {
+  const auto [s1, s2] = levels(x);
+  return gate(s1, s2);
+}
+
+std::pair<torch::Tensor, torch::Tensor> HIFAImpl::levels(const torch::Tensor& x) {
   // Two levels; each level pools its pair of maps (average of the first, max of the second).
   auto a1 = torch::sigmoid(conv1(x));
   auto a2 = torch::sigmoid(conv2(a1));
@@ -29,7 +34,7 @@ torch::Tensor HIFAImpl::forward(const torch::Tensor& x) {
   // sigmoid' is 0 where sigmoid saturates into ties).
   torch::Tensor gmp_a4 = fused_attention() ? torch::sigmoid(spatial_max(conv4(a3)))
                                            : torch::sigmoid(conv4(a3)).amax({2, 3});
-  return gate(s1, a3.mean({2, 3}) + gmp_a4);
+  return {s1, a3.mean({2, 3}) + gmp_a4};
 }
 
 torch::Tensor HIFAImpl::gate(const torch::Tensor& s1, const torch::Tensor& s2) {

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "drifa/model/attention_kernels.h"
+#include "drifa/model/pointwise_layout.h"
 #include "drifa/model/spatial_stats.h"
 
 namespace drifa {
@@ -63,7 +64,7 @@ torch::Tensor MIFAImpl::mlifa(const std::vector<torch::Tensor>& xs, const torch:
       auto st = fused_local_pools(xs[m], conv->weight, conv->bias);
       pooled = st.min + st.mean + st.max;
     } else {
-      auto st = spatial_stats(torch::sigmoid(conv->forward(xs[m])));
+      auto st = spatial_stats(torch::sigmoid(conv->forward(pointwise_layout(xs[m]))));  // pointwise_layout.h
       pooled = st.min + st.mean + st.max;
     }
     accumulate(l, pooled, weight_of(presence, m));

@@ -11,6 +11,8 @@ class CLIAImpl : public torch::nn::Module {
   explicit CLIAImpl(int64_t channels);
   // x [B, C, H, W] -> l [B, C, 1, 1]
   torch::Tensor forward(const torch::Tensor& x);
+  // l1 = mean(sigmoid(conv1 x)), [B, C]: the full-resolution work.
+  torch::Tensor pool(const torch::Tensor& x);
   // The end from l1 = mean(sigmoid(conv1 x)) ([B, C]): l1 + sigmoid(conv2 l1), as [B, C, 1, 1].
   torch::Tensor gate(const torch::Tensor& l1);
 
