@@ -81,8 +81,8 @@ int run(int argc, char** argv) {
   bool plain_attention = false;
   app.add_flag("--plain-attention", plain_attention, "the attention arithmetic as plain ATen ops (no fused pooling kernels)");
   bool attention_kernels = false;
-  bool keep_maps = false;
-  app.add_flag("--keep-attention-maps", keep_maps, "training keeps MFA's full-resolution maps instead of recomputing them in backward (model/mfa.h)");
+  bool recompute = false;
+  app.add_flag("--recompute-attention", recompute, "training recomputes MFA's full-resolution maps in backward instead of keeping them (model/mfa.h)");
   app.add_flag("--attention-kernels", attention_kernels, "MFA's chain and MIFA's local branch as the fused kernels (model/attention_kernels.h)");
   int blas = 0;
   app.add_option("--blas-threads", blas, "OpenBLAS threads (default 1, as drifa sets them; 0 leaves that)");
@@ -95,7 +95,7 @@ int run(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (plain_attention) drifa::set_fused_attention(false);
   drifa::set_attention_kernels(attention_kernels);
-  drifa::set_attention_recompute(!keep_maps);
+  drifa::set_attention_recompute(recompute);
   const auto asked = precision.empty() ? drifa::Precision::FP32 : drifa::parse_precision(precision, "--precision");
 
   if (!default_malloc) drifa::keep_freed_memory();

@@ -13,7 +13,9 @@ against the model's. Each measurement runs in its own process so peak memory is 
 machine is shared and its speed drifts by up to 20% over minutes, so the paper training row
 alternates DRIFA and both peers over --rounds rounds and keeps each side's best.
 GFLOP/s count 2 FLOPs per multiply-add (analytic MACs from `drifa info`), a training step as
-3 forward passes. Peak = cores x 32 FP32 FLOP/cycle (two 256-bit FMA pipes: 2 x 8 lanes x 2 FLOPs)
+3 forward passes. Peak = cores x 32 FP32 FLOP/cycle (two 256-bit FMA pipes: 2 x 8 lanes x 2 FLOPs),
+64 where the processor has AVX-512 and the run may use it (two 512-bit FMA pipes; some parts have
+one, so the share shown there is a lower bound)
 x the clock that /proc/cpuinfo reports.
 """
 import argparse
@@ -98,11 +100,16 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
             n, d = paper_att["none"], paper_att["drifa"]
             goal("attention time at paper widths, drifa / none", d["median_s"] / n["median_s"], 2.5, higher=False)
             goal("attention peak memory at paper widths, drifa / none", d["peak_rss_mb"] / n["peak_rss_mb"], 2.0, higher=False)
+            r = paper_att.get("drifa, recomputed maps")
+            if r:
+                goal("  the same with --recompute-attention (memory)", r["peak_rss_mb"] / n["peak_rss_mb"], 2.0, higher=False)
+                goal("  the same with --recompute-attention (time)", r["median_s"] / n["median_s"], 2.5, higher=False)
         if "none" in demo and "drifa" in demo:
             goal("attention time at demo widths, drifa / none", demo["drifa"]["median_s"] / demo["none"]["median_s"], 3.0, higher=False)
     print(f"\ngoals (issue 28), ISA: {isa_line}:")
     for name, value, target, verdict in out:
-        print(f"  {name:62} {value:>7}  target {'<=' if 'memory' in name or '/ none' in name else '>='} {target:<5} {verdict}")
+        low = "memory" in name or "/ none" in name or "recompute" in name
+        print(f"  {name:62} {value:>7}  target {'<=' if low else '>='} {target:<5} {verdict}")
     rows.append(dict(what="goals", goals=[dict(goal=n, value=v, target=t, verdict=x) for n, v, t, x in out]))
 
 
@@ -126,7 +133,8 @@ def main():
     bench = str(Path(a.build) / "drifa_bench")
     T = str(a.threads)
     ghz = clock_ghz()
-    peak = a.threads * 32 * ghz
+    flags0 = set(next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), []))
+    peak = a.threads * (64 if "avx512f" in flags0 and a.isa == "native" else 32) * ghz
     cpu = next((l.split(":")[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     print(f"machine: {cpu}, {a.threads} threads, clock {ghz:.3f} GHz (/proc/cpuinfo) -> FP32 peak {peak:.1f} GFLOP/s"
           + ("  (CPU peak; the rows run on " + a.device + ")" if cuda else ""))
@@ -174,7 +182,7 @@ def main():
             else:
                 settings = [("fp32 channels-last", ["--channels-last"])]
                 if auto_bf16:
-                    settings.append(("auto (bf16) ch-last", ["--channels-last", "--precision", "auto"]))
+                    settings.append(("bf16 ch-last", ["--channels-last", "--bf16"]))
                 if preset == "paper" or cuda:
                     settings.insert(0, ("fp32 NCHW", []))
             for i, (name, flags) in enumerate(settings):
@@ -240,6 +248,7 @@ def main():
     if not cuda:
         print("\nattention cost (paper widths 64..512, 128 px, training step, batch 32, fp32):")
         for name, flags in [("none", ["--attention", "none"]), ("drifa", ["--attention", "drifa"]),
+                            ("drifa, recomputed maps", ["--attention", "drifa", "--recompute-attention"]),
                             ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
             d = run_json([bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "1"] + flags)
             paper_att[name] = d
