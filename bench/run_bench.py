@@ -85,7 +85,15 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
         kind = "AMX" if amx else "native bf16" if native_bf16 else "AVX2-only"
         goal(f"paper training step, auto vs the authors' fp32 peer ({kind})", ref["peer"]["median_s"] / ref["drifa"]["median_s"], target)
         if auto:
-            goal("auto vs DRIFA fp32 (never slower beyond noise)", fp32["drifa"]["median_s"] / auto["drifa"]["median_s"], 0.95)
+            chosen = auto["drifa"].get("tuning", {}).get("chosen_str", "")
+            # auto's own table compares the candidates in alternating timings in one process; the
+            # two rows here are separate processes minutes apart, so their gap includes the drift
+            plain = min(t["seconds"] for t in auto["drifa"]["tuning"]["timings"][:1]) if chosen else None
+            best = min((t["seconds"] for t in auto["drifa"].get("tuning", {}).get("timings", [])), default=None)
+            goal("auto vs DRIFA fp32, rows (separate processes; chose " + (chosen or "?") + ")",
+                 fp32["drifa"]["median_s"] / auto["drifa"]["median_s"], 0.95)
+            if plain and best:
+                goal("auto vs fp32 in auto's own alternating timings", plain / best, 0.95)
         goal("DRIFA fp32 vs the optimised peer fp32", fp32["peer_opt"]["median_s"] / fp32["drifa"]["median_s"], 1.3)
         if auto and auto["drifa"].get("bf16"):
             # the optimised peer in DRIFA's precision: bf16 autocast as well
