@@ -74,6 +74,22 @@ TEST(Tuning, SearchKeepsAChangeOnlyWhenItIsClearlyFaster) {
   }
 }
 
+// A candidate far slower than the best so far is timed once, not in alternating rounds.
+TEST(Tuning, AClearlySlowerCandidateIsTimedOnce) {
+  std::map<std::string, double> cost{{"fp32", 1.0}, {"bf16", 3.0}, {"fp32, channels-last", 1.2}};
+  std::vector<std::string> calls;
+  const auto time = [&](const SpeedSettings& s) {
+    calls.push_back(code(s));
+    return cost.count(code(s)) ? cost[code(s)] : 1.0;
+  };
+  const auto t = search({all_knobs()[0], all_knobs()[1]}, time);
+  EXPECT_EQ(code(t.chosen), "fp32");
+  // bf16 (3x) once; channels-last (1.2x, within what drift could hide) in alternating rounds
+  const std::vector<std::string> expect{"fp32", "bf16", "fp32, channels-last", "fp32", "fp32, channels-last"};
+  EXPECT_EQ(calls, expect);
+  EXPECT_EQ(t.timings.size(), 3u);
+}
+
 // Whatever the timings, the choice is never slower than the plain path by more than the noise
 // the timer shows: with noiseless timers, never slower at all.
 TEST(Tuning, TheChoiceIsNeverSlowerThanThePlainPath) {

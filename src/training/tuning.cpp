@@ -113,6 +113,10 @@ Tuning search(const std::vector<Knob>& knobs, const std::function<double(const S
     if (alt == best) continue;
     // Alternating (old, new, old, new): a drift of the machine's speed hits both sides alike.
     double alt_s = timed(alt);
+    if (alt_s > best_s * kClearlySlower) {
+      if (decided) decided(best);
+      continue;
+    }
     best_s = std::min(best_s, timed(best));
     alt_s = std::min(alt_s, timed(alt));
     if (alt_s < best_s * (1.0 - margin)) {
@@ -219,8 +223,12 @@ Tuning tune_training(const ModelConfig& mcfg, const data::Batch& batch, const Tu
       it = trials.end() - 1;
       one_step(*it->second, s, xs, batch, opt);  // warm-up: oneDNN's primitives, the allocator
     }
-    double best = 1e300;
-    for (int i = 0; i < std::max(1, opt.steps); ++i) best = std::min(best, one_step(*it->second, s, xs, batch, opt));
+    double best = 1e300, total = 0;
+    for (int i = 0; i < std::max(1, opt.steps) && (i == 0 || total < kMinTimedSeconds); ++i) {
+      const double sec = one_step(*it->second, s, xs, batch, opt);
+      best = std::min(best, sec);
+      total += sec;
+    }
     return best;
   };
   // Only the current best's network is kept between knobs (a paper-size one with Adam's state is ~0.9 GB).

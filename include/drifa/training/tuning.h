@@ -67,13 +67,21 @@ struct Tuning {
 
 // A change is kept when it makes the step faster by more than this fraction.
 inline constexpr double kTuneMargin = 0.05;
+// A candidate whose first timing is this many times the best so far is dropped without the
+// alternating rounds: no drift explains it, and a slow candidate's rounds are the tuning's
+// largest cost (the fused attention kernels at the paper's widths: 12.6 s a step against 4.4).
+inline constexpr double kClearlySlower = 1.5;
+// Timed steps per timing: at least one, more (up to TuneOptions::steps) while they add up to
+// less than this many seconds; a paper-size step (seconds) is timed once, a demo-size one twice.
+inline constexpr double kMinTimedSeconds = 0.5;
 // Below this many multiply-adds per training step (GMAC per sample x batch) a step takes
 // milliseconds: timing noise is then as large as any gain and the run would spend longer timing
 // than it could save. Such runs take the plain path, untimed (and so train alike everywhere).
 inline constexpr double kTuneMinGmacPerStep = 0.5;
 
 // The search alone, over any timer: time(settings) returns seconds per step. Knobs are tried
-// in order from the plain path; one that changes nothing is skipped. decided(best), when given,
+// in order from the plain path; one that changes nothing is skipped, one kClearlySlower is
+// dropped after its first timing. decided(best), when given,
 // is called after each knob's decision (a timer may then drop what it keeps for the loser).
 Tuning search(const std::vector<Knob>& knobs, const std::function<double(const SpeedSettings&)>& time,
               double margin = kTuneMargin, const std::function<void(const SpeedSettings&)>& decided = nullptr);
@@ -86,7 +94,7 @@ std::vector<Knob> knobs_for(const ModelConfig& mcfg, const torch::Device& device
 struct TuneOptions {
   torch::Device device = torch::kCPU;
   std::string cache;  // a cache file, "none", or "" (runtime/tuning_cache.h's default)
-  int steps = 2;      // timed steps per candidate and round, after one warm-up step
+  int steps = 2;      // at most this many timed steps per timing (kMinTimedSeconds), after one warm-up step
   std::vector<double> task_weights;
   std::vector<torch::Tensor> class_weights;
 };
