@@ -82,7 +82,7 @@ int run(int argc, char** argv) {
   app.add_flag("--plain-attention", plain_attention, "the attention arithmetic as plain ATen ops (no fused pooling kernels)");
   bool attention_kernels = false;
   bool recompute = false;
-  app.add_flag("--recompute-attention", recompute, "training recomputes MFA's full-resolution maps in backward instead of keeping them (model/mfa.h)");
+  app.add_flag("--recompute-attention", recompute, "training recomputes MFA's and MIFA's full-resolution maps in backward instead of keeping them (model/recompute.h)");
   app.add_flag("--attention-kernels", attention_kernels, "MFA's chain and MIFA's local branch as the fused kernels (model/attention_kernels.h)");
   int blas = 0;
   app.add_option("--blas-threads", blas, "OpenBLAS threads (default 1, as drifa sets them; 0 leaves that)");

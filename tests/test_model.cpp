@@ -494,7 +494,7 @@ TEST(Runtime, KeepFreedMemoryReusesLargeTensorsWithoutPageFaults) {
   EXPECT_LT(faults, measured * pages / 10) << faults << " page faults in " << measured << " cycles of " << pages << " pages";
 }
 
-// Recomputing MFA's maps in backward (model/mfa.h) runs the same operations on the same inputs:
+// Recomputing MFA's maps in backward (model/recompute.h) runs the same operations on the same inputs:
 // the same outputs and the same gradients for the input and every parameter, for float32
 // (channels-last 1x1 convolutions: model/pointwise_layout.h) and float64.
 TEST(Model, MFARecomputedInBackwardGivesTheSameGradients) {
@@ -526,6 +526,75 @@ TEST(Model, MFARecomputedInBackwardGivesTheSameGradients) {
     for (size_t i = 0; i < grads[0].size(); ++i)
       EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), 1e-6 * std::max(1.0, grads[0][i].abs().max().item<double>()))
           << "gradient " << i << " " << dtype;
+  }
+  set_attention_recompute(before);
+}
+
+// The same for MIFA's local branch (two modalities of different sizes, a sample without the
+// second) and for a whole network in training mode (dropout drawn alike from one seed): the
+// same loss and the same gradient for every parameter with recompute on and off.
+TEST(Model, AttentionRecomputedInBackwardGivesTheSameGradients) {
+  const bool before = attention_recompute();
+  const auto close = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return (a - b).abs().max().item<double>() <= 1e-5 * std::max(1.0, a.abs().max().item<double>());
+  };
+  {
+    torch::manual_seed(5);
+    MIFA mifa(12, 2);
+    const std::vector<torch::Tensor> x0{torch::randn({3, 12, 8, 8}), torch::randn({3, 12, 5, 6})};
+    const auto presence = torch::tensor({1.f, 1.f, 1.f, 1.f, 1.f, 0.f}).view({3, 2});
+    std::vector<std::vector<torch::Tensor>> grads;
+    std::vector<torch::Tensor> outs;
+    for (bool recompute : {false, true}) {
+      set_attention_recompute(recompute);
+      mifa->zero_grad();
+      std::vector<torch::Tensor> xs;
+      for (const auto& x : x0) xs.push_back(x.clone().requires_grad_(true));
+      const auto ys = mifa(xs, presence);
+      (ys[0].square().sum() + ys[1].sin().sum()).backward();
+      outs.push_back(torch::cat({ys[0].flatten(), ys[1].flatten()}).detach());
+      std::vector<torch::Tensor> g{xs[0].grad().clone(), xs[1].grad().clone()};
+      for (const auto& p : mifa->parameters()) {
+        ASSERT_TRUE(p.grad().defined());
+        g.push_back(p.grad().clone());
+      }
+      grads.push_back(g);
+    }
+    EXPECT_TRUE(torch::equal(outs[0], outs[1]));
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_TRUE(close(grads[0][i], grads[1][i])) << "MIFA gradient " << i;
+    // the local convolutions' gradients are not zero: the recomputed branch really feeds them
+    EXPECT_GT(mifa->local[0]->as<torch::nn::Conv2dImpl>()->weight.grad().abs().sum().item<double>(), 0.0);
+  }
+  // float64: the same arithmetic to rounding; float32 (channels-last 1x1 convolutions): the
+  // gradient of x gets its terms in another order, ~1e-5 apart after the whole network
+  for (auto [dtype, tol] : {std::pair{torch::kFloat64, 1e-10}, std::pair{torch::kFloat32, 1e-4}}) {
+    const auto c = tiny(2, {4, 3});
+    std::vector<torch::Tensor> xs;
+    for (const auto& x : random_inputs(c, 4)) xs.push_back(x.to(dtype));
+    std::vector<std::vector<torch::Tensor>> grads;
+    std::vector<double> losses;
+    for (bool recompute : {false, true}) {
+      set_attention_recompute(recompute);
+      torch::manual_seed(21);
+      DRIFANet net(c);
+      net->to(dtype);
+      net->set_mode(Mode::Train);
+      torch::manual_seed(22);
+      const auto r = net->forward(xs);
+      const auto loss = r.logits[0].log_softmax(1).select(1, 0).mean() + r.logits[1].square().mean();
+      loss.backward();
+      losses.push_back(loss.item<double>());
+      std::vector<torch::Tensor> g;
+      for (const auto& p : net->parameters())
+        if (p.grad().defined()) g.push_back(p.grad().clone());
+      grads.push_back(g);
+    }
+    EXPECT_EQ(losses[0], losses[1]) << dtype;
+    ASSERT_EQ(grads[0].size(), grads[1].size());
+    ASSERT_GT(grads[0].size(), 100u);
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), tol * std::max(1.0, grads[0][i].abs().max().item<double>()))
+          << dtype << " network gradient " << i << " " << grads[0][i].sizes();
   }
   set_attention_recompute(before);
 }

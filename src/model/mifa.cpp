@@ -4,6 +4,7 @@
 
 #include "drifa/model/attention_kernels.h"
 #include "drifa/model/pointwise_layout.h"
+#include "drifa/model/recompute.h"
 #include "drifa/model/spatial_stats.h"
 
 namespace drifa {
@@ -64,8 +65,14 @@ torch::Tensor MIFAImpl::mlifa(const std::vector<torch::Tensor>& xs, const torch:
       auto st = fused_local_pools(xs[m], conv->weight, conv->bias);
       pooled = st.min + st.mean + st.max;
     } else {
-      auto st = spatial_stats(torch::sigmoid(conv->forward(pointwise_layout(xs[m]))));  // pointwise_layout.h
-      pooled = st.min + st.mean + st.max;
+      const auto pools = [conv](const torch::Tensor& x) {
+        auto st = spatial_stats(torch::sigmoid(conv->forward(pointwise_layout(x))));  // pointwise_layout.h
+        return std::vector<torch::Tensor>{st.min + st.mean + st.max};
+      };
+      // recompute.h: keep only xs[m], not its channels-last copy and sigmoid map
+      pooled = attention_recompute() && torch::GradMode::is_enabled()
+                   ? recomputed(xs[m], {conv->weight, conv->bias}, pools)[0]
+                   : pools(xs[m])[0];
     }
     accumulate(l, pooled, weight_of(presence, m));
   }
