@@ -95,6 +95,57 @@ TEST(FusedAdam, EqualsLibTorchAdamStepAfterStep) {
   }
 }
 
+// Channels-last weights (precision auto's channels-last knob, runtime/layout.h) take the one-pass
+// path too: their gradients and moments share their strides. The result equals LibTorch's Adam,
+// the layout is kept, and a checkpoint's contiguous moments are put in the parameter's layout.
+TEST(FusedAdam, FusesChannelsLastWeights) {
+  const auto to_cl = [](std::vector<torch::Tensor> ps) {
+    for (auto& p : ps)
+      if (p.dim() == 4) p = p.detach().contiguous(torch::MemoryFormat::ChannelsLast).requires_grad_();
+    return ps;
+  };
+  auto a = to_cl(make_params(torch::kFloat32, 9)), b = clone_params(make_params(torch::kFloat32, 9));
+  ASSERT_FALSE(a[3].is_contiguous());  // [128, 3, 3, 3] in channels-last
+  FusedAdam fused(a, torch::optim::AdamOptions(1e-2));
+  torch::optim::Adam plain(b, torch::optim::AdamOptions(1e-2));
+  // b's gradients, each in its a-parameter's layout (randn_like would fill a channels-last
+  // tensor in memory order: other values)
+  const auto same_grads = [&](bool in_layout) {
+    for (size_t i = 0; i < a.size(); ++i)
+      a[i].mutable_grad() = in_layout ? b[i].grad().contiguous(a[i].suggest_memory_format()) : b[i].grad().clone();
+  };
+  for (int k = 0; k < 4; ++k) {
+    set_grads(b, k);
+    same_grads(true);
+    EXPECT_TRUE(fused.fusable()) << "step " << k;
+    fused.step();
+    plain.step();
+  }
+  EXPECT_LT(worst(a, b), 1e-6);
+  EXPECT_LT(worst(moments(fused, a, false), moments(plain, b, false)), 1e-6);
+  EXPECT_LT(worst(moments(fused, a, true), moments(plain, b, true)), 1e-6);
+  EXPECT_TRUE(a[3].is_contiguous(torch::MemoryFormat::ChannelsLast));
+  EXPECT_EQ(adam_state(fused, a[3])->exp_avg().strides(), a[3].strides());
+  // a gradient in another layout than its parameter's: LibTorch's step, the same numbers
+  set_grads(b, 4);
+  same_grads(false);
+  EXPECT_FALSE(fused.fusable());
+  fused.step();
+  plain.step();
+  EXPECT_LT(worst(a, b), 1e-6);
+  // moments as a checkpoint loads them (contiguous) beside channels-last weights
+  auto* st = adam_state(fused, a[3]);
+  st->exp_avg(st->exp_avg().contiguous());
+  st->exp_avg_sq(st->exp_avg_sq().contiguous());
+  set_grads(b, 5);
+  same_grads(true);
+  EXPECT_TRUE(fused.fusable());
+  fused.step();
+  plain.step();
+  EXPECT_LT(worst(a, b), 1e-6);
+  EXPECT_EQ(adam_state(fused, a[3])->exp_avg_sq().strides(), a[3].strides());
+}
+
 TEST(FusedAdam, CheckpointsLoadAcrossFusedAndLibTorchAdam) {
   auto a = make_params(torch::kFloat32, 11), b = clone_params(a);
   FusedAdam fused(a, torch::optim::AdamOptions(3e-3));

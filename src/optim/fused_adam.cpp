@@ -21,8 +21,16 @@ typename Map::key_type state_key(const torch::Tensor& p) {
     return p.unsafeGetTensorImpl();
 }
 
+// One pass over the memory of a tensor visits every element once in any dense layout; the
+// parameter, its gradient and its moments then only need the same strides (channels-last
+// weights: their gradients and zeros_like moments are channels-last too).
 bool fusable_tensor(const torch::Tensor& t) {
-  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous() && !t.is_sparse();
+  return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && !t.is_sparse() && t.is_non_overlapping_and_dense();
+}
+
+// A moment in its parameter's layout (a checkpoint's moments load contiguous).
+torch::Tensor like_param(const torch::Tensor& m, const torch::Tensor& p) {
+  return m.strides() == p.strides() ? m : torch::empty_like(p).copy_(m);
 }
 
 }  // namespace
@@ -40,7 +48,7 @@ bool FusedAdam::fusable() const {
   for (const auto& group : param_groups_) {
     if (static_cast<const torch::optim::AdamOptions&>(group.options()).amsgrad()) return false;
     for (const auto& p : group.params())
-      if (p.grad().defined() && !(fusable_tensor(p) && fusable_tensor(p.grad()))) return false;
+      if (p.grad().defined() && !(fusable_tensor(p) && fusable_tensor(p.grad()) && p.grad().strides() == p.strides())) return false;
   }
   return true;
 }
@@ -71,8 +79,8 @@ torch::Tensor FusedAdam::step(LossClosure closure) {
         state_.emplace(state_key<decltype(state_)>(p), std::move(fresh));
       }
       auto& s = *state;
-      if (!s.exp_avg().is_contiguous()) s.exp_avg(s.exp_avg().contiguous());  // e.g. as loaded
-      if (!s.exp_avg_sq().is_contiguous()) s.exp_avg_sq(s.exp_avg_sq().contiguous());
+      s.exp_avg(like_param(s.exp_avg(), p));
+      s.exp_avg_sq(like_param(s.exp_avg_sq(), p));
       s.step(s.step() + 1);
       // Adam's scalars, computed in double and applied in float as ATen applies them to float
       // tensors; Tensor / double is a multiplication by the reciprocal there, so it is here.

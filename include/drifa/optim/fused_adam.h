@@ -8,6 +8,7 @@
 // time. FusedAdam is an Adam: same options, same per-parameter state (so checkpoints written by
 // either load into the other), same arithmetic in the same order; it only replaces step() for
 // float32 CPU tensors, and hands anything else (other dtypes, devices, amsgrad) to Adam::step.
+// Any dense layout fuses (channels-last weights too) when a gradient has its parameter's strides.
 #include <torch/torch.h>
 
 namespace drifa {
@@ -16,8 +17,7 @@ class FusedAdam : public torch::optim::Adam {
  public:
   FusedAdam(std::vector<torch::Tensor> params, torch::optim::AdamOptions options);
   torch::Tensor step(LossClosure closure = nullptr) override;
-
- private:
+  // Whether step() would take the one-pass path with the gradients as they are now.
   bool fusable() const;
 };
 
