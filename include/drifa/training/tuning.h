@@ -102,7 +102,8 @@ struct TuneOptions {
 // The cache key: machine_key(), the model configuration, the batch's shapes, the device.
 std::string tuning_key(const ModelConfig& mcfg, const data::Batch& batch, const torch::Device& device);
 
-// Times training steps (forward, loss, backward, Adam) of fresh DRIFANet(mcfg)s on batch with
+// Times training steps (forward, loss, backward; Adam's step is the same under every candidate
+// and left out) of fresh DRIFANet(mcfg)s on batch with
 // each candidate, or reads the choice from the cache. Uses the global random generator (weights,
 // dropout): a caller that needs its own sequence seeds after it.
 Tuning tune_training(const ModelConfig& mcfg, const data::Batch& batch, const TuneOptions& opt);
