@@ -146,6 +146,33 @@ TEST(FusedAdam, FusesChannelsLastWeights) {
   EXPECT_EQ(adam_state(fused, a[3])->exp_avg_sq().strides(), a[3].strides());
 }
 
+// A size-1 dimension's stride is arbitrary: autograd gives a 1x1 convolution's [C, C, 1, 1]
+// weight (strides [C, 1, 1, 1]) a gradient with strides [C, 1, C, C] (the demo model's MFA
+// pointwise convolutions, LibTorch 1.13). The walk over memory is the same, so the step fuses;
+// comparing the strides whole sent every step of the demo to LibTorch's Adam.
+TEST(FusedAdam, FusesWhenStridesDifferOnlyWhereTheSizeIsOne) {
+  auto w = torch::randn({16, 16, 1, 1}).requires_grad_();
+  auto ref = w.detach().clone().requires_grad_();
+  const auto start = w.detach().clone();
+  FusedAdam fused({w}, torch::optim::AdamOptions(1e-2));
+  torch::optim::Adam plain({ref}, torch::optim::AdamOptions(1e-2));
+  for (int k = 0; k < 3; ++k) {
+    auto g = torch::randn({16, 16, 1, 1});
+    w.mutable_grad() = torch::empty_strided({16, 16, 1, 1}, {16, 1, 16, 16}).copy_(g);
+    ref.mutable_grad() = g.clone();
+    ASSERT_NE(w.grad().strides(), w.strides());
+    EXPECT_TRUE(fused.fusable()) << "step " << k;
+    fused.step();
+    plain.step();
+  }
+  EXPECT_LT(worst({w}, {ref}), 1e-6);
+  EXPECT_GT((w - start).abs().mean().item<double>(), 0.01);  // three steps of about lr each
+  // strides that differ where the size is over 1 still hand the step to LibTorch's Adam
+  w.mutable_grad() = torch::randn({16, 16}).t().reshape({16, 16, 1, 1});
+  ASSERT_FALSE(w.grad().is_contiguous());
+  EXPECT_FALSE(fused.fusable());
+}
+
 TEST(FusedAdam, CheckpointsLoadAcrossFusedAndLibTorchAdam) {
   auto a = make_params(torch::kFloat32, 11), b = clone_params(a);
   FusedAdam fused(a, torch::optim::AdamOptions(3e-3));

@@ -28,9 +28,18 @@ bool fusable_tensor(const torch::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && !t.is_sparse() && t.is_non_overlapping_and_dense();
 }
 
+// The same walk over memory: strides agree wherever the size is over 1 (a size-1 dimension's
+// stride is arbitrary; autograd gives a [C,1,1,1] weight's gradient other strides there).
+bool same_walk(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.sizes() != b.sizes()) return false;
+  for (int64_t d = 0; d < a.dim(); ++d)
+    if (a.size(d) > 1 && a.stride(d) != b.stride(d)) return false;
+  return true;
+}
+
 // A moment in its parameter's layout (a checkpoint's moments load contiguous).
 torch::Tensor like_param(const torch::Tensor& m, const torch::Tensor& p) {
-  return m.strides() == p.strides() ? m : torch::empty_like(p).copy_(m);
+  return same_walk(m, p) ? m : torch::empty_like(p).copy_(m);
 }
 
 }  // namespace
@@ -48,7 +57,7 @@ bool FusedAdam::fusable() const {
   for (const auto& group : param_groups_) {
     if (static_cast<const torch::optim::AdamOptions&>(group.options()).amsgrad()) return false;
     for (const auto& p : group.params())
-      if (p.grad().defined() && !(fusable_tensor(p) && fusable_tensor(p.grad()) && p.grad().strides() == p.strides())) return false;
+      if (p.grad().defined() && !(fusable_tensor(p) && fusable_tensor(p.grad()) && same_walk(p, p.grad()))) return false;
   }
   return true;
 }
