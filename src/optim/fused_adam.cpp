@@ -22,8 +22,8 @@ typename Map::key_type state_key(const torch::Tensor& p) {
 }
 
 // One pass over the memory of a tensor visits every element once in any dense layout; the
-// parameter, its gradient and its moments then only need the same strides (channels-last
-// weights: their gradients and zeros_like moments are channels-last too).
+// parameter, its gradient and its moments then only need the same walk (same_walk below;
+// channels-last weights: their gradients and zeros_like moments are channels-last too).
 bool fusable_tensor(const torch::Tensor& t) {
   return t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && !t.is_sparse() && t.is_non_overlapping_and_dense();
 }

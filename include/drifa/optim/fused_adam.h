@@ -8,7 +8,8 @@
 // time. FusedAdam is an Adam: same options, same per-parameter state (so checkpoints written by
 // either load into the other), same arithmetic in the same order; it only replaces step() for
 // float32 CPU tensors, and hands anything else (other dtypes, devices, amsgrad) to Adam::step.
-// Any dense layout fuses (channels-last weights too) when a gradient has its parameter's strides.
+// Any dense layout fuses (channels-last weights too) when a gradient has its parameter's strides
+// wherever a dimension's size is over 1.
 #include <torch/torch.h>
 
 namespace drifa {
