@@ -222,6 +222,7 @@ int run(int argc, char** argv) {
     bf16 = t.chosen.bf16;
     channels_last = channels_last || t.chosen.channels_last;
     drifa::set_attention_kernels(t.chosen.attention_kernels);
+    drifa::set_attention_recompute(recompute || t.chosen.recompute);
     if (drifa::blas_threads() > 0) drifa::set_blas_threads(t.chosen.blas_threads);
     tuned = t.to_json();
     tuned["source"] = t.source;

@@ -159,7 +159,8 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   cmd->add_flag("--bf16", o->bf16, "the same as --precision bf16");
   cmd->add_flag("--recompute-attention", o->recompute_attention,
                 "keep none of the attention's full-resolution maps (MFA's, MIFA's local branch) for the backward pass and "
-                "recompute them: about 40% less peak memory at the paper's widths for 5-20% more time; same gradients");
+                "recompute them: about 40% less peak memory at the paper's widths, same gradients; precision auto "
+                "turns it on itself where it costs no measurable time");
   cmd->add_flag("--skip-bad", o->skip_bad, "skip unreadable images with a warning instead of stopping");
   cmd->add_flag("--allow-duplicates", o->allow_duplicates,
                 "go on, with a warning per pair, when the same image is in two parts (default: an error)");

@@ -52,6 +52,10 @@ TEST(Precision, Bf16IsACandidateOnlyWhereTheCpuComputesItNatively) {
   EXPECT_TRUE(has(names(avx2, cpu), "channels-last"));
   EXPECT_TRUE(has(names(avx2, cpu), "attention kernels"));
   EXPECT_FALSE(has(names(avx2, cpu, Attention::None), "attention kernels"));  // nothing for them to do
+  EXPECT_EQ(names(avx2, cpu).back(), "recomputed maps");                      // the memory knob, last
+  EXPECT_FALSE(has(names(avx2, cpu, Attention::None), "recomputed maps"));
+  EXPECT_TRUE(has(names(avx2, cpu, Attention::MIFA), "recomputed maps"));
+  EXPECT_TRUE(training::knobs_for(m, cpu, avx2).back().saves_memory);
   EXPECT_EQ(isa_summary(avx2), "Intel Xeon AVX2 box: avx2 (bf16 emulated)");
   EXPECT_EQ(isa_summary(bf16), "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)");
   // oneDNN's kernels capped below bf16 (ONEDNN_MAX_CPU_ISA=AVX2) would emulate it: not a candidate

@@ -13,6 +13,7 @@
 
 #include "drifa/error.h"
 #include "drifa/model/attention_kernels.h"
+#include "drifa/model/recompute.h"
 #include "drifa/runtime/threads.h"
 #include "drifa/runtime/tuning_cache.h"
 #include "drifa/training/tuning.h"
@@ -90,6 +91,39 @@ TEST(Tuning, AClearlySlowerCandidateIsTimedOnce) {
   EXPECT_EQ(t.timings.size(), 3u);
 }
 
+// The memory knob (recomputing the attention's maps) is kept at equal time, and when slower by
+// less than the margin; dropped when slower by more; not offered under the attention kernels,
+// which recompute already. A speed knob at equal time is not kept (the test above).
+TEST(Tuning, AMemoryKnobIsKeptUnlessItIsSlower) {
+  const Knob recompute{"recomputed maps", [](SpeedSettings s) { if (!s.attention_kernels) s.recompute = true; return s; },
+                       /*saves_memory=*/true};
+  for (const auto& [cost_with, kept] : std::vector<std::pair<double, bool>>{{1.0, true}, {1.04, true}, {0.9, true}, {1.08, false}, {2.0, false}}) {
+    std::map<std::string, double> cost{{"fp32", 1.0}, {"fp32, recomputed maps", cost_with}};
+    std::vector<std::string> calls;
+    const auto time = [&](const SpeedSettings& s) {
+      calls.push_back(code(s));
+      return cost.at(code(s));
+    };
+    const auto t = search({recompute}, time);
+    EXPECT_EQ(t.chosen.recompute, kept) << cost_with;
+    EXPECT_EQ(calls.size(), cost_with >= kClearlySlower ? 2u : 4u) << cost_with;
+  }
+  // under the attention kernels it changes nothing: not timed
+  SpeedSettings k;
+  k.attention_kernels = true;
+  EXPECT_EQ(recompute.turn(k), k);
+  // the setting is named, kept in JSON, and read as off from an older file that lacks it
+  SpeedSettings r;
+  r.recompute = true;
+  EXPECT_EQ(r.str(), "fp32, recomputed maps");
+  EXPECT_EQ(SpeedSettings::from_json(r.to_json(), "t"), r);
+  auto old = r.to_json();
+  old.erase("attention_recompute");
+  EXPECT_FALSE(SpeedSettings::from_json(old, "t").recompute);
+  old["attention_recompute"] = "yes";
+  EXPECT_THROW(SpeedSettings::from_json(old, "tuning.json"), Error);
+}
+
 // Whatever the timings, the choice is never slower than the plain path by more than the noise
 // the timer shows: with noiseless timers, never slower at all.
 TEST(Tuning, TheChoiceIsNeverSlowerThanThePlainPath) {
@@ -153,10 +187,15 @@ TEST(Tuning, TimesRealTrainingStepsAndCachesTheChoice) {
   o.steps = 1;
   const bool kernels_before = attention_kernels();
   const int blas_before = blas_threads();
+  const bool recompute_before = attention_recompute();
   const auto t = tune_training(mcfg, b, o);
   EXPECT_EQ(t.source, "measured");
   EXPECT_EQ(attention_kernels(), kernels_before);
   EXPECT_EQ(blas_threads(), blas_before);
+  EXPECT_EQ(attention_recompute(), recompute_before);
+  // the memory knob, last, was timed on whatever the speed knobs kept (unless that was the kernels)
+  if (!t.chosen.attention_kernels)
+    EXPECT_TRUE(std::any_of(t.timings.begin(), t.timings.end(), [](const Timing& r) { return r.settings.recompute; }));
   ASSERT_GE(t.timings.size(), 2u);  // the plain path and at least channels-last
   EXPECT_EQ(t.timings[0].settings, SpeedSettings{});
   bool chosen_timed = false;

@@ -372,7 +372,8 @@ Tuning choose_speed(const runs::RunConfig& cfg, const RunFiles& f, const TrainOp
   f.say("timing the speed settings on one batch (paid once per machine and configuration) ...");
   t = tune_training(mcfg, b, to);
   if (opt.group) {
-    const double code = double(t.chosen.bf16) + 2.0 * t.chosen.channels_last + 4.0 * t.chosen.attention_kernels + 8.0 * t.chosen.blas_threads;
+    const double code = double(t.chosen.bf16) + 2.0 * t.chosen.channels_last + 4.0 * t.chosen.attention_kernels +
+                        8.0 * t.chosen.recompute + 16.0 * t.chosen.blas_threads;
     const auto [lo_code, hi_code] = opt.group->min_max(code);
     if (lo_code != hi_code) {
       t.chosen = SpeedSettings{};

@@ -6,9 +6,10 @@
 // map: about nine maps the size of each stage's output per modality. With recompute on, only
 // the block's input is kept (its output's product keeps it anyway); the backward pass runs the
 // same operations on the same input again with autograd on and differentiates that, so the
-// gradients are the same, for one more forward of the 1x1 convolutions. Off by default: time is
-// the usual limit. `drifa train --recompute-attention` turns it on for batches that would not
-// fit otherwise (measured at the paper's widths: README, "The attention at the paper's widths").
+// gradients are the same, for one more forward of the 1x1 convolutions. Precision auto times it
+// as a memory knob and keeps it unless it makes the step slower (training/tuning.h; at the
+// paper's widths on a 2-core AVX-512 Xeon: 37% less peak memory, the time within noise);
+// `drifa train --recompute-attention` turns it on whatever the precision.
 #include <functional>
 #include <vector>
 

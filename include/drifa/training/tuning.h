@@ -29,14 +29,16 @@ struct SpeedSettings {
   bool channels_last = false;      // NHWC weights and inputs (runtime/layout.h)
   bool attention_kernels = false;  // MFA's and MIFA's fused kernels (model/attention_kernels.h)
   int blas_threads = 1;            // OpenBLAS threads per call (runtime/threads.h)
+  bool recompute = false;          // the attention's maps recomputed in backward (model/recompute.h)
 
-  // "bf16, channels-last, attention kernels, BLAS x2"; "fp32" for the plain path.
+  // "bf16, channels-last, attention kernels, BLAS x2, recomputed maps"; "fp32" for the plain path.
   std::string str() const;
   nlohmann::json to_json() const;
   // Throws drifa::Error naming where for a malformed object.
   static SpeedSettings from_json(const nlohmann::json& j, const std::string& where);
   bool operator==(const SpeedSettings& o) const {
-    return bf16 == o.bf16 && channels_last == o.channels_last && attention_kernels == o.attention_kernels && blas_threads == o.blas_threads;
+    return bf16 == o.bf16 && channels_last == o.channels_last && attention_kernels == o.attention_kernels &&
+           blas_threads == o.blas_threads && recompute == o.recompute;
   }
   bool operator!=(const SpeedSettings& o) const { return !(*this == o); }
 };
@@ -47,6 +49,9 @@ struct SpeedSettings {
 struct Knob {
   std::string name;
   std::function<SpeedSettings(const SpeedSettings&)> turn;
+  // A knob that saves memory (recomputing the attention's maps) is kept unless it makes the
+  // step slower by more than the margin; a speed knob only when it makes it faster by more.
+  bool saves_memory = false;
 };
 
 struct Timing {
@@ -81,14 +86,16 @@ inline constexpr double kTuneMinGmacPerStep = 0.5;
 
 // The search alone, over any timer: time(settings) returns seconds per step. Knobs are tried
 // in order from the plain path; one that changes nothing is skipped, one kClearlySlower is
-// dropped after its first timing. decided(best), when given,
+// dropped after its first timing; a memory knob is kept at equal time (Knob::saves_memory). decided(best), when given,
 // is called after each knob's decision (a timer may then drop what it keeps for the loser).
 Tuning search(const std::vector<Knob>& knobs, const std::function<double(const SpeedSettings&)>& time,
               double margin = kTuneMargin, const std::function<void(const SpeedSettings&)>& decided = nullptr);
 
 // The knobs for this machine, model and device: bf16 where oneDNN's kernels compute it natively,
 // channels-last, the attention kernels where the model has attention, threaded BLAS where the
-// BLAS is OpenBLAS and there is more than one thread. None on CUDA.
+// BLAS is OpenBLAS and there is more than one thread, and last recomputing the attention's maps
+// (a memory knob: at the paper's widths 37% less peak memory, its time within noise on a 2-core
+// AVX-512 Xeon) unless the process already recomputes them (set_attention_recompute). None on CUDA.
 std::vector<Knob> knobs_for(const ModelConfig& mcfg, const torch::Device& device, const CpuFeatures& cpu = cpu_features());
 
 struct TuneOptions {
@@ -108,8 +115,9 @@ std::string tuning_key(const ModelConfig& mcfg, const data::Batch& batch, const 
 // dropout): a caller that needs its own sequence seeds after it.
 Tuning tune_training(const ModelConfig& mcfg, const data::Batch& batch, const TuneOptions& opt);
 
-// Puts the process-wide settings (attention kernels, BLAS threads) in place for its lifetime and
-// restores the earlier ones after; bf16 and channels-last are the caller's (autocast, layout).
+// Puts the process-wide settings (attention kernels, BLAS threads, recompute) in place for its
+// lifetime and restores the earlier ones after; bf16 and channels-last are the caller's (autocast,
+// layout). Recompute already on in the process (drifa train --recompute-attention) stays on.
 class SpeedScope {
  public:
   explicit SpeedScope(const SpeedSettings& s);
@@ -120,6 +128,7 @@ class SpeedScope {
  private:
   bool kernels_;
   int blas_;
+  bool recompute_;
 };
 
 }  // namespace drifa::training
