@@ -530,6 +530,36 @@ TEST(Model, MFARecomputedInBackwardGivesTheSameGradients) {
   set_attention_recompute(before);
 }
 
+// Under bf16 autocast as well (precision auto may choose both): backward runs after the autocast
+// scope has closed, and recomputes the maps in bf16 as the forward pass made them. Recomputed
+// in fp32 instead, the gradients differ by bf16's rounding (up to 1e-2 here, against 1e-6 allowed).
+TEST(Model, MFARecomputedUnderAutocastGivesTheSameGradients) {
+  const bool before = attention_recompute();
+  torch::manual_seed(12);
+  MFA mfa(16);
+  const auto x0 = torch::randn({3, 16, 9, 7});
+  const auto up = torch::randn({3, 16, 9, 7});
+  std::vector<std::vector<torch::Tensor>> grads;
+  for (bool recompute : {false, true}) {
+    set_attention_recompute(recompute);
+    mfa->zero_grad();
+    auto x = x0.clone().requires_grad_(true);
+    torch::Tensor loss;
+    {
+      AutocastGuard ac(true, torch::kCPU);
+      loss = (mfa(x).to(torch::kFloat32) * up).sum();
+    }
+    loss.backward();
+    std::vector<torch::Tensor> g{x.grad().clone()};
+    for (const auto& p : mfa->parameters()) g.push_back(p.grad().clone());
+    grads.push_back(g);
+  }
+  set_attention_recompute(before);
+  for (size_t i = 0; i < grads[0].size(); ++i)
+    EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), 1e-6 * std::max(1.0, grads[0][i].abs().max().item<double>()))
+        << "gradient " << i;
+}
+
 // The same for MIFA's local branch (two modalities of different sizes, a sample without the
 // second) and for a whole network in training mode (dropout drawn alike from one seed): the
 // same loss and the same gradient for every parameter with recompute on and off.

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include "drifa/runtime/autocast.h"
+
 namespace drifa {
 
 namespace {
@@ -23,6 +25,9 @@ struct Recomputed : public torch::autograd::Function<Recomputed> {
     ctx->save_for_backward({x});
     ctx->saved_data["f"] = c10::IValue::make_capsule(holder);
     ctx->saved_data["weights"] = weights.vec();
+    // Backward runs after the caller's autocast scope has closed: the maps are recomputed in the
+    // precision the forward pass used, or the gradient would be of other (fp32) maps.
+    ctx->saved_data["autocast"] = autocast_enabled(x.device());
     return holder->f(x);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list g) {
@@ -32,6 +37,7 @@ struct Recomputed : public torch::autograd::Function<Recomputed> {
     torch::autograd::variable_list out;
     {
       torch::AutoGradMode on(true);
+      AutocastGuard ac(ctx->saved_data["autocast"].toBool(), x.device());
       out = holder->f(x);
     }
     torch::autograd::variable_list wrt{x}, used_out, used_g;

@@ -26,6 +26,8 @@ void set_on(bool cuda, bool on) {
 #endif
 }  // namespace
 
+bool autocast_enabled(torch::Device device) { return is_on(device.is_cuda()); }
+
 AutocastGuard::AutocastGuard(bool enabled, torch::Device device) : enabled_(enabled), cuda_(device.is_cuda()) {
   if (!enabled_) return;
   prev_ = is_on(cuda_);

@@ -5,8 +5,8 @@
 // channels-last copy of the input, and per MIFA and modality the local branch's copy and sigmoid
 // map: about nine maps the size of each stage's output per modality. With recompute on, only
 // the block's input is kept (its output's product keeps it anyway); the backward pass runs the
-// same operations on the same input again with autograd on and differentiates that, so the
-// gradients are the same, for one more forward of the 1x1 convolutions. Precision auto times it
+// same operations on the same input again with autograd on (and under autocast if the forward
+// pass ran under it) and differentiates that, so the gradients are the same, for one more forward of the 1x1 convolutions. Precision auto times it
 // as a memory knob and keeps it unless it makes the step slower (training/tuning.h; at the
 // paper's widths on a 2-core AVX-512 Xeon: 37% less peak memory, the time within noise);
 // `drifa train --recompute-attention` turns it on whatever the precision.

@@ -5,6 +5,9 @@
 
 namespace drifa {
 
+// Whether autocast is on for this device's type in this thread.
+bool autocast_enabled(torch::Device device);
+
 class AutocastGuard {
  public:
   AutocastGuard(bool enabled, torch::Device device);
