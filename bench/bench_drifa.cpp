@@ -82,6 +82,8 @@ int run(int argc, char** argv) {
   app.add_flag("--plain-attention", plain_attention, "the attention arithmetic as plain ATen ops (no fused pooling kernels)");
   bool attention_kernels = false;
   bool recompute = false;
+  bool chain = false;
+  app.add_flag("--mfa-chain", chain, "MFA's full-resolution chain as one autograd node (model/mfa_chain.h)");
   app.add_flag("--recompute-attention", recompute, "training recomputes MFA's and MIFA's full-resolution maps in backward instead of keeping them (model/recompute.h)");
   app.add_flag("--attention-kernels", attention_kernels, "MFA's chain and MIFA's local branch as the fused kernels (model/attention_kernels.h)");
   int blas = 0;
@@ -96,6 +98,7 @@ int run(int argc, char** argv) {
   if (plain_attention) drifa::set_fused_attention(false);
   drifa::set_attention_kernels(attention_kernels);
   drifa::set_attention_recompute(recompute);
+  drifa::set_mfa_chain(chain);
   const auto asked = precision.empty() ? drifa::Precision::FP32 : drifa::parse_precision(precision, "--precision");
 
   if (!default_malloc) drifa::keep_freed_memory();
@@ -223,6 +226,7 @@ int run(int argc, char** argv) {
     channels_last = channels_last || t.chosen.channels_last;
     drifa::set_attention_kernels(t.chosen.attention_kernels);
     drifa::set_attention_recompute(recompute || t.chosen.recompute);
+    drifa::set_mfa_chain(chain || t.chosen.mfa_chain);
     if (drifa::blas_threads() > 0) drifa::set_blas_threads(t.chosen.blas_threads);
     tuned = t.to_json();
     tuned["source"] = t.source;
@@ -330,7 +334,7 @@ int run(int argc, char** argv) {
                    {"threads", at::get_num_threads()}, {"device", device}, {"median_s", median}, {"min_s", secs.front()},
                    {"gflops", flops / median / 1e9}, {"steps", steps}, {"channels_last", channels_last},
                    {"bf16", bf16}, {"precision", precision.empty() ? (bf16 ? "bf16" : "fp32") : precision},
-                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"onednn_isa", drifa::onednn_isa()}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"attention_recompute", drifa::attention_recompute()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
+                   {"isa", drifa::isa_summary(drifa::cpu_features())}, {"onednn_isa", drifa::onednn_isa()}, {"attention", drifa::to_string(cfg.attention)}, {"fused_attention", drifa::fused_attention()}, {"attention_kernels", drifa::attention_kernels()}, {"attention_recompute", drifa::attention_recompute()}, {"mfa_chain", drifa::mfa_chain()}, {"keep_freed_memory", !default_malloc}, {"fused_adam", !plain_adam}, {"blas_threads", drifa::blas_threads()}, {"flops", flops}, {"peak_rss_mb", peak_rss_mb()}};
   if (!profile.empty()) j["profile"] = profile;
   if (!tuned.is_null()) j["tuning"] = tuned;
   std::cout << j.dump() << std::endl;

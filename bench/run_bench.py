@@ -117,11 +117,16 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
             if r:
                 goal("  the same with --recompute-attention (memory)", r["peak_rss_mb"] / n["peak_rss_mb"], 2.0, higher=False)
                 goal("  the same with --recompute-attention (time)", r["median_s"] / n["median_s"], 2.5, higher=False)
+            for label, key in [("the MFA chain", "drifa, MFA chain"), ("the MFA chain + recompute", "drifa, MFA chain + recomputed")]:
+                r = paper_att.get(key)
+                if r:
+                    goal(f"  the same with {label} (time)", r["median_s"] / n["median_s"], 2.5, higher=False)
+                    goal(f"  the same with {label} (memory)", r["peak_rss_mb"] / n["peak_rss_mb"], 2.0, higher=False)
         if "none" in demo and "drifa" in demo:
             goal("attention time at demo widths, drifa / none", demo["drifa"]["median_s"] / demo["none"]["median_s"], 3.0, higher=False)
     print(f"\ngoals (issue 28), ISA: {isa_line}:")
     for name, value, target, verdict in out:
-        low = "memory" in name or "/ none" in name or "recompute" in name
+        low = "memory" in name or "/ none" in name or "recompute" in name or "the same with" in name
         print(f"  {name:62} {value:>7}  target {'<=' if low else '>='} {target:<5} {verdict}")
     rows.append(dict(what="goals", goals=[dict(goal=n, value=v, target=t, verdict=x) for n, v, t, x in out]))
 
@@ -252,12 +257,13 @@ def main():
     for name, flags in [("none", ["--attention", "none"]), ("mifa", ["--attention", "mifa"]), ("mfa", ["--attention", "mfa"]),
                         ("drifa", ["--attention", "drifa"]), ("drifa, plain pooling", ["--attention", "drifa", "--plain-attention"]),
                         ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"]),
+                        ("drifa, MFA chain", ["--attention", "drifa", "--mfa-chain"]),
                         ("drifa, LibTorch Adam", ["--attention", "drifa", "--plain-adam"]),
                         ("drifa, threaded BLAS", ["--attention", "drifa", "--blas-threads", T])]:
         d = run_json([bench, "--device", a.device, "--preset", "demo", "--what", "train", "--batch", "32", "--threads", T,
                       "--steps", "10", "--warmup", "2"] + flags)
         base = base or d
-        print(f"  {name:22} {1e3 * d['median_s']:7.1f} ms  time {d['median_s'] / base['median_s']:5.2f}x  "
+        print(f"  {name:30} {1e3 * d['median_s']:7.1f} ms  time {d['median_s'] / base['median_s']:5.2f}x  "
               f"MACs {d['flops'] / base['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:5.0f} MB", flush=True)
         rows.append(dict(preset="demo", what="attention-cost", setting=name, drifa=d))
 
@@ -268,11 +274,13 @@ def main():
         print("\nattention cost (paper widths 64..512, 128 px, training step, batch 32, fp32):")
         for name, flags in [("none", ["--attention", "none"]), ("drifa", ["--attention", "drifa"]),
                             ("drifa, recomputed maps", ["--attention", "drifa", "--recompute-attention"]),
+                            ("drifa, MFA chain", ["--attention", "drifa", "--mfa-chain"]),
+                            ("drifa, MFA chain + recomputed", ["--attention", "drifa", "--mfa-chain", "--recompute-attention"]),
                             ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
             d = run_json([bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "1"] + flags)
             paper_att[name] = d
             b0 = paper_att["none"]
-            print(f"  {name:22} {d['median_s']:7.2f} s   time {d['median_s'] / b0['median_s']:5.2f}x  "
+            print(f"  {name:30} {d['median_s']:7.2f} s   time {d['median_s'] / b0['median_s']:5.2f}x  "
                   f"MACs {d['flops'] / b0['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:6.0f} MB "
                   f"({d['peak_rss_mb'] / b0['peak_rss_mb']:4.2f}x)", flush=True)
             rows.append(dict(preset="paper", what="attention-cost", setting=name, drifa=d))

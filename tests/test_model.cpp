@@ -560,6 +560,107 @@ TEST(Model, MFARecomputedUnderAutocastGivesTheSameGradients) {
         << "gradient " << i;
 }
 
+// MFA's chain as one autograd node (model/mfa_chain.h) against the same arithmetic as ATen ops:
+// the same pooled values bit for bit, and the same gradients for the input and all ten weights
+// within float rounding; for NCHW and channels-last input, with every descriptor used or only
+// some (the others' gradients undefined), and with ties (zero weights make conv4's output and
+// a2 constant over H and W: the max's gradient is shared by every position).
+TEST(Model, MFAChainGivesThePlainArithmeticsValuesAndGradients) {
+  // (the plain path's convolutions run in channels-last whatever x's layout: pointwise_layout.h)
+  const auto reference = [](const torch::Tensor& xin, const std::vector<torch::Tensor>& w) {
+    const auto x = xin.contiguous(at::MemoryFormat::ChannelsLast);
+    const auto c = [](const torch::Tensor& t, const torch::Tensor& k, const torch::Tensor& b) { return torch::conv2d(t, k, b); };
+    auto a1 = torch::sigmoid(c(x, w[0], w[1]));
+    auto a2 = torch::sigmoid(c(a1, w[2], w[3]));
+    auto a3 = torch::sigmoid(c(a1 + a2, w[4], w[5]));
+    auto z4 = c(a3, w[6], w[7]);
+    auto ac = torch::sigmoid(c(x, w[8], w[9]));
+    return std::vector<torch::Tensor>{a1.mean({2, 3}), a2.amax({2, 3}), a3.mean({2, 3}), z4.amax({2, 3}), ac.mean({2, 3})};
+  };
+  for (bool ties : {false, true})
+    for (bool channels_last : {false, true})
+      for (bool some : {false, true}) {
+        torch::manual_seed(13);
+        const int64_t C = 8;
+        std::vector<torch::Tensor> w0;
+        for (int i = 0; i < 5; ++i) {
+          w0.push_back(torch::randn({C, C, 1, 1}) * 0.5);
+          w0.push_back(torch::randn({C}) * 0.1);
+        }
+        if (ties) w0[2].zero_(), w0[6].zero_(), w0[7].zero_();
+        auto x0 = torch::randn({3, C, 6, 5});
+        if (channels_last) x0 = x0.contiguous(at::MemoryFormat::ChannelsLast);
+        std::vector<torch::Tensor> ups;
+        for (int i = 0; i < 5; ++i) ups.push_back(torch::randn({3, C}));
+        std::vector<std::vector<torch::Tensor>> grads, outs;
+        for (bool chain : {false, true}) {
+          auto x = x0.clone().requires_grad_(true);
+          std::vector<torch::Tensor> w;
+          for (const auto& t : w0) w.push_back(t.clone().requires_grad_(true));
+          ASSERT_TRUE(mfa_chain_applies(x));
+          std::vector<torch::Tensor> p;
+          if (chain) {
+            const auto q = mfa_chain(x, {w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7], w[8], w[9]});
+            p = {q.mean_a1, q.max_a2, q.mean_a3, q.max_z4, q.mean_c1};
+          } else {
+            p = reference(x, w);
+          }
+          auto loss = (p[0] * ups[0]).sum() + (p[4] * ups[4]).sum();
+          if (!some) for (int i : {1, 2, 3}) loss = loss + (p[static_cast<size_t>(i)] * ups[static_cast<size_t>(i)]).sum();
+          loss.backward();
+          std::vector<torch::Tensor> g{x.grad()};
+          for (const auto& t : w) g.push_back(t.grad().defined() ? t.grad() : torch::zeros_like(t));
+          grads.push_back(g);
+          std::vector<torch::Tensor> o;
+          for (const auto& t : p) o.push_back(t.detach());
+          outs.push_back(o);
+        }
+        const std::string where = std::string(ties ? "ties " : "") + (channels_last ? "channels-last " : "NCHW ") + (some ? "some" : "all");
+        for (size_t i = 0; i < 5; ++i) EXPECT_TRUE(torch::equal(outs[0][i], outs[1][i])) << where << " output " << i;
+        for (size_t i = 0; i < grads[0].size(); ++i) {
+          const double scale = std::max(1e-3, grads[0][i].abs().max().item<double>());
+          EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), 2e-6 * scale) << where << " gradient " << i;
+        }
+        if (!some) {
+          // every gradient is really there (conv4's through the tied or single maxima)
+          for (size_t i = 0; i < grads[1].size(); ++i) EXPECT_GT(grads[1][i].abs().max().item<double>(), 0.0) << where << " gradient " << i;
+        }
+      }
+  AutocastGuard ac(true, torch::kCPU);
+  EXPECT_FALSE(mfa_chain_applies(torch::zeros({1, 2, 3, 3})));  // under autocast: the plain path
+}
+
+// A whole MFA (and under recompute) with the chain on gives the plain path's output and gradients.
+TEST(Model, MFAWithTheChainGivesThePlainPathsGradients) {
+  const bool chain_before = mfa_chain(), recompute_before = attention_recompute();
+  for (bool recompute : {false, true}) {
+    set_attention_recompute(recompute);
+    torch::manual_seed(14);
+    MFA mfa(16);
+    const auto x0 = torch::randn({3, 16, 9, 7});
+    const auto up = torch::randn({3, 16, 9, 7});
+    std::vector<std::vector<torch::Tensor>> grads;
+    std::vector<torch::Tensor> outs;
+    for (bool chain : {false, true}) {
+      set_mfa_chain(chain);
+      mfa->zero_grad();
+      auto x = x0.clone().requires_grad_(true);
+      auto y = mfa(x);
+      (y * up).sum().backward();
+      outs.push_back(y.detach());
+      std::vector<torch::Tensor> g{x.grad().clone()};
+      for (const auto& p : mfa->parameters()) g.push_back(p.grad().clone());
+      grads.push_back(g);
+    }
+    EXPECT_TRUE(torch::equal(outs[0], outs[1])) << "recompute " << recompute;
+    for (size_t i = 0; i < grads[0].size(); ++i)
+      EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), 2e-6 * std::max(1.0, grads[0][i].abs().max().item<double>()))
+          << "recompute " << recompute << " gradient " << i;
+  }
+  set_mfa_chain(chain_before);
+  set_attention_recompute(recompute_before);
+}
+
 // The same for MIFA's local branch (two modalities of different sizes, a sample without the
 // second) and for a whole network in training mode (dropout drawn alike from one seed): the
 // same loss and the same gradient for every parameter with recompute on and off.

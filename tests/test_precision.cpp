@@ -55,6 +55,8 @@ TEST(Precision, Bf16IsACandidateOnlyWhereTheCpuComputesItNatively) {
   EXPECT_EQ(names(avx2, cpu).back(), "recomputed maps");                      // the memory knob, last
   EXPECT_FALSE(has(names(avx2, cpu, Attention::None), "recomputed maps"));
   EXPECT_TRUE(has(names(avx2, cpu, Attention::MIFA), "recomputed maps"));
+  EXPECT_TRUE(has(names(avx2, cpu), "MFA chain"));
+  EXPECT_FALSE(has(names(avx2, cpu, Attention::MIFA), "MFA chain"));  // MIFA alone has no MFA
   EXPECT_TRUE(training::knobs_for(m, cpu, avx2).back().saves_memory);
   EXPECT_EQ(isa_summary(avx2), "Intel Xeon AVX2 box: avx2 (bf16 emulated)");
   EXPECT_EQ(isa_summary(bf16), "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)");

@@ -65,6 +65,7 @@
 #include "drifa/model/mfa.h"
 #include "drifa/model/mifa.h"
 #include "drifa/model/pointwise_layout.h"
+#include "drifa/model/mfa_chain.h"
 #include "drifa/model/recompute.h"
 #include "drifa/model/rra.h"
 #include "drifa/model/spatial_stats.h"

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "drifa/model/attention_kernels.h"
+#include "drifa/model/mfa_chain.h"
 #include "drifa/model/pointwise_layout.h"
 #include "drifa/model/recompute.h"
 #include "drifa/model/spatial_stats.h"
@@ -27,24 +28,28 @@ torch::Tensor MFAImpl::forward(const torch::Tensor& x) {
     g = hifa->gate(p.mean_a1 + p.max_a2, p.mean_a3 + torch::sigmoid(p.max_z4));
     l = clia->gate(p.mean_c1);
   } else {
-    if (attention_recompute() && torch::GradMode::is_enabled()) {
-      // recompute.h: only x is kept; the channels-last copy and the seven maps are made again in backward
+    // HIFA's two level descriptors and CLIA's l1, each [B, C]: the full-resolution work
+    const auto levels = [this](const torch::Tensor& x) {
       const auto& h = *hifa;
-      const auto p = recomputed(x,
-                                {h.conv1->weight, h.conv1->bias, h.conv2->weight, h.conv2->bias, h.conv3->weight,
-                                 h.conv3->bias, h.conv4->weight, h.conv4->bias, clia->conv1->weight, clia->conv1->bias},
-                                [this](const torch::Tensor& x) {
-                                  const auto xc = pointwise_layout(x);
-                                  const auto [s1, s2] = hifa->levels(xc);
-                                  return std::vector<torch::Tensor>{s1, s2, clia->pool(xc)};
-                                });
-      g = hifa->gate(p[0], p[1]);
-      l = clia->gate(p[2]);
-    } else {
+      if (mfa_chain() && mfa_chain_applies(x)) {  // one autograd node (mfa_chain.h)
+        const auto p = mfa_chain(x, {h.conv1->weight, h.conv1->bias, h.conv2->weight, h.conv2->bias, h.conv3->weight,
+                                     h.conv3->bias, h.conv4->weight, h.conv4->bias, clia->conv1->weight, clia->conv1->bias});
+        return std::vector<torch::Tensor>{p.mean_a1 + p.max_a2, p.mean_a3 + torch::sigmoid(p.max_z4), p.mean_c1};
+      }
       const auto xc = pointwise_layout(x);  // the five 1x1 convolutions in channels-last (pointwise_layout.h)
-      g = hifa(xc);
-      l = clia(xc);
-    }
+      const auto [s1, s2] = hifa->levels(xc);
+      return std::vector<torch::Tensor>{s1, s2, clia->pool(xc)};
+    };
+    // recompute.h: only x is kept; the channels-last copy and the seven maps are made again in backward
+    const auto& h = *hifa;
+    const auto p = attention_recompute() && torch::GradMode::is_enabled()
+                       ? recomputed(x,
+                                    {h.conv1->weight, h.conv1->bias, h.conv2->weight, h.conv2->bias, h.conv3->weight,
+                                     h.conv3->bias, h.conv4->weight, h.conv4->bias, clia->conv1->weight, clia->conv1->bias},
+                                    levels)
+                       : levels(x);
+    g = hifa->gate(p[0], p[1]);
+    l = clia->gate(p[2]);
   }
   auto att = torch::sigmoid(global_scale * g + local_scale.view({1, -1, 1, 1}) * l);
   return x * (att * alpha.view({1, -1, 1, 1}));

@@ -373,7 +373,7 @@ Tuning choose_speed(const runs::RunConfig& cfg, const RunFiles& f, const TrainOp
   t = tune_training(mcfg, b, to);
   if (opt.group) {
     const double code = double(t.chosen.bf16) + 2.0 * t.chosen.channels_last + 4.0 * t.chosen.attention_kernels +
-                        8.0 * t.chosen.recompute + 16.0 * t.chosen.blas_threads;
+                        8.0 * t.chosen.recompute + 16.0 * t.chosen.mfa_chain + 32.0 * t.chosen.blas_threads;
     const auto [lo_code, hi_code] = opt.group->min_max(code);
     if (lo_code != hi_code) {
       t.chosen = SpeedSettings{};

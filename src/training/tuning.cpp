@@ -13,6 +13,7 @@
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/model/attention_kernels.h"
 #include "drifa/model/drifa_net.h"
+#include "drifa/model/mfa_chain.h"
 #include "drifa/model/recompute.h"
 #include "drifa/runtime/autocast.h"
 #include "drifa/runtime/layout.h"
@@ -29,6 +30,7 @@ constexpr const char* kChannelsLast = "channels_last";
 constexpr const char* kAttentionKernels = "attention_kernels";
 constexpr const char* kBlasThreads = "blas_threads";
 constexpr const char* kRecompute = "attention_recompute";
+constexpr const char* kMfaChain = "mfa_chain";
 constexpr const char* kChosen = "chosen";
 constexpr const char* kTimings = "timings";
 constexpr const char* kSeconds = "seconds";
@@ -40,12 +42,13 @@ std::string SpeedSettings::str() const {
   if (channels_last) s += ", channels-last";
   if (attention_kernels) s += ", attention kernels";
   if (blas_threads != 1) s += ", BLAS x" + std::to_string(blas_threads);
+  if (mfa_chain) s += ", MFA chain";
   if (recompute) s += ", recomputed maps";
   return s;
 }
 
 nlohmann::json SpeedSettings::to_json() const {
-  return {{kBf16, bf16}, {kChannelsLast, channels_last}, {kAttentionKernels, attention_kernels}, {kBlasThreads, blas_threads}, {kRecompute, recompute}};
+  return {{kBf16, bf16}, {kChannelsLast, channels_last}, {kAttentionKernels, attention_kernels}, {kBlasThreads, blas_threads}, {kMfaChain, mfa_chain}, {kRecompute, recompute}};
 }
 
 SpeedSettings SpeedSettings::from_json(const nlohmann::json& j, const std::string& where) {
@@ -60,10 +63,11 @@ SpeedSettings SpeedSettings::from_json(const nlohmann::json& j, const std::strin
   if (!j.contains(kBlasThreads) || !j[kBlasThreads].is_number_integer() || j[kBlasThreads].get<int>() < 1)
     throw bad(std::string(kBlasThreads) + ": missing or not a positive integer");
   s.blas_threads = j[kBlasThreads].get<int>();
-  // Absent in the tuning.json of runs made before recompute was a knob: those did not recompute.
-  if (j.contains(kRecompute)) {
-    if (!j[kRecompute].is_boolean()) throw bad(std::string(kRecompute) + ": not true/false");
-    s.recompute = j[kRecompute].get<bool>();
+  // Absent in the tuning.json of runs made before these were knobs: those were off.
+  for (auto [key, flag] : {std::pair<const char*, bool*>{kMfaChain, &s.mfa_chain}, {kRecompute, &s.recompute}}) {
+    if (!j.contains(key)) continue;
+    if (!j[key].is_boolean()) throw bad(std::string(key) + ": not true/false");
+    *flag = j[key].get<bool>();
   }
   return s;
 }
@@ -148,6 +152,12 @@ std::vector<Knob> knobs_for(const ModelConfig& mcfg, const torch::Device& device
                  }});
   if (blas_threads() > 0 && at::get_num_threads() > 1)
     k.push_back({"threaded BLAS", [](SpeedSettings s) { return s.blas_threads = at::get_num_threads(), s; }});
+  if (has_mfa(mcfg.attention))
+    k.push_back({"MFA chain", [](SpeedSettings s) {
+                   // float32 only (mfa_chain_applies); the kernels replace the chain altogether
+                   if (!s.bf16 && !s.attention_kernels) s.mfa_chain = true;
+                   return s;
+                 }});
   if ((has_mfa(mcfg.attention) || has_mifa(mcfg.attention)) && !attention_recompute())
     k.push_back({"recomputed maps",
                  [](SpeedSettings s) {
@@ -161,22 +171,24 @@ std::vector<Knob> knobs_for(const ModelConfig& mcfg, const torch::Device& device
 
 std::string tuning_key(const ModelConfig& mcfg, const data::Batch& batch, const torch::Device& device) {
   std::ostringstream o;
-  // "search 2": entries from before the recompute knob are not read (they never tried it).
-  o << machine_key() << " | search 2 | " << device.str() << " | batch";
+  // "search 3": entries from before the MFA chain and recompute knobs are not read (they never tried them).
+  o << machine_key() << " | search 3 | " << device.str() << " | batch";
   for (const auto& x : batch.inputs) o << " " << x.sizes();
   o << " | " << mcfg.to_json().dump();
   return o.str();
 }
 
 SpeedScope::SpeedScope(const SpeedSettings& s)
-    : kernels_(attention_kernels()), blas_(blas_threads()), recompute_(attention_recompute()) {
+    : kernels_(attention_kernels()), blas_(blas_threads()), chain_(mfa_chain()), recompute_(attention_recompute()) {
   set_attention_kernels(s.attention_kernels);
+  set_mfa_chain(s.mfa_chain);
   set_attention_recompute(recompute_ || s.recompute);
   if (blas_ > 0) set_blas_threads(std::min(s.blas_threads, max_threads()));
 }
 
 SpeedScope::~SpeedScope() {
   set_attention_kernels(kernels_);
+  set_mfa_chain(chain_);
   set_attention_recompute(recompute_);
   if (blas_ > 0) set_blas_threads(blas_);
 }

@@ -3,6 +3,7 @@
 //   att = sigmoid(global_scale * g + local_scale (.) l),  out = x (.) att (.) alpha
 #include "drifa/model/clia.h"
 #include "drifa/model/hifa.h"
+#include "drifa/model/mfa_chain.h"  // set_mfa_chain: MFA's chain as one autograd node
 #include "drifa/model/recompute.h"  // set_attention_recompute: MFA's maps recomputed in backward
 
 namespace drifa {

@@ -29,16 +29,17 @@ struct SpeedSettings {
   bool channels_last = false;      // NHWC weights and inputs (runtime/layout.h)
   bool attention_kernels = false;  // MFA's and MIFA's fused kernels (model/attention_kernels.h)
   int blas_threads = 1;            // OpenBLAS threads per call (runtime/threads.h)
+  bool mfa_chain = false;          // MFA's chain as one autograd node (model/mfa_chain.h)
   bool recompute = false;          // the attention's maps recomputed in backward (model/recompute.h)
 
-  // "bf16, channels-last, attention kernels, BLAS x2, recomputed maps"; "fp32" for the plain path.
+  // "bf16, channels-last, attention kernels, BLAS x2, MFA chain, recomputed maps"; "fp32" for the plain path.
   std::string str() const;
   nlohmann::json to_json() const;
   // Throws drifa::Error naming where for a malformed object.
   static SpeedSettings from_json(const nlohmann::json& j, const std::string& where);
   bool operator==(const SpeedSettings& o) const {
     return bf16 == o.bf16 && channels_last == o.channels_last && attention_kernels == o.attention_kernels &&
-           blas_threads == o.blas_threads && recompute == o.recompute;
+           blas_threads == o.blas_threads && mfa_chain == o.mfa_chain && recompute == o.recompute;
   }
   bool operator!=(const SpeedSettings& o) const { return !(*this == o); }
 };
@@ -93,7 +94,8 @@ Tuning search(const std::vector<Knob>& knobs, const std::function<double(const S
 
 // The knobs for this machine, model and device: bf16 where oneDNN's kernels compute it natively,
 // channels-last, the attention kernels where the model has attention, threaded BLAS where the
-// BLAS is OpenBLAS and there is more than one thread, and last recomputing the attention's maps
+// BLAS is OpenBLAS and there is more than one thread, MFA's chain as one node where the model
+// has MFA (float32 only: not under bf16 or the kernels), and last recomputing the attention's maps
 // (a memory knob: at the paper's widths 37% less peak memory, its time within noise on a 2-core
 // AVX-512 Xeon) unless the process already recomputes them (set_attention_recompute). None on CUDA.
 std::vector<Knob> knobs_for(const ModelConfig& mcfg, const torch::Device& device, const CpuFeatures& cpu = cpu_features());
@@ -115,7 +117,7 @@ std::string tuning_key(const ModelConfig& mcfg, const data::Batch& batch, const 
 // dropout): a caller that needs its own sequence seeds after it.
 Tuning tune_training(const ModelConfig& mcfg, const data::Batch& batch, const TuneOptions& opt);
 
-// Puts the process-wide settings (attention kernels, BLAS threads, recompute) in place for its
+// Puts the process-wide settings (attention kernels, BLAS threads, MFA chain, recompute) in place for its
 // lifetime and restores the earlier ones after; bf16 and channels-last are the caller's (autocast,
 // layout). Recompute already on in the process (drifa train --recompute-attention) stays on.
 class SpeedScope {
@@ -128,7 +130,7 @@ class SpeedScope {
  private:
   bool kernels_;
   int blas_;
-  bool recompute_;
+  bool chain_, recompute_;
 };
 
 }  // namespace drifa::training

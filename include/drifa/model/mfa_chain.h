@@ -1,0 +1,31 @@
+#pragma once
+// MFA's full-resolution chain (HIFA's four 1x1 convolutions, CLIA's first) over the whole batch
+// as one autograd node, for float32 CPU training: forward the same operations as the plain path
+// (oneDNN's channels-last 1x1 convolutions, ATen's sigmoid, the pooling kernels), backward each
+// map's gradient in one pass: the pools' gradients (the mean's spread, the max's tied share),
+// the convolutions' input gradients and the sigmoid's derivative summed where they meet.
+//
+// Why: as ATen ops, one stem-size MFA (batch 32, 64 channels, 64x64, channels-last) spent about
+// 70 ms per backward in elementwise passes (gradient sums 32, sigmoid_backward 27, the mean's
+// expand 14; LibTorch 1.13's profile, 2-core AVX-512 Xeon) against 100 ms in its convolution
+// backward GEMMs. Measured on the same machine, training step, batch 32: demo widths 244-294 ms
+// against 304-340 (best of 10 steps, three alternating runs), paper widths 4.33-5.35 s against
+// 4.73-5.42 (best of 2-3 steps, five runs; about 5%, within the machine's drift).
+//
+// A tuning knob (training/tuning.h: kept where it measures faster), off by default: the sums
+// run in another order than autograd's, so the gradients match the plain path within float
+// rounding (tested), not bit for bit, and a default change would move every seeded run.
+#include "drifa/model/attention_kernels.h"  // MFAPools, MFAWeights
+
+namespace drifa {
+
+// The pooled descriptors of fused_mfa_pools (attention_kernels.h), the same values as the plain path.
+MFAPools mfa_chain(const torch::Tensor& x, const MFAWeights& w);
+
+// float32 CPU [B, C, H, W] outside autocast.
+bool mfa_chain_applies(const torch::Tensor& x);
+
+void set_mfa_chain(bool on);
+bool mfa_chain();
+
+}  // namespace drifa

@@ -1,0 +1,192 @@
+#include "drifa/model/mfa_chain.h"
+
+#include <atomic>
+#include <vector>
+
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include "drifa/model/spatial_stats.h"
+#include "drifa/runtime/autocast.h"
+
+namespace drifa {
+
+namespace {
+
+std::atomic<bool> g_chain{false};
+
+using torch::Tensor;
+constexpr auto kCL = at::MemoryFormat::ChannelsLast;
+
+// (oneDNN returns channels-last for a channels-last input; the passes below read rows of C floats)
+Tensor conv(const Tensor& x, const Tensor& w, const Tensor& b) { return torch::conv2d(x, w, b).contiguous(kCL); }
+
+// d(input), d(weight), d(bias) of a 1x1 convolution, oneDNN's backward as autograd would call it.
+std::tuple<Tensor, Tensor, Tensor> conv_backward(const Tensor& g, const Tensor& x, const Tensor& w) {
+  return at::convolution_backward(g, x, w, at::IntArrayRef{w.size(0)}, {1, 1}, {0, 0}, {1, 1}, false, {0, 0}, 1, {true, true, true});
+}
+
+// The maps as rows of C floats (channels-last memory): sample b is rows [b*n, (b+1)*n).
+struct Rows {
+  int64_t B, C, n;
+};
+
+// g/count for the elements of each (sample, channel) equal to its maximum (ATen's convention:
+// ties share evenly), 0 where g is undefined. Returns [B, C].
+std::vector<float> max_share(const Tensor& map, const Tensor& mx, const Tensor& g, const Rows& r) {
+  std::vector<float> share(static_cast<size_t>(r.B * r.C), 0.f);
+  if (!g.defined()) return share;
+  const auto gc = g.contiguous();
+  const float *p = map.data_ptr<float>(), *m = mx.data_ptr<float>(), *pg = gc.data_ptr<float>();
+  at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> count(static_cast<size_t>(r.C));
+    for (int64_t b = b0; b < b1; ++b) {
+      std::fill(count.begin(), count.end(), 0.f);
+      const float* hi = m + b * r.C;
+      for (int64_t i = 0; i < r.n; ++i) {
+        const float* row = p + (b * r.n + i) * r.C;
+        for (int64_t c = 0; c < r.C; ++c) count[static_cast<size_t>(c)] += row[c] == hi[c];
+      }
+      for (int64_t c = 0; c < r.C; ++c) {
+        const float k = count[static_cast<size_t>(c)];
+        share[static_cast<size_t>(b * r.C + c)] = k > 0 ? pg[b * r.C + c] / k : 0.f;  // no match: a NaN plane
+      }
+    }
+  });
+  return share;
+}
+
+// [B, C] mean gradient spread over the n positions (mean's backward: g / n), zeros if undefined.
+std::vector<float> spread(const Tensor& g, const Rows& r) {
+  std::vector<float> s(static_cast<size_t>(r.B * r.C), 0.f);
+  if (!g.defined()) return s;
+  const auto gc = g.contiguous();
+  const float* pg = gc.data_ptr<float>();
+  for (int64_t k = 0; k < r.B * r.C; ++k) s[static_cast<size_t>(k)] = pg[k] / static_cast<float>(r.n);
+  return s;
+}
+
+// out = (sum of the inputs' terms) * (1 - y) * y, row by row: per element
+//   t = a[i] (+ b[i]) + per[b, c] (+ share[b, c] where map == its max)
+// out may alias a. Any of b, map may be null.
+void sigmoid_grad_pass(float* out, const float* a, const float* b, const float* y, const std::vector<float>& per,
+                       const float* map, const float* mx, const std::vector<float>* share, const Rows& r) {
+  at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t s = b0; s < b1; ++s) {
+      const float* pc = per.data() + s * r.C;
+      const float* sh = share ? share->data() + s * r.C : nullptr;
+      const float* hi = mx ? mx + s * r.C : nullptr;
+      for (int64_t i = 0; i < r.n; ++i) {
+        const int64_t o = (s * r.n + i) * r.C;
+        for (int64_t c = 0; c < r.C; ++c) {
+          float t = a ? a[o + c] : 0.f;
+          if (b) t += b[o + c];
+          t += pc[c];
+          if (sh) t += map[o + c] == hi[c] ? sh[c] : 0.f;
+          const float v = y[o + c];
+          out[o + c] = t * (1.f - v) * v;
+        }
+      }
+    }
+  });
+}
+
+// z4's gradient: its max's share at the tied maxima, 0 elsewhere.
+Tensor max_grad_map(const Tensor& z, const Tensor& mx, const std::vector<float>& share, const Rows& r) {
+  auto g = torch::empty_like(z);
+  const float *p = z.data_ptr<float>(), *hi = mx.data_ptr<float>();
+  float* o = g.data_ptr<float>();
+  at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t s = b0; s < b1; ++s)
+      for (int64_t i = 0; i < r.n; ++i) {
+        const int64_t off = (s * r.n + i) * r.C;
+        for (int64_t c = 0; c < r.C; ++c) o[off + c] = p[off + c] == hi[s * r.C + c] ? share[static_cast<size_t>(s * r.C + c)] : 0.f;
+      }
+  });
+  return g;
+}
+
+struct Chain : public torch::autograd::Function<Chain> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& w1,
+                                                const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& w3,
+                                                const Tensor& b3, const Tensor& w4, const Tensor& b4, const Tensor& wc,
+                                                const Tensor& bc) {
+    // The plain path's operations (hifa.cpp, clia.cpp) on the same channels-last copy: the same values.
+    const auto xc = x.contiguous(kCL);
+    auto a1 = conv(xc, w1, b1).sigmoid_();
+    auto a2 = conv(a1, w2, b2).sigmoid_();
+    auto u = a1 + a2;
+    auto a3 = conv(u, w3, b3).sigmoid_();
+    auto z4 = conv(a3, w4, b4);
+    auto ac = conv(xc, wc, bc).sigmoid_();
+    auto mx2 = spatial_max(a2), mx4 = spatial_max(z4);
+    ctx->save_for_backward({xc, a1, a2, u, a3, z4, ac, mx2, mx4, w1, w2, w3, w4, wc});
+    ctx->set_materialize_grads(false);
+    return {a1.mean({2, 3}), mx2, a3.mean({2, 3}), mx4, ac.mean({2, 3})};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list g) {
+    const auto s = ctx->get_saved_variables();
+    const auto &xc = s[0], &a1 = s[1], &a2 = s[2], &u = s[3], &a3 = s[4], &z4 = s[5], &ac = s[6], &mx2 = s[7], &mx4 = s[8];
+    const auto &w1 = s[9], &w2 = s[10], &w3 = s[11], &w4 = s[12], &wc = s[13];
+    const Rows r{xc.size(0), xc.size(1), xc.size(2) * xc.size(3)};
+    const auto cl = [](Tensor t) { return t.contiguous(kCL); };
+    Tensor gW[5], gb[5];
+    // conv4: only its max is used, through the tied maxima
+    Tensor gA3;
+    if (g[3].defined()) {
+      auto [ga, gw, gbias] = conv_backward(max_grad_map(z4, mx4, max_share(z4, mx4, g[3], r), r), a3, w4);
+      gA3 = cl(ga), gW[3] = gw, gb[3] = gbias;
+    } else {
+      gW[3] = torch::zeros_like(w4), gb[3] = torch::zeros({w4.size(0)}, w4.options());
+    }
+    // a3: conv4's gradient + the mean's spread, through the sigmoid
+    auto gZ3 = gA3.defined() ? gA3 : torch::empty_like(a3);
+    sigmoid_grad_pass(gZ3.data_ptr<float>(), gA3.defined() ? gA3.data_ptr<float>() : nullptr, nullptr, a3.data_ptr<float>(),
+                      spread(g[2], r), nullptr, nullptr, nullptr, r);
+    auto [gu, gw3, gb3] = conv_backward(gZ3, u, w3);
+    const auto gU = cl(gu);
+    gW[2] = gw3, gb[2] = gb3;
+    // a2: u's gradient + the max's share at its tied maxima, through the sigmoid
+    const auto share2 = max_share(a2, mx2, g[1], r);
+    auto gZ2 = torch::empty_like(a2);
+    sigmoid_grad_pass(gZ2.data_ptr<float>(), gU.data_ptr<float>(), nullptr, a2.data_ptr<float>(), std::vector<float>(share2.size(), 0.f),
+                      a2.data_ptr<float>(), mx2.data_ptr<float>(), &share2, r);
+    auto [ga1, gw2, gb2] = conv_backward(gZ2, a1, w2);
+    auto gA1 = cl(ga1);
+    gW[1] = gw2, gb[1] = gb2;
+    // a1: conv2's gradient + u's + the mean's spread, through the sigmoid
+    sigmoid_grad_pass(gA1.data_ptr<float>(), gA1.data_ptr<float>(), gU.data_ptr<float>(), a1.data_ptr<float>(), spread(g[0], r),
+                      nullptr, nullptr, nullptr, r);
+    auto [gx, gw1, gb1] = conv_backward(gA1, xc, w1);
+    gW[0] = gw1, gb[0] = gb1;
+    // CLIA's map: only its mean is used
+    if (g[4].defined()) {
+      auto gZc = torch::empty_like(ac);
+      sigmoid_grad_pass(gZc.data_ptr<float>(), nullptr, nullptr, ac.data_ptr<float>(), spread(g[4], r), nullptr, nullptr, nullptr, r);
+      auto [gxc, gwc, gbc] = conv_backward(gZc, xc, wc);
+      gx = gx.add_(gxc);
+      gW[4] = gwc, gb[4] = gbc;
+    } else {
+      gW[4] = torch::zeros_like(wc), gb[4] = torch::zeros({wc.size(0)}, wc.options());
+    }
+    return {gx, gW[0], gb[0], gW[1], gb[1], gW[2], gb[2], gW[3], gb[3], gW[4], gb[4]};
+  }
+};
+
+}  // namespace
+
+bool mfa_chain_applies(const torch::Tensor& x) {
+  return x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 4 && x.numel() > 0 &&
+         !autocast_enabled(x.device());
+}
+
+MFAPools mfa_chain(const torch::Tensor& x, const MFAWeights& w) {
+  const auto p = Chain::apply(x, w.w1, w.b1, w.w2, w.b2, w.w3, w.b3, w.w4, w.b4, w.wc, w.bc);
+  return {p[0], p[1], p[2], p[3], p[4]};
+}
+
+void set_mfa_chain(bool on) { g_chain = on; }
+bool mfa_chain() { return g_chain; }
+
+}  // namespace drifa
