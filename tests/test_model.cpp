@@ -494,6 +494,24 @@ TEST(Runtime, KeepFreedMemoryReusesLargeTensorsWithoutPageFaults) {
   EXPECT_LT(faults, measured * pages / 10) << faults << " page faults in " << measured << " cycles of " << pages << " pages";
 }
 
+namespace {
+// One forward and backward of an MFA on a copy of x0 with upstream gradient up: the output, and
+// the input's gradient followed by every parameter's.
+struct MFAPass {
+  torch::Tensor y;
+  std::vector<torch::Tensor> grads;
+};
+MFAPass mfa_pass(MFA& mfa, const torch::Tensor& x0, const torch::Tensor& up) {
+  mfa->zero_grad();
+  auto x = x0.clone().requires_grad_(true);
+  auto y = mfa(x);
+  (y * up).sum().backward();
+  MFAPass r{y.detach(), {x.grad().clone()}};
+  for (const auto& p : mfa->parameters()) r.grads.push_back(p.grad().defined() ? p.grad().clone() : torch::Tensor());
+  return r;
+}
+}  // namespace
+
 // Recomputing MFA's maps in backward (model/recompute.h) runs the same operations on the same inputs:
 // the same outputs and the same gradients for the input and every parameter, for float32
 // (channels-last 1x1 convolutions: model/pointwise_layout.h) and float64.
@@ -509,17 +527,10 @@ TEST(Model, MFARecomputedInBackwardGivesTheSameGradients) {
     std::vector<torch::Tensor> outs;
     for (bool recompute : {false, true}) {
       set_attention_recompute(recompute);
-      mfa->zero_grad();
-      auto x = x0.clone().requires_grad_(true);
-      auto y = mfa(x);
-      (y * up).sum().backward();
-      outs.push_back(y.detach());
-      std::vector<torch::Tensor> g{x.grad().clone()};
-      for (const auto& p : mfa->parameters()) {
-        ASSERT_TRUE(p.grad().defined());
-        g.push_back(p.grad().clone());
-      }
-      grads.push_back(g);
+      auto r = mfa_pass(mfa, x0, up);
+      for (const auto& g : r.grads) ASSERT_TRUE(g.defined());
+      outs.push_back(r.y);
+      grads.push_back(r.grads);
     }
     EXPECT_TRUE(torch::equal(outs[0], outs[1]));
     ASSERT_EQ(grads[0].size(), grads[1].size());
@@ -643,14 +654,9 @@ TEST(Model, MFAWithTheChainGivesThePlainPathsGradients) {
     std::vector<torch::Tensor> outs;
     for (bool chain : {false, true}) {
       set_mfa_chain(chain);
-      mfa->zero_grad();
-      auto x = x0.clone().requires_grad_(true);
-      auto y = mfa(x);
-      (y * up).sum().backward();
-      outs.push_back(y.detach());
-      std::vector<torch::Tensor> g{x.grad().clone()};
-      for (const auto& p : mfa->parameters()) g.push_back(p.grad().clone());
-      grads.push_back(g);
+      auto r = mfa_pass(mfa, x0, up);
+      outs.push_back(r.y);
+      grads.push_back(r.grads);
     }
     EXPECT_TRUE(torch::equal(outs[0], outs[1])) << "recompute " << recompute;
     for (size_t i = 0; i < grads[0].size(); ++i)

@@ -256,7 +256,12 @@ DataConfig DataConfig::from_json(settings::Table t, const std::string& base) {
 }
 
 ImageOptions DataConfig::image_options() const {
-  ImageOptions o{image_size, channels, min_side, dicom, max_image_pixels};
+  ImageOptions o;
+  o.size = image_size;
+  o.channels = channels;
+  o.min_side = min_side;
+  o.dicom = dicom;
+  o.max_pixels = max_image_pixels;
   for (const auto& m : modalities)
     if (m.is_volume()) o.volumes[m.name] = m.volume;
   o.max_volume_voxels = max_volume_voxels;
