@@ -106,7 +106,7 @@ Tuning Tuning::from_json(const nlohmann::json& j, const std::string& where) {
 }
 
 Tuning search(const std::vector<Knob>& knobs, const std::function<double(const SpeedSettings&)>& time, double margin,
-              const std::function<void(const SpeedSettings&)>& decided) {
+              const std::function<void(const SpeedSettings&)>& decided, double memory_margin) {
   Tuning t;
   t.source = "measured";
   // Each candidate's row keeps the best of its timings.
@@ -127,7 +127,7 @@ Tuning search(const std::vector<Knob>& knobs, const std::function<double(const S
     if (alt_s <= best_s * kClearlySlower) {  // else dropped after this one timing
       best_s = std::min(best_s, timed(best));
       alt_s = std::min(alt_s, timed(alt));
-      if (k.saves_memory ? alt_s <= best_s * (1.0 + margin) : alt_s < best_s * (1.0 - margin)) {
+      if (k.saves_memory ? alt_s <= best_s * (1.0 + memory_margin) : alt_s < best_s * (1.0 - margin)) {
         best = alt;
         best_s = alt_s;
       }
