@@ -67,13 +67,13 @@ std::vector<float> spread(const Tensor& g, const Rows& r) {
 }
 
 // out = (sum of the inputs' terms) * (1 - y) * y, row by row: per element
-//   t = a[i] (+ b[i]) + per[b, c] (+ share[b, c] where map == its max)
-// out may alias a. Any of b, map may be null.
-void sigmoid_grad_pass(float* out, const float* a, const float* b, const float* y, const std::vector<float>& per,
+//   t = a[i] (+ b[i]) (+ per[b, c]) (+ share[b, c] where map == its max)
+// out may alias a. Any of a, b, per, share may be null (map and mx go with share).
+void sigmoid_grad_pass(float* out, const float* a, const float* b, const float* y, const std::vector<float>* per,
                        const float* map, const float* mx, const std::vector<float>* share, const Rows& r) {
   at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t s = b0; s < b1; ++s) {
-      const float* pc = per.data() + s * r.C;
+      const float* pc = per ? per->data() + s * r.C : nullptr;
       const float* sh = share ? share->data() + s * r.C : nullptr;
       const float* hi = mx ? mx + s * r.C : nullptr;
       for (int64_t i = 0; i < r.n; ++i) {
@@ -81,7 +81,7 @@ void sigmoid_grad_pass(float* out, const float* a, const float* b, const float* 
         for (int64_t c = 0; c < r.C; ++c) {
           float t = a ? a[o + c] : 0.f;
           if (b) t += b[o + c];
-          t += pc[c];
+          if (pc) t += pc[c];
           if (sh) t += map[o + c] == hi[c] ? sh[c] : 0.f;
           const float v = y[o + c];
           out[o + c] = t * (1.f - v) * v;
@@ -142,28 +142,30 @@ struct Chain : public torch::autograd::Function<Chain> {
     }
     // a3: conv4's gradient + the mean's spread, through the sigmoid
     auto gZ3 = gA3.defined() ? gA3 : torch::empty_like(a3);
+    const auto spread3 = spread(g[2], r);
     sigmoid_grad_pass(gZ3.data_ptr<float>(), gA3.defined() ? gA3.data_ptr<float>() : nullptr, nullptr, a3.data_ptr<float>(),
-                      spread(g[2], r), nullptr, nullptr, nullptr, r);
+                      &spread3, nullptr, nullptr, nullptr, r);
     auto [gu, gw3, gb3] = conv_backward(gZ3, u, w3);
     const auto gU = cl(gu);
     gW[2] = gw3, gb[2] = gb3;
     // a2: u's gradient + the max's share at its tied maxima, through the sigmoid
     const auto share2 = max_share(a2, mx2, g[1], r);
     auto gZ2 = torch::empty_like(a2);
-    sigmoid_grad_pass(gZ2.data_ptr<float>(), gU.data_ptr<float>(), nullptr, a2.data_ptr<float>(), std::vector<float>(share2.size(), 0.f),
-                      a2.data_ptr<float>(), mx2.data_ptr<float>(), &share2, r);
+    sigmoid_grad_pass(gZ2.data_ptr<float>(), gU.data_ptr<float>(), nullptr, a2.data_ptr<float>(), nullptr, a2.data_ptr<float>(), mx2.data_ptr<float>(), &share2, r);
     auto [ga1, gw2, gb2] = conv_backward(gZ2, a1, w2);
     auto gA1 = cl(ga1);
     gW[1] = gw2, gb[1] = gb2;
     // a1: conv2's gradient + u's + the mean's spread, through the sigmoid
-    sigmoid_grad_pass(gA1.data_ptr<float>(), gA1.data_ptr<float>(), gU.data_ptr<float>(), a1.data_ptr<float>(), spread(g[0], r),
-                      nullptr, nullptr, nullptr, r);
+    const auto spread1 = spread(g[0], r);
+    sigmoid_grad_pass(gA1.data_ptr<float>(), gA1.data_ptr<float>(), gU.data_ptr<float>(), a1.data_ptr<float>(), &spread1, nullptr,
+                      nullptr, nullptr, r);
     auto [gx, gw1, gb1] = conv_backward(gA1, xc, w1);
     gW[0] = gw1, gb[0] = gb1;
     // CLIA's map: only its mean is used
     if (g[4].defined()) {
       auto gZc = torch::empty_like(ac);
-      sigmoid_grad_pass(gZc.data_ptr<float>(), nullptr, nullptr, ac.data_ptr<float>(), spread(g[4], r), nullptr, nullptr, nullptr, r);
+      const auto spread_c = spread(g[4], r);
+      sigmoid_grad_pass(gZc.data_ptr<float>(), nullptr, nullptr, ac.data_ptr<float>(), &spread_c, nullptr, nullptr, nullptr, r);
       auto [gxc, gwc, gbc] = conv_backward(gZc, xc, wc);
       gx = gx.add_(gxc);
       gW[4] = gwc, gb[4] = gbc;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <optional>
@@ -372,8 +373,8 @@ Tuning choose_speed(const runs::RunConfig& cfg, const RunFiles& f, const TrainOp
   f.say("timing the speed settings on one batch (paid once per machine and configuration) ...");
   t = tune_training(mcfg, b, to);
   if (opt.group) {
-    const double code = double(t.chosen.bf16) + 2.0 * t.chosen.channels_last + 4.0 * t.chosen.attention_kernels +
-                        8.0 * t.chosen.recompute + 16.0 * t.chosen.mfa_chain + 32.0 * t.chosen.blas_threads;
+    // One number per choice, from every setting (to_json names them all), exact in a double (53 bits).
+    const double code = static_cast<double>(std::hash<std::string>{}(t.chosen.to_json().dump()) >> 11);
     const auto [lo_code, hi_code] = opt.group->min_max(code);
     if (lo_code != hi_code) {
       t.chosen = SpeedSettings{};
