@@ -98,7 +98,7 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
         if auto and auto["drifa"].get("bf16"):
             # the optimised peer in DRIFA's precision: bf16 autocast as well
             p = run_json([py, str(ROOT / "bench/peer_bench.py"), "--preset", "paper", "--what", "train", "--threads", threads,
-                          "--steps", "2", "--setting", "optimised", "--bf16"], env=KEEP_FREED_MEMORY)
+                          "--steps", "2", "--warmup", "3", "--setting", "optimised", "--bf16"], env=KEEP_FREED_MEMORY)
             goal("DRIFA auto (bf16) vs the optimised peer bf16", p["median_s"] / auto["drifa"]["median_s"], 1.3)
         if bf16:
             goal("bf16 training vs fp32 (" + ("AMX" if amx else "AVX512-BF16") + ")",
@@ -179,7 +179,12 @@ def main():
             steps = (a.steps if preset == "paper" else 1) if what == "train" else a.steps + 1
             if cuda:
                 steps *= 3
-            common = ["--preset", preset, "--what", what, "--threads", T, "--steps", str(steps), "--warmup", "3" if cuda else "1"]
+            # Three warm-up steps at the paper's widths: a process's heap grows over its first three
+            # training steps there (drifa: 1.04M page faults in steps 1-3, none in 4-6; at ~2 us a
+            # fault, up to 6x slower convolutions in a step that faults), a cost a run of thousands
+            # of steps pays once. Both sides get the same warm-up.
+            warmup = "3" if cuda or preset == "paper" else "1"
+            common = ["--preset", preset, "--what", what, "--threads", T, "--steps", str(steps), "--warmup", warmup]
             peer_cmd = [PY, str(ROOT / "bench/peer_bench.py"), "--device", a.device] + common
             run_peer = lambda: run_json(peer_cmd + ["--setting", "authors"])  # noqa: E731
             run_peer_opt = lambda: run_json(peer_cmd + ["--setting", "optimised"],  # noqa: E731
@@ -267,8 +272,9 @@ def main():
               f"MACs {d['flops'] / base['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:5.0f} MB", flush=True)
         rows.append(dict(preset="demo", what="attention-cost", setting=name, drifa=d))
 
-    # the same at the paper's widths (64..512 channels, 128 px, batch 32), where users train: one
-    # step each after a warm-up (a step is seconds); peak RSS includes the process's libraries.
+    # the same at the paper's widths (64..512 channels, 128 px, batch 32), where users train: two
+    # steps each after three warm-up steps (the heap's growth, above); peak RSS includes the
+    # process's libraries.
     paper_att = {}
     if not cuda:
         print("\nattention cost (paper widths 64..512, 128 px, training step, batch 32, fp32):")
@@ -277,7 +283,7 @@ def main():
                             ("drifa, MFA chain", ["--attention", "drifa", "--mfa-chain"]),
                             ("drifa, MFA chain + recomputed", ["--attention", "drifa", "--mfa-chain", "--recompute-attention"]),
                             ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
-            d = run_json([bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "1"] + flags)
+            d = run_json([bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "3"] + flags)
             paper_att[name] = d
             b0 = paper_att["none"]
             print(f"  {name:30} {d['median_s']:7.2f} s   time {d['median_s'] / b0['median_s']:5.2f}x  "

@@ -574,8 +574,9 @@ TEST(Model, MFARecomputedUnderAutocastGivesTheSameGradients) {
 // MFA's chain as one autograd node (model/mfa_chain.h) against the same arithmetic as ATen ops:
 // the same pooled values bit for bit, and the same gradients for the input and all ten weights
 // within float rounding; for NCHW and channels-last input, with every descriptor used or only
-// some (the others' gradients undefined), and with ties (zero weights make conv4's output and
-// a2 constant over H and W: the max's gradient is shared by every position).
+// some (the others' gradients undefined), and with ties: every position tied (zero weights make
+// conv4's output and a2 constant over H and W: the max's gradient is shared by every position,
+// conv4's dense backward) or pairs (every pixel twice: each maximum tied twice, the sparse one).
 TEST(Model, MFAChainGivesThePlainArithmeticsValuesAndGradients) {
   // (the plain path's convolutions run in channels-last whatever x's layout: pointwise_layout.h)
   const auto reference = [](const torch::Tensor& xin, const std::vector<torch::Tensor>& w) {
@@ -588,7 +589,7 @@ TEST(Model, MFAChainGivesThePlainArithmeticsValuesAndGradients) {
     auto ac = torch::sigmoid(c(x, w[8], w[9]));
     return std::vector<torch::Tensor>{a1.mean({2, 3}), a2.amax({2, 3}), a3.mean({2, 3}), z4.amax({2, 3}), ac.mean({2, 3})};
   };
-  for (bool ties : {false, true})
+  for (const std::string ties : {"none", "all", "pairs"})
     for (bool channels_last : {false, true})
       for (bool some : {false, true}) {
         torch::manual_seed(13);
@@ -598,8 +599,8 @@ TEST(Model, MFAChainGivesThePlainArithmeticsValuesAndGradients) {
           w0.push_back(torch::randn({C, C, 1, 1}) * 0.5);
           w0.push_back(torch::randn({C}) * 0.1);
         }
-        if (ties) w0[2].zero_(), w0[6].zero_(), w0[7].zero_();
-        auto x0 = torch::randn({3, C, 6, 5});
+        if (ties == "all") w0[2].zero_(), w0[6].zero_(), w0[7].zero_();
+        auto x0 = ties == "pairs" ? torch::randn({3, C, 6, 5}).repeat_interleave(2, 3) : torch::randn({3, C, 6, 5});
         if (channels_last) x0 = x0.contiguous(at::MemoryFormat::ChannelsLast);
         std::vector<torch::Tensor> ups;
         for (int i = 0; i < 5; ++i) ups.push_back(torch::randn({3, C}));
@@ -626,7 +627,7 @@ TEST(Model, MFAChainGivesThePlainArithmeticsValuesAndGradients) {
           for (const auto& t : p) o.push_back(t.detach());
           outs.push_back(o);
         }
-        const std::string where = std::string(ties ? "ties " : "") + (channels_last ? "channels-last " : "NCHW ") + (some ? "some" : "all");
+        const std::string where = "ties " + ties + " " + (channels_last ? "channels-last " : "NCHW ") + (some ? "some" : "all");
         for (size_t i = 0; i < 5; ++i) EXPECT_TRUE(torch::equal(outs[0][i], outs[1][i])) << where << " output " << i;
         for (size_t i = 0; i < grads[0].size(); ++i) {
           const double scale = std::max(1e-3, grads[0][i].abs().max().item<double>());

@@ -31,29 +31,47 @@ struct Rows {
   int64_t B, C, n;
 };
 
-// g/count for the elements of each (sample, channel) equal to its maximum (ATen's convention:
-// ties share evenly), 0 where g is undefined. Returns [B, C].
-std::vector<float> max_share(const Tensor& map, const Tensor& mx, const Tensor& g, const Rows& r) {
-  std::vector<float> share(static_cast<size_t>(r.B * r.C), 0.f);
-  if (!g.defined()) return share;
+// Where each (sample, channel) plane of a map reaches its maximum, and the max's gradient per
+// tied element: g/count (ATen's convention: ties share evenly), 0 where g is undefined or a plane
+// has no match (a NaN plane). Positions are recorded, sample by sample in row order, while the
+// sample has at most `keep` of them; past that only counted (`all` false).
+struct Maxima {
+  std::vector<float> share;                                 // [B, C]
+  std::vector<std::vector<std::pair<int64_t, int64_t>>> at;  // per sample: (row, channel)
+  bool all = true;
+};
+
+Maxima maxima(const Tensor& map, const Tensor& mx, const Tensor& g, const Rows& r, int64_t keep) {
+  Maxima m;
+  m.share.assign(static_cast<size_t>(r.B * r.C), 0.f);
+  m.at.resize(static_cast<size_t>(r.B));
+  if (!g.defined()) return m;
   const auto gc = g.contiguous();
-  const float *p = map.data_ptr<float>(), *m = mx.data_ptr<float>(), *pg = gc.data_ptr<float>();
+  const float *p = map.data_ptr<float>(), *hi_all = mx.data_ptr<float>(), *pg = gc.data_ptr<float>();
+  std::vector<char> over(static_cast<size_t>(r.B), 0);
   at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> count(static_cast<size_t>(r.C));
     for (int64_t b = b0; b < b1; ++b) {
       std::fill(count.begin(), count.end(), 0.f);
-      const float* hi = m + b * r.C;
+      auto& at = m.at[static_cast<size_t>(b)];
+      const float* hi = hi_all + b * r.C;
       for (int64_t i = 0; i < r.n; ++i) {
         const float* row = p + (b * r.n + i) * r.C;
-        for (int64_t c = 0; c < r.C; ++c) count[static_cast<size_t>(c)] += row[c] == hi[c];
+        for (int64_t c = 0; c < r.C; ++c) {
+          if (row[c] != hi[c]) continue;
+          count[static_cast<size_t>(c)] += 1.f;
+          if (static_cast<int64_t>(at.size()) < keep) at.emplace_back(i, c);
+          else over[static_cast<size_t>(b)] = 1;
+        }
       }
       for (int64_t c = 0; c < r.C; ++c) {
         const float k = count[static_cast<size_t>(c)];
-        share[static_cast<size_t>(b * r.C + c)] = k > 0 ? pg[b * r.C + c] / k : 0.f;  // no match: a NaN plane
+        m.share[static_cast<size_t>(b * r.C + c)] = k > 0 ? pg[b * r.C + c] / k : 0.f;
       }
     }
   });
-  return share;
+  for (char o : over) m.all = m.all && !o;
+  return m;
 }
 
 // [B, C] mean gradient spread over the n positions (mean's backward: g / n), zeros if undefined.
@@ -106,6 +124,44 @@ Tensor max_grad_map(const Tensor& z, const Tensor& mx, const std::vector<float>&
   return g;
 }
 
+// conv4's backward is sparse while the tied maxima are at most 1/kSparseTies of its map's
+// elements: a row added per maximum costs about what 1/kSparseTies of the dense GEMM would.
+constexpr int64_t kSparseTies = 16;
+
+// out = (spread[b, c] + sum over the maxima at row i of share[b, k] * w4[k, c]) * (1 - y) * y:
+// a3's sigmoid derivative with conv4's sparse input gradient and the mean's spread.
+void sigmoid_grad_with_rows(float* out, const float* y, const std::vector<float>& spread, const Maxima& m, const float* w4,
+                            const Rows& r) {
+  at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> t(static_cast<size_t>(r.C));
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* per = spread.data() + b * r.C;
+      const auto& at = m.at[static_cast<size_t>(b)];
+      size_t e = 0;
+      for (int64_t i = 0; i < r.n; ++i) {
+        const int64_t o = (b * r.n + i) * r.C;
+        if (e < at.size() && at[e].first == i) {
+          std::fill(t.begin(), t.end(), 0.f);
+          for (; e < at.size() && at[e].first == i; ++e) {
+            const int64_t k = at[e].second;
+            const float sh = m.share[static_cast<size_t>(b * r.C + k)];
+            for (int64_t c = 0; c < r.C; ++c) t[static_cast<size_t>(c)] += sh * w4[k * r.C + c];
+          }
+          for (int64_t c = 0; c < r.C; ++c) {
+            const float v = y[o + c];
+            out[o + c] = (t[static_cast<size_t>(c)] + per[c]) * (1.f - v) * v;
+          }
+        } else {
+          for (int64_t c = 0; c < r.C; ++c) {
+            const float v = y[o + c];
+            out[o + c] = per[c] * (1.f - v) * v;
+          }
+        }
+      }
+    }
+  });
+}
+
 struct Chain : public torch::autograd::Function<Chain> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& w1,
                                                 const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& w3,
@@ -132,24 +188,41 @@ struct Chain : public torch::autograd::Function<Chain> {
     const Rows r{xc.size(0), xc.size(1), xc.size(2) * xc.size(3)};
     const auto cl = [](Tensor t) { return t.contiguous(kCL); };
     Tensor gW[5], gb[5];
-    // conv4: only its max is used, through the tied maxima
-    Tensor gA3;
-    if (g[3].defined()) {
-      auto [ga, gw, gbias] = conv_backward(max_grad_map(z4, mx4, max_share(z4, mx4, g[3], r), r), a3, w4);
-      gA3 = cl(ga), gW[3] = gw, gb[3] = gbias;
-    } else {
-      gW[3] = torch::zeros_like(w4), gb[3] = torch::zeros({w4.size(0)}, w4.options());
-    }
-    // a3: conv4's gradient + the mean's spread, through the sigmoid
-    auto gZ3 = gA3.defined() ? gA3 : torch::empty_like(a3);
+    // conv4: only its max is used, so its output's gradient is zero but at each plane's tied
+    // maxima. While those are few (the usual case: one per plane) its backward is sparse, rows of
+    // w4 added where a maximum sits, instead of a dense GEMM over a map of zeros; many ties (a
+    // constant region holding the maximum) take oneDNN's dense backward.
+    const auto m4 = maxima(z4, mx4, g[3], r, r.n * r.C / kSparseTies);
     const auto spread3 = spread(g[2], r);
-    sigmoid_grad_pass(gZ3.data_ptr<float>(), gA3.defined() ? gA3.data_ptr<float>() : nullptr, nullptr, a3.data_ptr<float>(),
-                      &spread3, nullptr, nullptr, nullptr, r);
+    auto gZ3 = torch::empty_like(a3);
+    if (!g[3].defined() || m4.all) {
+      const auto w4m = w4.reshape({r.C, r.C}).contiguous();
+      sigmoid_grad_with_rows(gZ3.data_ptr<float>(), a3.data_ptr<float>(), spread3, m4, w4m.data_ptr<float>(), r);
+      auto gw = torch::zeros_like(w4);
+      auto gbias = torch::zeros({r.C}, w4.options());
+      float *pw = gw.data_ptr<float>(), *pb = gbias.data_ptr<float>();
+      const float* y = a3.data_ptr<float>();
+      for (int64_t b = 0; b < r.B; ++b)
+        for (const auto& [i, c] : m4.at[static_cast<size_t>(b)]) {
+          const float sh = m4.share[static_cast<size_t>(b * r.C + c)];
+          const float* row = y + (b * r.n + i) * r.C;
+          for (int64_t k = 0; k < r.C; ++k) pw[c * r.C + k] += sh * row[k];
+          pb[c] += sh;
+        }
+      gW[3] = gw, gb[3] = gbias;
+    } else {
+      auto [ga, gw, gbias] = conv_backward(max_grad_map(z4, mx4, m4.share, r), a3, w4);
+      const auto gA3 = cl(ga);
+      gW[3] = gw, gb[3] = gbias;
+      // a3: conv4's gradient + the mean's spread, through the sigmoid
+      sigmoid_grad_pass(gZ3.data_ptr<float>(), gA3.data_ptr<float>(), nullptr, a3.data_ptr<float>(), &spread3, nullptr, nullptr,
+                        nullptr, r);
+    }
     auto [gu, gw3, gb3] = conv_backward(gZ3, u, w3);
     const auto gU = cl(gu);
     gW[2] = gw3, gb[2] = gb3;
     // a2: u's gradient + the max's share at its tied maxima, through the sigmoid
-    const auto share2 = max_share(a2, mx2, g[1], r);
+    const auto share2 = maxima(a2, mx2, g[1], r, 0).share;
     auto gZ2 = torch::empty_like(a2);
     sigmoid_grad_pass(gZ2.data_ptr<float>(), gU.data_ptr<float>(), nullptr, a2.data_ptr<float>(), nullptr, a2.data_ptr<float>(), mx2.data_ptr<float>(), &share2, r);
     auto [ga1, gw2, gb2] = conv_backward(gZ2, a1, w2);

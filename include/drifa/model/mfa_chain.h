@@ -11,6 +11,10 @@
 // backward GEMMs. Measured on the same machine, training step, batch 32: demo widths 244-294 ms
 // against 304-340 (best of 10 steps, three alternating runs), paper widths 4.33-5.35 s against
 // 4.73-5.42 (best of 2-3 steps, five runs; about 5%, within the machine's drift).
+// conv4 feeds only a max: its output's gradient is zero but at each plane's maxima, so its
+// backward adds a row of w4 per maximum instead of a dense GEMM over zeros (oneDNN's dense
+// backward where ties are many). One stem-size chain, forward + backward: 162-167 ms against
+// 176-183 (best of 9, two alternating runs, same machine).
 //
 // A tuning knob (training/tuning.h: kept where it measures faster), off by default: the sums
 // run in another order than autograd's, so the gradients match the plain path within float
