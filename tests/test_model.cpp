@@ -633,6 +633,13 @@ TEST(Model, MFAChainGivesThePlainArithmeticsValuesAndGradients) {
           const double scale = std::max(1e-3, grads[0][i].abs().max().item<double>());
           EXPECT_LE((grads[0][i] - grads[1][i]).abs().max().item<double>(), 2e-6 * scale) << where << " gradient " << i;
         }
+        {
+          // without autograd the node keeps nothing and gives the same values
+          torch::NoGradGuard no_grad;
+          const auto q = mfa_chain(x0, {w0[0], w0[1], w0[2], w0[3], w0[4], w0[5], w0[6], w0[7], w0[8], w0[9]});
+          const std::vector<torch::Tensor> p{q.mean_a1, q.max_a2, q.mean_a3, q.max_z4, q.mean_c1};
+          for (size_t i = 0; i < 5; ++i) EXPECT_TRUE(torch::equal(outs[1][i], p[i])) << where << " no-grad output " << i;
+        }
         if (!some) {
           // every gradient is really there (conv4's through the tied or single maxima)
           for (size_t i = 0; i < grads[1].size(); ++i) EXPECT_GT(grads[1][i].abs().max().item<double>(), 0.0) << where << " gradient " << i;

@@ -31,47 +31,58 @@ struct Rows {
   int64_t B, C, n;
 };
 
-// Where each (sample, channel) plane of a map reaches its maximum, and the max's gradient per
-// tied element: g/count (ATen's convention: ties share evenly), 0 where g is undefined or a plane
-// has no match (a NaN plane). Positions are recorded, sample by sample in row order, while the
-// sample has at most `keep` of them; past that only counted (`all` false).
+// Where each (sample, channel) plane of a map reaches its maximum: `count` [B, C] tied elements,
+// and, while a sample has at most `keep` of them, the elements themselves as i * C + c in row
+// order (sample b's are at[start[b] .. start[b + 1]); `all` false once a sample has more).
 struct Maxima {
-  std::vector<float> share;                                 // [B, C]
-  std::vector<std::vector<std::pair<int64_t, int64_t>>> at;  // per sample: (row, channel)
+  Tensor at, start, count;  // int64, int64 [B + 1], float [B, C]
   bool all = true;
 };
 
-Maxima maxima(const Tensor& map, const Tensor& mx, const Tensor& g, const Rows& r, int64_t keep) {
+Maxima maxima(const Tensor& map, const Tensor& mx, const Rows& r, int64_t keep) {
   Maxima m;
-  m.share.assign(static_cast<size_t>(r.B * r.C), 0.f);
-  m.at.resize(static_cast<size_t>(r.B));
-  if (!g.defined()) return m;
-  const auto gc = g.contiguous();
-  const float *p = map.data_ptr<float>(), *hi_all = mx.data_ptr<float>(), *pg = gc.data_ptr<float>();
+  m.count = torch::zeros({r.B, r.C}, torch::kFloat32);
+  std::vector<std::vector<int64_t>> at(static_cast<size_t>(r.B));
   std::vector<char> over(static_cast<size_t>(r.B), 0);
+  const float *p = map.data_ptr<float>(), *hi_all = mx.data_ptr<float>();
+  float* count = m.count.data_ptr<float>();
   at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
-    std::vector<float> count(static_cast<size_t>(r.C));
     for (int64_t b = b0; b < b1; ++b) {
-      std::fill(count.begin(), count.end(), 0.f);
-      auto& at = m.at[static_cast<size_t>(b)];
+      auto& mine = at[static_cast<size_t>(b)];
       const float* hi = hi_all + b * r.C;
+      float* k = count + b * r.C;
       for (int64_t i = 0; i < r.n; ++i) {
         const float* row = p + (b * r.n + i) * r.C;
         for (int64_t c = 0; c < r.C; ++c) {
           if (row[c] != hi[c]) continue;
-          count[static_cast<size_t>(c)] += 1.f;
-          if (static_cast<int64_t>(at.size()) < keep) at.emplace_back(i, c);
+          k[c] += 1.f;
+          if (static_cast<int64_t>(mine.size()) < keep) mine.push_back(i * r.C + c);
           else over[static_cast<size_t>(b)] = 1;
         }
       }
-      for (int64_t c = 0; c < r.C; ++c) {
-        const float k = count[static_cast<size_t>(c)];
-        m.share[static_cast<size_t>(b * r.C + c)] = k > 0 ? pg[b * r.C + c] / k : 0.f;
-      }
     }
   });
-  for (char o : over) m.all = m.all && !o;
+  m.start = torch::empty({r.B + 1}, torch::kInt64);
+  int64_t* start = m.start.data_ptr<int64_t>();
+  start[0] = 0;
+  for (int64_t b = 0; b < r.B; ++b) {
+    start[b + 1] = start[b] + static_cast<int64_t>(at[static_cast<size_t>(b)].size());
+    m.all = m.all && !over[static_cast<size_t>(b)];
+  }
+  m.at = torch::empty({start[r.B]}, torch::kInt64);
+  for (int64_t b = 0; b < r.B; ++b) std::copy(at[static_cast<size_t>(b)].begin(), at[static_cast<size_t>(b)].end(), m.at.data_ptr<int64_t>() + start[b]);
   return m;
+}
+
+// The max's gradient per tied element, g / count (ATen's convention: ties share evenly); 0 where g
+// is undefined or a plane has no match (a NaN plane). [B, C]
+std::vector<float> shares(const Tensor& count, const Tensor& g, const Rows& r) {
+  std::vector<float> share(static_cast<size_t>(r.B * r.C), 0.f);
+  if (!g.defined()) return share;
+  const auto gc = g.contiguous();
+  const float *pg = gc.data_ptr<float>(), *k = count.data_ptr<float>();
+  for (int64_t e = 0; e < r.B * r.C; ++e) share[static_cast<size_t>(e)] = k[e] > 0 ? pg[e] / k[e] : 0.f;
+  return share;
 }
 
 // [B, C] mean gradient spread over the n positions (mean's backward: g / n), zeros if undefined.
@@ -130,21 +141,21 @@ constexpr int64_t kSparseTies = 16;
 
 // out = (spread[b, c] + sum over the maxima at row i of share[b, k] * w4[k, c]) * (1 - y) * y:
 // a3's sigmoid derivative with conv4's sparse input gradient and the mean's spread.
-void sigmoid_grad_with_rows(float* out, const float* y, const std::vector<float>& spread, const Maxima& m, const float* w4,
-                            const Rows& r) {
+void sigmoid_grad_with_rows(float* out, const float* y, const std::vector<float>& spread, const Maxima& m,
+                            const std::vector<float>& share, const float* w4, const Rows& r) {
+  const int64_t *at = m.at.data_ptr<int64_t>(), *start = m.start.data_ptr<int64_t>();
   at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> t(static_cast<size_t>(r.C));
     for (int64_t b = b0; b < b1; ++b) {
       const float* per = spread.data() + b * r.C;
-      const auto& at = m.at[static_cast<size_t>(b)];
-      size_t e = 0;
+      int64_t e = start[b];
       for (int64_t i = 0; i < r.n; ++i) {
         const int64_t o = (b * r.n + i) * r.C;
-        if (e < at.size() && at[e].first == i) {
+        if (e < start[b + 1] && at[e] / r.C == i) {
           std::fill(t.begin(), t.end(), 0.f);
-          for (; e < at.size() && at[e].first == i; ++e) {
-            const int64_t k = at[e].second;
-            const float sh = m.share[static_cast<size_t>(b * r.C + k)];
+          for (; e < start[b + 1] && at[e] / r.C == i; ++e) {
+            const int64_t k = at[e] % r.C;
+            const float sh = share[static_cast<size_t>(b * r.C + k)];
             for (int64_t c = 0; c < r.C; ++c) t[static_cast<size_t>(c)] += sh * w4[k * r.C + c];
           }
           for (int64_t c = 0; c < r.C; ++c) {
@@ -166,63 +177,79 @@ struct Chain : public torch::autograd::Function<Chain> {
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const Tensor& x, const Tensor& w1,
                                                 const Tensor& b1, const Tensor& w2, const Tensor& b2, const Tensor& w3,
                                                 const Tensor& b3, const Tensor& w4, const Tensor& b4, const Tensor& wc,
-                                                const Tensor& bc) {
+                                                const Tensor& bc, bool grad) {
     // The plain path's operations (hifa.cpp, clia.cpp) on the same channels-last copy: the same values.
     const auto xc = x.contiguous(kCL);
     auto a1 = conv(xc, w1, b1).sigmoid_();
     auto a2 = conv(a1, w2, b2).sigmoid_();
-    auto u = a1 + a2;
-    auto a3 = conv(u, w3, b3).sigmoid_();
+    auto a3 = conv(a1 + a2, w3, b3).sigmoid_();
     auto z4 = conv(a3, w4, b4);
     auto ac = conv(xc, wc, bc).sigmoid_();
     auto mx2 = spatial_max(a2), mx4 = spatial_max(z4);
-    ctx->save_for_backward({xc, a1, a2, u, a3, z4, ac, mx2, mx4, w1, w2, w3, w4, wc});
     ctx->set_materialize_grads(false);
+    if (grad) {
+      // Kept for backward: three of the seven maps (a1, a2, a3), and x, which autograd keeps for
+      // MFA's product anyway. Made again there: x's channels-last copy, u = a1 + a2 and CLIA's map
+      // (one 1x1 convolution: 214 MB less at the paper's widths for ~2% of the step); conv4's
+      // maxima stand for z4 unless they are many (its backward needs no more: see there).
+      const Rows r{xc.size(0), xc.size(1), xc.size(2) * xc.size(3)};
+      auto m4 = maxima(z4, mx4, r, r.n * r.C / kSparseTies);
+      ctx->save_for_backward({x, a1, a2, a3, m4.all ? Tensor() : z4, bc, mx2, mx4, w1, w2, w3, w4, wc});
+      ctx->saved_data["at4"] = m4.at;
+      ctx->saved_data["start4"] = m4.start;
+      ctx->saved_data["count4"] = m4.count;
+    }
     return {a1.mean({2, 3}), mx2, a3.mean({2, 3}), mx4, ac.mean({2, 3})};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list g) {
     const auto s = ctx->get_saved_variables();
-    const auto &xc = s[0], &a1 = s[1], &a2 = s[2], &u = s[3], &a3 = s[4], &z4 = s[5], &ac = s[6], &mx2 = s[7], &mx4 = s[8];
-    const auto &w1 = s[9], &w2 = s[10], &w3 = s[11], &w4 = s[12], &wc = s[13];
+    const auto &a1 = s[1], &a2 = s[2], &a3 = s[3], &z4 = s[4], &bc = s[5], &mx2 = s[6];
+    const auto &w1 = s[8], &w2 = s[9], &w3 = s[10], &w4 = s[11], &wc = s[12];
+    const auto xc = s[0].contiguous(kCL);
     const Rows r{xc.size(0), xc.size(1), xc.size(2) * xc.size(3)};
     const auto cl = [](Tensor t) { return t.contiguous(kCL); };
     Tensor gW[5], gb[5];
     // conv4: only its max is used, so its output's gradient is zero but at each plane's tied
     // maxima. While those are few (the usual case: one per plane) its backward is sparse, rows of
     // w4 added where a maximum sits, instead of a dense GEMM over a map of zeros; many ties (a
-    // constant region holding the maximum) take oneDNN's dense backward.
-    const auto m4 = maxima(z4, mx4, g[3], r, r.n * r.C / kSparseTies);
+    // constant region holding the maximum) keep z4 and take oneDNN's dense backward.
+    const Maxima m4{ctx->saved_data["at4"].toTensor(), ctx->saved_data["start4"].toTensor(),
+                    ctx->saved_data["count4"].toTensor(), !z4.defined()};
+    const auto share4 = shares(m4.count, g[3], r);
     const auto spread3 = spread(g[2], r);
     auto gZ3 = torch::empty_like(a3);
-    if (!g[3].defined() || m4.all) {
+    if (m4.all || !g[3].defined()) {  // (without g[3] the shares are zeros)
       const auto w4m = w4.reshape({r.C, r.C}).contiguous();
-      sigmoid_grad_with_rows(gZ3.data_ptr<float>(), a3.data_ptr<float>(), spread3, m4, w4m.data_ptr<float>(), r);
+      sigmoid_grad_with_rows(gZ3.data_ptr<float>(), a3.data_ptr<float>(), spread3, m4, share4, w4m.data_ptr<float>(), r);
       auto gw = torch::zeros_like(w4);
       auto gbias = torch::zeros({r.C}, w4.options());
       float *pw = gw.data_ptr<float>(), *pb = gbias.data_ptr<float>();
       const float* y = a3.data_ptr<float>();
+      const int64_t *at = m4.at.data_ptr<int64_t>(), *start = m4.start.data_ptr<int64_t>();
       for (int64_t b = 0; b < r.B; ++b)
-        for (const auto& [i, c] : m4.at[static_cast<size_t>(b)]) {
-          const float sh = m4.share[static_cast<size_t>(b * r.C + c)];
+        for (int64_t e = start[b]; e < start[b + 1]; ++e) {
+          const int64_t i = at[e] / r.C, c = at[e] % r.C;
+          const float sh = share4[static_cast<size_t>(b * r.C + c)];
           const float* row = y + (b * r.n + i) * r.C;
           for (int64_t k = 0; k < r.C; ++k) pw[c * r.C + k] += sh * row[k];
           pb[c] += sh;
         }
       gW[3] = gw, gb[3] = gbias;
     } else {
-      auto [ga, gw, gbias] = conv_backward(max_grad_map(z4, mx4, m4.share, r), a3, w4);
+      auto [ga, gw, gbias] = conv_backward(max_grad_map(z4, s[7], share4, r), a3, w4);
       const auto gA3 = cl(ga);
       gW[3] = gw, gb[3] = gbias;
       // a3: conv4's gradient + the mean's spread, through the sigmoid
       sigmoid_grad_pass(gZ3.data_ptr<float>(), gA3.data_ptr<float>(), nullptr, a3.data_ptr<float>(), &spread3, nullptr, nullptr,
                         nullptr, r);
     }
+    const auto u = a1 + a2;
     auto [gu, gw3, gb3] = conv_backward(gZ3, u, w3);
     const auto gU = cl(gu);
     gW[2] = gw3, gb[2] = gb3;
     // a2: u's gradient + the max's share at its tied maxima, through the sigmoid
-    const auto share2 = maxima(a2, mx2, g[1], r, 0).share;
+    const auto share2 = shares(maxima(a2, mx2, r, 0).count, g[1], r);
     auto gZ2 = torch::empty_like(a2);
     sigmoid_grad_pass(gZ2.data_ptr<float>(), gU.data_ptr<float>(), nullptr, a2.data_ptr<float>(), nullptr, a2.data_ptr<float>(), mx2.data_ptr<float>(), &share2, r);
     auto [ga1, gw2, gb2] = conv_backward(gZ2, a1, w2);
@@ -236,6 +263,7 @@ struct Chain : public torch::autograd::Function<Chain> {
     gW[0] = gw1, gb[0] = gb1;
     // CLIA's map: only its mean is used
     if (g[4].defined()) {
+      auto ac = conv(xc, wc, bc).sigmoid_();
       auto gZc = torch::empty_like(ac);
       const auto spread_c = spread(g[4], r);
       sigmoid_grad_pass(gZc.data_ptr<float>(), nullptr, nullptr, ac.data_ptr<float>(), &spread_c, nullptr, nullptr, nullptr, r);
@@ -245,7 +273,7 @@ struct Chain : public torch::autograd::Function<Chain> {
     } else {
       gW[4] = torch::zeros_like(wc), gb[4] = torch::zeros({wc.size(0)}, wc.options());
     }
-    return {gx, gW[0], gb[0], gW[1], gb[1], gW[2], gb[2], gW[3], gb[3], gW[4], gb[4]};
+    return {gx, gW[0], gb[0], gW[1], gb[1], gW[2], gb[2], gW[3], gb[3], gW[4], gb[4], Tensor()};
   }
 };
 
@@ -257,7 +285,9 @@ bool mfa_chain_applies(const torch::Tensor& x) {
 }
 
 MFAPools mfa_chain(const torch::Tensor& x, const MFAWeights& w) {
-  const auto p = Chain::apply(x, w.w1, w.b1, w.w2, w.b2, w.w3, w.b3, w.w4, w.b4, w.wc, w.bc);
+  bool grad = torch::GradMode::is_enabled() && x.requires_grad();
+  for (const auto* t : {&w.w1, &w.b1, &w.w2, &w.b2, &w.w3, &w.b3, &w.w4, &w.b4, &w.wc, &w.bc}) grad = grad || (torch::GradMode::is_enabled() && t->requires_grad());
+  const auto p = Chain::apply(x, w.w1, w.b1, w.w2, w.b2, w.w3, w.b3, w.w4, w.b4, w.wc, w.bc, grad);
   return {p[0], p[1], p[2], p[3], p[4]};
 }
 
