@@ -285,8 +285,11 @@ bool mfa_chain_applies(const torch::Tensor& x) {
 }
 
 MFAPools mfa_chain(const torch::Tensor& x, const MFAWeights& w) {
-  bool grad = torch::GradMode::is_enabled() && x.requires_grad();
-  for (const auto* t : {&w.w1, &w.b1, &w.w2, &w.b2, &w.w3, &w.b3, &w.w4, &w.b4, &w.wc, &w.bc}) grad = grad || (torch::GradMode::is_enabled() && t->requires_grad());
+  // Whether autograd will call backward (as Function::apply decides it): only then the node keeps
+  // maps and records conv4's maxima.
+  bool grad = x.requires_grad();
+  for (const auto* t : {&w.w1, &w.b1, &w.w2, &w.b2, &w.w3, &w.b3, &w.w4, &w.b4, &w.wc, &w.bc}) grad = grad || t->requires_grad();
+  grad = grad && torch::GradMode::is_enabled();
   const auto p = Chain::apply(x, w.w1, w.b1, w.w2, w.b2, w.w3, w.b3, w.w4, w.b4, w.wc, w.bc, grad);
   return {p[0], p[1], p[2], p[3], p[4]};
 }
