@@ -11,7 +11,8 @@ inference mode for inference); then the
 uncertainty study (5 models x 30 MC passes) naive vs DRIFA's path, and the data loader's rate
 against the model's. Each measurement runs in its own process so peak memory is its own. The
 machine is shared and its speed drifts by up to 20% over minutes, so the paper training row
-alternates DRIFA and both peers over --rounds rounds and keeps each side's best.
+alternates DRIFA and both peers over --rounds rounds and keeps each side's best; so do the
+attention-cost rows the goals read (none, drifa, the MFA chain, the chain with recompute).
 GFLOP/s count 2 FLOPs per multiply-add (analytic MACs from `drifa info`), a training step as
 3 forward passes. Peak = cores x 32 FP32 FLOP/cycle (two 256-bit FMA pipes: 2 x 8 lanes x 2 FLOPs),
 64 where the processor has AVX-512 and the run may use it (two 512-bit FMA pipes; some parts have
@@ -54,6 +55,29 @@ def best(j):
     return j["median_s"]
 
 
+def rounds_best(rows, preset, cmds, names, rounds, unit):
+    """Runs the named attention rows rounds - 1 more times, alternating, and keeps each one's best
+    run in rows (its time and that run's peak memory); prints every round's times."""
+    got = {r["setting"]: r for r in rows if r.get("what") == "attention-cost" and r.get("preset") == preset}
+    names = [n for n in names if n in got and n in cmds]
+    if rounds < 2 or not names:
+        return
+    seen = {n: [got[n]["drifa"]["median_s"]] for n in names}
+    for _ in range(rounds - 1):
+        for n in names:
+            d = run_json(cmds[n])
+            seen[n].append(d["median_s"])
+            got[n]["drifa"] = min(got[n]["drifa"], d, key=best)
+    scale = 1e3 if unit == "ms" else 1.0
+    base = got[names[0]]["drifa"]
+    print(f"  best of {rounds} alternating rounds ({preset} widths):")
+    for n in names:
+        d = got[n]["drifa"]
+        print(f"  {n:30} {scale * d['median_s']:7.2f} {unit}  time {d['median_s'] / base['median_s']:5.2f}x  peak RSS "
+              f"{d['peak_rss_mb']:6.0f} MB ({d['peak_rss_mb'] / base['peak_rss_mb']:4.2f}x)   rounds: "
+              + ", ".join(f"{scale * t:.2f}" for t in seen[n]), flush=True)
+
+
 def clock_ghz():
     for line in open("/proc/cpuinfo"):
         if line.startswith("cpu MHz"):
@@ -83,7 +107,14 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
         ref = auto or fp32
         target = 2.5 if amx else 2.0 if native_bf16 else 1.5
         kind = "AMX" if amx else "native bf16" if native_bf16 else "AVX2-only"
-        goal(f"paper training step, auto vs the authors' fp32 peer ({kind})", ref["peer"]["median_s"] / ref["drifa"]["median_s"], target)
+        # The peer's time is its best of --rounds runs; auto's two rows (measured, then read from
+        # the cache) run the same settings, so auto's time is the better of the two likewise.
+        cached = row("auto, cached")
+        ref_s = ref["drifa"]["median_s"]
+        if auto and cached and cached["drifa"].get("tuning", {}).get("chosen_str") == auto["drifa"].get("tuning", {}).get("chosen_str"):
+            ref_s = min(ref_s, cached["drifa"]["median_s"])
+            kind += "; auto's better row"
+        goal(f"paper training step, auto vs the authors' fp32 peer ({kind})", ref["peer"]["median_s"] / ref_s, target)
         if auto:
             chosen = auto["drifa"].get("tuning", {}).get("chosen_str", "")
             # auto's own table compares the candidates in alternating timings in one process; the
@@ -95,6 +126,9 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
             if plain and best:
                 goal("auto vs fp32 in auto's own alternating timings", plain / best, 0.95)
         goal("DRIFA fp32 vs the optimised peer fp32", fp32["peer_opt"]["median_s"] / fp32["drifa"]["median_s"], 1.3)
+        if auto and not auto["drifa"].get("bf16"):
+            # auto kept float32: its settings (layout, attention nodes) against the peer in that precision
+            goal("DRIFA auto (fp32) vs the optimised peer fp32", fp32["peer_opt"]["median_s"] / ref_s, 1.3)
         if auto and auto["drifa"].get("bf16"):
             # the optimised peer in DRIFA's precision: bf16 autocast as well
             p = run_json([py, str(ROOT / "bench/peer_bench.py"), "--preset", "paper", "--what", "train", "--threads", threads,
@@ -104,7 +138,6 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
             goal("bf16 training vs fp32 (" + ("AMX" if amx else "AVX512-BF16") + ")",
                  fp32["drifa"]["median_s"] / bf16["drifa"]["median_s"], 1.5 if amx else 1.2)
         goal("peak memory, DRIFA fp32 / the authors' peer", fp32["drifa"]["peak_rss_mb"] / fp32["peer"]["peak_rss_mb"], 0.8, higher=False)
-        cached = row("auto, cached")
         if cached:
             # what a run pays once auto's choice is in the cache (the first run also holds the timing's trials)
             goal("peak memory, DRIFA auto (" + cached["drifa"]["tuning"]["chosen_str"] + ") / the authors' peer",
@@ -124,6 +157,8 @@ def goals(rows, paper_att, a, cuda, native_bf16, amx, isa_line, py, bench, threa
                     goal(f"  the same with {label} (memory)", r["peak_rss_mb"] / n["peak_rss_mb"], 2.0, higher=False)
         if "none" in demo and "drifa" in demo:
             goal("attention time at demo widths, drifa / none", demo["drifa"]["median_s"] / demo["none"]["median_s"], 3.0, higher=False)
+            if "drifa, MFA chain" in demo:
+                goal("  the same with the MFA chain", demo["drifa, MFA chain"]["median_s"] / demo["none"]["median_s"], 3.0, higher=False)
     print(f"\ngoals (issue 28), ISA: {isa_line}:")
     for name, value, target, verdict in out:
         low = "memory" in name or "/ none" in name or "recompute" in name or "the same with" in name
@@ -137,7 +172,7 @@ def main():
     ap.add_argument("--steps", type=int, default=2, help="timed training steps (inference: one more)")
     ap.add_argument("--build", default=str(ROOT / "build"))
     ap.add_argument("--quick", action="store_true", help="paper configuration only, fewer passes")
-    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the paper training step (DRIFA default and both peers)")
+    ap.add_argument("--rounds", type=int, default=2, help="alternating rounds of the paper training step (DRIFA default and both peers) and of the attention rows the goals read")
     ap.add_argument("--device", default="cpu", help="cpu | cuda (DRIFA and the peer)")
     ap.add_argument("--core-only", action="store_true", help="a DRIFA_CORE_ONLY build: no data-loader row")
     ap.add_argument("--isa", choices=["native", "avx2"], default="native",
@@ -257,7 +292,13 @@ def main():
 
     # what the attention costs: each ablation's training step at the demo widths (16..128, 64 px,
     # batch 32, the demo's), its time beside its multiply-adds, both relative to the plain ResNet ("none")
-    print("\nattention cost (demo widths, training step, batch 32, fp32):")
+    # The rows the goals read (none, drifa, the MFA chain, and at the paper's widths the chain with
+    # recompute) run --rounds times, alternating, each keeping its best: a single run of each was
+    # up to 20% off in either direction on the shared machine, and the goals are their ratios.
+    goal_rows = ("none", "drifa", "drifa, MFA chain", "drifa, MFA chain + recomputed")
+    print("\nattention cost (demo widths, training step, batch 32, fp32" + (f"; goal rows best of {a.rounds} alternating rounds"
+          if a.rounds > 1 else "") + "):")
+    demo_cmds = {}
     base = None
     for name, flags in [("none", ["--attention", "none"]), ("mifa", ["--attention", "mifa"]), ("mfa", ["--attention", "mfa"]),
                         ("drifa", ["--attention", "drifa"]), ("drifa, plain pooling", ["--attention", "drifa", "--plain-attention"]),
@@ -265,17 +306,19 @@ def main():
                         ("drifa, MFA chain", ["--attention", "drifa", "--mfa-chain"]),
                         ("drifa, LibTorch Adam", ["--attention", "drifa", "--plain-adam"]),
                         ("drifa, threaded BLAS", ["--attention", "drifa", "--blas-threads", T])]:
-        d = run_json([bench, "--device", a.device, "--preset", "demo", "--what", "train", "--batch", "32", "--threads", T,
-                      "--steps", "10", "--warmup", "2"] + flags)
+        demo_cmds[name] = [bench, "--device", a.device, "--preset", "demo", "--what", "train", "--batch", "32", "--threads", T,
+                           "--steps", "10", "--warmup", "2"] + flags
+        d = run_json(demo_cmds[name])
         base = base or d
         print(f"  {name:30} {1e3 * d['median_s']:7.1f} ms  time {d['median_s'] / base['median_s']:5.2f}x  "
               f"MACs {d['flops'] / base['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:5.0f} MB", flush=True)
         rows.append(dict(preset="demo", what="attention-cost", setting=name, drifa=d))
+    rounds_best(rows, "demo", demo_cmds, goal_rows, a.rounds, "ms")
 
     # the same at the paper's widths (64..512 channels, 128 px, batch 32), where users train: two
     # steps each after three warm-up steps (the heap's growth, above); peak RSS includes the
     # process's libraries.
-    paper_att = {}
+    paper_att, paper_cmds = {}, {}
     if not cuda:
         print("\nattention cost (paper widths 64..512, 128 px, training step, batch 32, fp32):")
         for name, flags in [("none", ["--attention", "none"]), ("drifa", ["--attention", "drifa"]),
@@ -283,13 +326,16 @@ def main():
                             ("drifa, MFA chain", ["--attention", "drifa", "--mfa-chain"]),
                             ("drifa, MFA chain + recomputed", ["--attention", "drifa", "--mfa-chain", "--recompute-attention"]),
                             ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
-            d = run_json([bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "3"] + flags)
+            paper_cmds[name] = [bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "3"] + flags
+            d = run_json(paper_cmds[name])
             paper_att[name] = d
             b0 = paper_att["none"]
             print(f"  {name:30} {d['median_s']:7.2f} s   time {d['median_s'] / b0['median_s']:5.2f}x  "
                   f"MACs {d['flops'] / b0['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:6.0f} MB "
                   f"({d['peak_rss_mb'] / b0['peak_rss_mb']:4.2f}x)", flush=True)
             rows.append(dict(preset="paper", what="attention-cost", setting=name, drifa=d))
+        rounds_best(rows, "paper", paper_cmds, goal_rows, a.rounds, "s")
+        paper_att = {r["setting"]: r["drifa"] for r in rows if r.get("what") == "attention-cost" and r.get("preset") == "paper"}
 
     # the uncertainty study: naive loop vs DRIFA's path (same masks, so equal results)
     print("\nuncertainty study (K models x T MC passes over N samples, batch 32):")
