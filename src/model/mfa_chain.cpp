@@ -53,6 +53,10 @@ Maxima maxima(const Tensor& map, const Tensor& mx, const Rows& r, int64_t keep) 
       float* k = count + b * r.C;
       for (int64_t i = 0; i < r.n; ++i) {
         const float* row = p + (b * r.n + i) * r.C;
+        // most rows hold no maximum: a branch-free test first (vectorised), the positions after
+        int hit = 0;
+        for (int64_t c = 0; c < r.C; ++c) hit |= row[c] == hi[c];
+        if (!hit) continue;
         for (int64_t c = 0; c < r.C; ++c) {
           if (row[c] != hi[c]) continue;
           k[c] += 1.f;
@@ -97,27 +101,54 @@ std::vector<float> spread(const Tensor& g, const Rows& r) {
 
 // out = (sum of the inputs' terms) * (1 - y) * y, row by row: per element
 //   t = a[i] (+ b[i]) (+ per[b, c]) (+ share[b, c] where map == its max)
-// out may alias a. Any of a, b, per, share may be null (map and mx go with share).
-void sigmoid_grad_pass(float* out, const float* a, const float* b, const float* y, const std::vector<float>* per,
-                       const float* map, const float* mx, const std::vector<float>* share, const Rows& r) {
+// One loop per combination of the terms (each call site has its own): the compiler vectorises
+// a loop without branches, and GCC left this one's four tests inside it (about 2x the time of
+// a memory-speed pass: 4.4-5.4 ms against 1.9-2.5 for 16 x 4096 x 64 floats, 2-core AVX-512 Xeon).
+template <bool A, bool B, bool Per, bool Share>
+void sigmoid_grad_rows(float* out, const float* a, const float* b, const float* y, const float* per, const float* map,
+                       const float* mx, const float* share, const Rows& r) {
   at::parallel_for(0, r.B, 1, [&](int64_t b0, int64_t b1) {
     for (int64_t s = b0; s < b1; ++s) {
-      const float* pc = per ? per->data() + s * r.C : nullptr;
-      const float* sh = share ? share->data() + s * r.C : nullptr;
-      const float* hi = mx ? mx + s * r.C : nullptr;
+      const float* pc = Per ? per + s * r.C : nullptr;
+      const float* sh = Share ? share + s * r.C : nullptr;
+      const float* hi = Share ? mx + s * r.C : nullptr;
       for (int64_t i = 0; i < r.n; ++i) {
         const int64_t o = (s * r.n + i) * r.C;
         for (int64_t c = 0; c < r.C; ++c) {
-          float t = a ? a[o + c] : 0.f;
-          if (b) t += b[o + c];
-          if (pc) t += pc[c];
-          if (sh) t += map[o + c] == hi[c] ? sh[c] : 0.f;
+          float t = 0.f;
+          if (A) t = a[o + c];
+          if (B) t += b[o + c];
+          if (Per) t += pc[c];
+          if (Share) {
+            // (loads before the select, so it is a blend, not a branch)
+            const float m = map[o + c], h = hi[c], v = sh[c];
+            t += m == h ? v : 0.f;
+          }
           const float v = y[o + c];
           out[o + c] = t * (1.f - v) * v;
         }
       }
     }
   });
+}
+
+// out may alias a. Any of a, b, per, share may be null (map and mx go with share).
+void sigmoid_grad_pass(float* out, const float* a, const float* b, const float* y, const std::vector<float>* per,
+                       const float* map, const float* mx, const std::vector<float>* share, const Rows& r) {
+  using Loop = void (*)(float*, const float*, const float*, const float*, const float*, const float*, const float*,
+                        const float*, const Rows&);
+  static constexpr Loop loops[16] = {
+      sigmoid_grad_rows<false, false, false, false>, sigmoid_grad_rows<false, false, false, true>,
+      sigmoid_grad_rows<false, false, true, false>,  sigmoid_grad_rows<false, false, true, true>,
+      sigmoid_grad_rows<false, true, false, false>,  sigmoid_grad_rows<false, true, false, true>,
+      sigmoid_grad_rows<false, true, true, false>,   sigmoid_grad_rows<false, true, true, true>,
+      sigmoid_grad_rows<true, false, false, false>,  sigmoid_grad_rows<true, false, false, true>,
+      sigmoid_grad_rows<true, false, true, false>,   sigmoid_grad_rows<true, false, true, true>,
+      sigmoid_grad_rows<true, true, false, false>,   sigmoid_grad_rows<true, true, false, true>,
+      sigmoid_grad_rows<true, true, true, false>,    sigmoid_grad_rows<true, true, true, true>};
+  const float* pc = per ? per->data() : nullptr;
+  const float* sh = share ? share->data() : nullptr;
+  loops[(a ? 8 : 0) | (b ? 4 : 0) | (pc ? 2 : 0) | (sh ? 1 : 0)](out, a, b, y, pc, map, mx, sh, r);
 }
 
 // z4's gradient: its max's share at the tied maxima, 0 elsewhere.

@@ -125,8 +125,10 @@ void backward_kernel_nhwc(const float* px, const float* pmn, const float* pmx, c
         const float* r = p + i * C;
         float* o = g + i * C;
         for (int64_t c = 0; c < C; ++c) {
+          // (every load before the selects, so they are blends and the loop vectorises)
           const size_t k = static_cast<size_t>(c);
-          o[c] = spread[k] + (r[c] == lo[c] ? at_min[k] : 0.f) + (r[c] == hi[c] ? at_max[k] : 0.f);
+          const float v = r[c], a = at_min[k], z = at_max[k];
+          o[c] = spread[k] + (v == lo[c] ? a : 0.f) + (v == hi[c] ? z : 0.f);
         }
       }
     }
