@@ -319,6 +319,7 @@ def main():
     # steps each after three warm-up steps (the heap's growth, above); peak RSS includes the
     # process's libraries.
     paper_att, paper_cmds = {}, {}
+    b0 = None
     if not cuda:
         print("\nattention cost (paper widths 64..512, 128 px, training step, batch 32, fp32):")
         for name, flags in [("none", ["--attention", "none"]), ("drifa", ["--attention", "drifa"]),
@@ -328,13 +329,13 @@ def main():
                             ("drifa, fused kernels", ["--attention", "drifa", "--attention-kernels"])]:
             paper_cmds[name] = [bench, "--preset", "paper", "--what", "train", "--threads", T, "--steps", "2", "--warmup", "3"] + flags
             d = run_json(paper_cmds[name])
-            paper_att[name] = d
-            b0 = paper_att["none"]
+            b0 = b0 or d
             print(f"  {name:30} {d['median_s']:7.2f} s   time {d['median_s'] / b0['median_s']:5.2f}x  "
                   f"MACs {d['flops'] / b0['flops']:5.2f}x  peak RSS {d['peak_rss_mb']:6.0f} MB "
                   f"({d['peak_rss_mb'] / b0['peak_rss_mb']:4.2f}x)", flush=True)
             rows.append(dict(preset="paper", what="attention-cost", setting=name, drifa=d))
         rounds_best(rows, "paper", paper_cmds, goal_rows, a.rounds, "s")
+        # (after the rounds: each goal row's best run)
         paper_att = {r["setting"]: r["drifa"] for r in rows if r.get("what") == "attention-cost" and r.get("preset") == "paper"}
 
     # the uncertainty study: naive loop vs DRIFA's path (same masks, so equal results)

@@ -121,8 +121,8 @@ void sigmoid_grad_rows(float* out, const float* a, const float* b, const float* 
           if (Per) t += pc[c];
           if (Share) {
             // (loads before the select, so it is a blend, not a branch)
-            const float m = map[o + c], h = hi[c], v = sh[c];
-            t += m == h ? v : 0.f;
+            const float m = map[o + c], h = hi[c], at_max = sh[c];
+            t += m == h ? at_max : 0.f;
           }
           const float v = y[o + c];
           out[o + c] = t * (1.f - v) * v;
