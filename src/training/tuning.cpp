@@ -34,6 +34,7 @@ constexpr const char* kMfaChain = "mfa_chain";
 constexpr const char* kChosen = "chosen";
 constexpr const char* kTimings = "timings";
 constexpr const char* kSeconds = "seconds";
+constexpr const char* kRatio = "ratio";
 constexpr const char* kSettings = "settings";
 }  // namespace
 
@@ -80,6 +81,7 @@ std::string Tuning::table() const {
     o << "\n  " << std::left << std::setw(44) << t.settings.str() << std::right << std::fixed << std::setprecision(1) << std::setw(9)
       << 1e3 * t.seconds << " ms/step";
     if (plain > 0) o << std::setprecision(2) << std::setw(7) << plain / t.seconds << "x";
+    if (t.ratio > 0) o << std::setprecision(2) << "  (median " << t.ratio << " of the best then)";
     if (t.settings == chosen) o << "  <- chosen";
   }
   if (timings.empty()) o << " " << chosen.str();
@@ -88,7 +90,11 @@ std::string Tuning::table() const {
 
 nlohmann::json Tuning::to_json() const {
   nlohmann::json rows = nlohmann::json::array();
-  for (const auto& t : timings) rows.push_back({{kSettings, t.settings.to_json()}, {kSeconds, t.seconds}});
+  for (const auto& t : timings) {
+    nlohmann::json r{{kSettings, t.settings.to_json()}, {kSeconds, t.seconds}};
+    if (t.ratio > 0) r[kRatio] = t.ratio;
+    rows.push_back(r);
+  }
   return {{kChosen, chosen.to_json()}, {kTimings, rows}};
 }
 
@@ -100,37 +106,72 @@ Tuning Tuning::from_json(const nlohmann::json& j, const std::string& where) {
   for (const auto& r : j[kTimings]) {
     if (!r.is_object() || !r.contains(kSeconds) || !r[kSeconds].is_number() || !r.contains(kSettings))
       throw Error(where + ": " + kTimings + ": each row needs \"" + kSettings + "\" and a number \"" + kSeconds + "\"");
-    t.timings.push_back({SpeedSettings::from_json(r[kSettings], where + ": " + kTimings), r[kSeconds].get<double>()});
+    Timing row{SpeedSettings::from_json(r[kSettings], where + ": " + kTimings), r[kSeconds].get<double>()};
+    // absent for the plain path, a candidate dropped after one timing, and entries of older runs
+    if (r.contains(kRatio)) {
+      if (!r[kRatio].is_number() || r[kRatio].get<double>() <= 0)
+        throw Error(where + ": " + kTimings + ": \"" + kRatio + "\" must be a positive number");
+      row.ratio = r[kRatio].get<double>();
+    }
+    t.timings.push_back(row);
   }
   return t;
 }
 
+double median(std::vector<double> v) {
+  if (v.empty()) throw Error("median of no values");
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 Tuning search(const std::vector<Knob>& knobs, const std::function<double(const SpeedSettings&)>& time, double margin,
-              const std::function<void(const SpeedSettings&)>& decided, double memory_margin) {
+              const std::function<void(const SpeedSettings&)>& decided, double memory_margin, int ratios) {
   Tuning t;
   t.source = "measured";
+  const auto row = [&](const SpeedSettings& s) -> Timing& {
+    auto r = std::find_if(t.timings.begin(), t.timings.end(), [&](const Timing& x) { return x.settings == s; });
+    if (r != t.timings.end()) return *r;
+    t.timings.push_back({s, 1e300});
+    return t.timings.back();
+  };
+  SpeedSettings last;  // what the latest timing timed, and its seconds
+  double last_s = 0;
   // Each candidate's row keeps the best of its timings.
   const auto timed = [&](const SpeedSettings& s) {
     const double sec = time(s);
-    auto row = std::find_if(t.timings.begin(), t.timings.end(), [&](const Timing& r) { return r.settings == s; });
-    if (row == t.timings.end()) t.timings.push_back({s, sec});
-    else row->seconds = std::min(row->seconds, sec);
+    Timing& r = row(s);
+    r.seconds = std::min(r.seconds, sec);
+    last = s;
+    last_s = sec;
     return sec;
   };
   SpeedSettings best;
-  double best_s = timed(best);
+  timed(best);
   for (const auto& k : knobs) {
     const SpeedSettings alt = k.turn(best);
     if (alt == best) continue;
-    // Alternating (old, new, old, new): a drift of the machine's speed hits both sides alike.
-    double alt_s = timed(alt);
-    if (alt_s <= best_s * kClearlySlower) {  // else dropped after this one timing
-      best_s = std::min(best_s, timed(best));
-      alt_s = std::min(alt_s, timed(alt));
-      if (k.saves_memory ? alt_s <= best_s * (1.0 + memory_margin) : alt_s < best_s * (1.0 - margin)) {
-        best = alt;
-        best_s = alt_s;
+    // Pairs in alternating order (best, alt), (alt, best), (best, alt), ...: adjacent timings, so
+    // the machine's drift (up to 20% over minutes on the 2-core Xeon) moves both alike and its
+    // trend cancels across pairs; the median of the pairs' ratios, so one outlying step (+-15%
+    // there) decides nothing. The first pair reuses the best's latest timing when it was the last one.
+    std::vector<double> r;
+    for (int i = 0; i < std::max(1, ratios); ++i) {
+      double b = 0, a = 0;
+      if (i % 2 == 0) {
+        b = i == 0 && last == best ? last_s : timed(best);
+        a = timed(alt);
+        if (i == 0 && a > b * kClearlySlower) break;  // dropped after this one timing
+      } else {
+        a = timed(alt);
+        b = timed(best);
       }
+      r.push_back(a / b);
+    }
+    if (!r.empty()) {
+      const double m = median(r);
+      row(alt).ratio = m;
+      if (k.saves_memory ? m <= 1.0 + memory_margin : m < 1.0 - margin) best = alt;
     }
     if (decided) decided(best);
   }
@@ -171,8 +212,8 @@ std::vector<Knob> knobs_for(const ModelConfig& mcfg, const torch::Device& device
 
 std::string tuning_key(const ModelConfig& mcfg, const data::Batch& batch, const torch::Device& device) {
   std::ostringstream o;
-  // "search 3": entries from before the MFA chain and recompute knobs are not read (they never tried them).
-  o << machine_key() << " | search 3 | " << device.str() << " | batch";
+  // "search 4": entries from before the median-of-ratios search (a noisier decision) are not read.
+  o << machine_key() << " | search 4 | " << device.str() << " | batch";
   for (const auto& x : batch.inputs) o << " " << x.sizes();
   o << " | " << mcfg.to_json().dump();
   return o.str();
@@ -251,7 +292,8 @@ Tuning tune_training(const ModelConfig& mcfg, const data::Batch& batch, const Tu
     if (it == trials.end()) {
       trials.emplace_back(s, std::make_unique<Trial>(mcfg, s, opt.device));
       it = trials.end() - 1;
-      one_step(*it->second, s, xs, batch, opt);  // warm-up: oneDNN's primitives, the allocator
+      // oneDNN's primitives, the allocator: a fresh process grows its heap over the first steps
+      for (int i = 0; i < kTuneWarmupSteps; ++i) one_step(*it->second, s, xs, batch, opt);
     }
     double best = 1e300, total = 0;
     for (int i = 0; i < std::max(1, opt.steps) && (i == 0 || total < kMinTimedSeconds); ++i) {

@@ -6,8 +6,9 @@
 // at others): only a measurement on the machine, the model and the batch says.
 //
 // The search starts from the plain path (fp32, NCHW, ATen attention, one-thread BLAS) and tries
-// one knob at a time, keeping a change only when alternating timings (old, new, old, new) make
-// the step faster by more than kTuneMargin: auto is never slower than fp32 by more than noise.
+// one knob at a time, keeping a change only when alternating timings (old, new, old, new, ...)
+// make the step faster by more than kTuneMargin in the median of their ratios: auto is never
+// slower than fp32 by more than noise.
 // The result is kept in the tuning cache (runtime/tuning_cache.h) under the machine, model
 // configuration, batch shape and LibTorch version, so a machine pays the timing once.
 #include <functional>
@@ -59,6 +60,9 @@ struct Knob {
 struct Timing {
   SpeedSettings settings;
   double seconds = 0;  // the best of its timed steps
+  // What decided it: the median of its timings each over the best's timed next to it (the best
+  // when it was tried). 0 for the plain path and a candidate dropped after one timing.
+  double ratio = 0;
 };
 
 struct Tuning {
@@ -74,6 +78,14 @@ struct Tuning {
 
 // A change is kept when it makes the step faster by more than this fraction.
 inline constexpr double kTuneMargin = 0.05;
+// Timings of each candidate, alternating with the best so far; the decision is the median of
+// their ratios. One ratio per candidate (the best of two timings each, as before) let single
+// steps decide, and they vary by +-15% on the 2-core Xeon: MFA's chain measured 0.96-1.04x of the
+// plain path that way and 0.74-0.90x in the steady state, and was dropped on an AVX2 processor.
+inline constexpr int kTuneRatios = 3;
+// Untimed steps of each candidate's fresh network first: oneDNN makes its primitives and the
+// allocator grows its heap over the first steps of a process (the chain's first two ratios above).
+inline constexpr int kTuneWarmupSteps = 3;
 // A memory knob is kept unless it makes the step slower by more than this fraction. Wider than
 // kTuneMargin because the same two settings measured 0.88-1.09x of each other in alternating
 // timings on the 2-core Xeon (recompute at the paper's widths, five runs: about equal on
@@ -92,12 +104,18 @@ inline constexpr double kMinTimedSeconds = 0.5;
 inline constexpr double kTuneMinGmacPerStep = 0.5;
 
 // The search alone, over any timer: time(settings) returns seconds per step. Knobs are tried
-// in order from the plain path; one that changes nothing is skipped, one kClearlySlower is
-// dropped after its first timing; a memory knob is kept unless clearly slower (Knob::saves_memory). decided(best), when given,
-// is called after each knob's decision (a timer may then drop what it keeps for the loser).
+// in order from the plain path; one that changes nothing is skipped. A candidate is timed in
+// `ratios` pairs with the best so far, in alternating order (best, alt), (alt, best), ...; one
+// whose first timing is kClearlySlower than the best's before it is dropped there. A speed
+// knob is kept when the median ratio is under 1 - margin, a memory knob (Knob::saves_memory)
+// unless it is over 1 + memory_margin. decided(best), when given, is called after each knob's
+// decision (a timer may then drop what it keeps for the loser).
 Tuning search(const std::vector<Knob>& knobs, const std::function<double(const SpeedSettings&)>& time,
               double margin = kTuneMargin, const std::function<void(const SpeedSettings&)>& decided = nullptr,
-              double memory_margin = kMemoryKnobMargin);
+              double memory_margin = kMemoryKnobMargin, int ratios = kTuneRatios);
+
+// The middle value (the mean of the two middle ones for an even count); throws drifa::Error for none.
+double median(std::vector<double> v);
 
 // The knobs for this machine, model and device: bf16 where oneDNN's kernels compute it natively,
 // channels-last, the attention kernels where the model has attention, threaded BLAS where the
@@ -110,7 +128,7 @@ std::vector<Knob> knobs_for(const ModelConfig& mcfg, const torch::Device& device
 struct TuneOptions {
   torch::Device device = torch::kCPU;
   std::string cache;  // a cache file, "none", or "" (runtime/tuning_cache.h's default)
-  int steps = 2;      // at most this many timed steps per timing (kMinTimedSeconds), after one warm-up step
+  int steps = 2;      // at most this many timed steps per timing (kMinTimedSeconds), after kTuneWarmupSteps
   std::vector<double> task_weights;
   std::vector<torch::Tensor> class_weights;
 };
