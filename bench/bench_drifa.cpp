@@ -229,6 +229,7 @@ int run(int argc, char** argv) {
     drifa::set_mfa_chain(chain || t.chosen.mfa_chain);
     if (drifa::blas_threads() > 0) drifa::set_blas_threads(t.chosen.blas_threads);
     tuned = t.to_json();
+    for (size_t i = 0; i < t.timings.size(); ++i) tuned["timings"][i]["settings_str"] = t.timings[i].settings.str();
     tuned["source"] = t.source;
     tuned["chosen_str"] = t.chosen.str();
     tuned["tuning_s"] = tuning_s;

@@ -266,6 +266,9 @@ def main():
                     name = "auto -> " + d["tuning"]["chosen_str"]
                     print(f"  (timing the candidates took {d['tuning']['tuning_s']:.1f} s, paid once per machine and "
                           f"configuration: {len(d['tuning']['timings'])} settings)", flush=True)
+                    # what decided each knob: the median of its paired ratios against the best then
+                    print("   " + "; ".join(f"{t['settings_str']} "
+                                            f"{t['ratio']:.2f}" for t in d["tuning"]["timings"] if "ratio" in t), flush=True)
                 row = dict(preset=preset, what=what, setting=name, drifa=d, peer=peer, peer_opt=peer_opt)
                 rows.append(row)
                 share = "     -" if cuda else f"{100 * gf / peak:5.1f}%"

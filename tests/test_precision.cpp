@@ -57,6 +57,8 @@ TEST(Precision, Bf16IsACandidateOnlyWhereTheCpuComputesItNatively) {
   EXPECT_TRUE(has(names(avx2, cpu, Attention::MIFA), "recomputed maps"));
   EXPECT_TRUE(has(names(avx2, cpu), "MFA chain"));
   EXPECT_FALSE(has(names(avx2, cpu, Attention::MIFA), "MFA chain"));  // MIFA alone has no MFA
+  for (const auto& k : training::knobs_for(m, cpu, avx2))  // the chain saves memory too: kept unless slower
+    EXPECT_EQ(k.saves_memory, k.name == "MFA chain" || k.name == "recomputed maps") << k.name;
   EXPECT_TRUE(training::knobs_for(m, cpu, avx2).back().saves_memory);
   EXPECT_EQ(isa_summary(avx2), "Intel Xeon AVX2 box: avx2 (bf16 emulated)");
   EXPECT_EQ(isa_summary(bf16), "AMD EPYC 9B14: avx2 avx512f avx512_bf16 (native bf16)");
