@@ -51,7 +51,7 @@ struct SpeedSettings {
 struct Knob {
   std::string name;
   std::function<SpeedSettings(const SpeedSettings&)> turn;
-  // A knob that saves memory (recomputing the attention's maps) is kept unless it makes the
+  // A knob that saves memory (MFA's chain, recomputing the attention's maps) is kept unless it makes the
   // step slower by more than kMemoryKnobMargin; a speed knob only when it makes it faster by
   // more than the margin.
   bool saves_memory = false;
