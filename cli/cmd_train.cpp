@@ -151,6 +151,7 @@ void register_train(CLI::App& app, GlobalFlags& g) {
   cmd->add_option("--precision", o->precision,
                   "auto | fp32 | bf16 (bfloat16 autocast on CPU, float16 on CUDA); auto: the fastest of fp32, bf16 "
                   "(where the CPU computes it natively), channels-last, the fused attention kernels and threaded BLAS, "
+                  "then MFA's chain and recomputed maps (memory knobs: kept unless 10% slower), "
                   "timed on the first batch and cached per machine and configuration; fp32 for models under 0.5 GMAC "
                   "per step (default: the config's [train] precision, auto)");
   cmd->add_option("--tuning-cache", o->tuning_cache,
