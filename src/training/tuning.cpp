@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "drifa/error.h"
+#include "drifa/evaluation/bootstrap.h"
 #include "drifa/evaluation/evaluator.h"
 #include "drifa/model/attention_kernels.h"
 #include "drifa/model/drifa_net.h"
@@ -121,8 +122,7 @@ Tuning Tuning::from_json(const nlohmann::json& j, const std::string& where) {
 double median(std::vector<double> v) {
   if (v.empty()) throw Error("median of no values");
   std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  return evaluation::quantile_sorted(v, 0.5);
 }
 
 Tuning search(const std::vector<Knob>& knobs, const std::function<double(const SpeedSettings&)>& time, double margin,
