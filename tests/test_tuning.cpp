@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <random>
 
@@ -77,9 +78,21 @@ TEST(Tuning, SearchKeepsAChangeOnlyWhenItIsClearlyFaster) {
   EXPECT_DOUBLE_EQ(back.timings[1].seconds, t.timings[1].seconds);
   EXPECT_DOUBLE_EQ(back.timings[2].ratio, t.timings[2].ratio);
   EXPECT_EQ(back.timings[0].ratio, 0.0);
-  auto bad_ratio = t.to_json();
-  bad_ratio["timings"][1]["ratio"] = "fast";
-  EXPECT_THROW(Tuning::from_json(bad_ratio, "cache.json"), Error);
+  // a cache or tuning.json with a broken ratio: an error naming the file and the key (a file's
+  // 1e400 fails earlier, in nlohmann's parser: the cache is then read as broken, test below)
+  for (const nlohmann::json& bad : {nlohmann::json("fast"), nlohmann::json(-1.0), nlohmann::json(0.0),
+                                    nlohmann::json(std::numeric_limits<double>::infinity()),
+                                    nlohmann::json(std::numeric_limits<double>::quiet_NaN())}) {
+    auto bad_ratio = t.to_json();
+    bad_ratio["timings"][1]["ratio"] = bad;
+    try {
+      Tuning::from_json(bad_ratio, "cache.json");
+      FAIL() << "ratio " << bad.dump() << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cache.json: timings: \"ratio\" must be a positive finite number"), std::string::npos)
+          << e.what();
+    }
+  }
   EXPECT_THROW(Tuning::from_json({{"chosen", {{"bf16", "yes"}}}, {"timings", nlohmann::json::array()}}, "cache.json"), Error);
   try {
     SpeedSettings::from_json({{"bf16", true}, {"channels_last", false}, {"attention_kernels", false}, {"blas_threads", 0}}, "cache.json");

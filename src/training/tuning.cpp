@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -110,8 +111,8 @@ Tuning Tuning::from_json(const nlohmann::json& j, const std::string& where) {
     Timing row{SpeedSettings::from_json(r[kSettings], where + ": " + kTimings), r[kSeconds].get<double>()};
     // absent for the plain path, a candidate dropped after one timing, and entries of older runs
     if (r.contains(kRatio)) {
-      if (!r[kRatio].is_number() || r[kRatio].get<double>() <= 0)
-        throw Error(where + ": " + kTimings + ": \"" + kRatio + "\" must be a positive number");
+      if (!r[kRatio].is_number() || !std::isfinite(r[kRatio].get<double>()) || r[kRatio].get<double>() <= 0)
+        throw Error(where + ": " + kTimings + ": \"" + kRatio + "\" must be a positive finite number, found " + r[kRatio].dump());
       row.ratio = r[kRatio].get<double>();
     }
     t.timings.push_back(row);
